@@ -1,0 +1,63 @@
+# lmf_tf: every target creates the virtual environment on first use.
+# The README spells out each command these targets run.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONPATH := $(CURDIR)
+
+# Run settings (override on the command line: make sst2-lstm R=90 SEED=2 EPOCHS=8 ARGS="--batch_size=32").
+R ?=
+SEED ?= 1
+ARGS ?=
+LSTM_EPOCHS ?= 8
+LSTM_COMPRESS_AT ?= 4
+DAN_EPOCHS ?= 8
+DAN_COMPRESS_AT ?= 4
+SEEDS ?= 1 2 3
+MEASURE_R ?= 0 50 90
+
+compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1) --compress_at_epoch=$(2),)
+
+.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 bench-pipeline clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+sst2-lstm: $(STAMP)
+	$(PY) scripts/train.py --dataset=sst2 --model=lstm --epochs=$(LSTM_EPOCHS) --seed=$(SEED) \
+	  $(call compress_flags,$(R),$(LSTM_COMPRESS_AT)) $(ARGS)
+
+sst2-dan: $(STAMP)
+	$(PY) scripts/train.py --dataset=sst2 --model=dan --epochs=$(DAN_EPOCHS) --seed=$(SEED) \
+	  $(call compress_flags,$(R),$(DAN_COMPRESS_AT)) $(ARGS)
+
+# Issue 3's measurement: LSTM and DAN-RAND, R in MEASURE_R, seeds in SEEDS; finished runs are skipped.
+measure-sst2: $(STAMP)
+	@for model in lstm dan; do for r in $(MEASURE_R); do for seed in $(SEEDS); do \
+	  out=results/sst2_$${model}_R$${r}_seed$${seed}.json; \
+	  if [ -f $$out ]; then echo "skip $$out (done)"; continue; fi; \
+	  $(MAKE) --no-print-directory sst2-$$model R=$$r SEED=$$seed || exit 1; \
+	done; done; done
+	$(MAKE) --no-print-directory table-sst2
+
+table-sst2: $(STAMP)
+	$(PY) scripts/summarize.py --results_dir=results --pattern='sst2_*_R*_seed*.json' \
+	  --output=results/sst2_summary
+
+bench-pipeline: $(STAMP)
+	$(PY) scripts/bench_pipeline.py --output=results/bench_pipeline.json $(ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,125 @@
+"""Keras callbacks for training: per-epoch dev/test evaluation with best-on-dev selection, and resumable state."""
+
+import glob
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from lmf_tf import io_utils, model_size
+from lmf_tf.errors import CheckpointNotFoundError
+from lmf_tf.layers import CompressibleEmbedding
+
+STATE_FILE = 'state.json'
+
+
+def embedding_rank(model):
+  """Rank of the model's compressed embedding, or None while it is uncompressed."""
+  for layer in model._flatten_layers():
+    if isinstance(layer, CompressibleEmbedding) and layer.is_compressed:
+      return layer.rank
+  return None
+
+
+class EpochEvaluation(keras.callbacks.Callback):
+  """Evaluates dev and test after each epoch, logs one fixed line, keeps the best epoch *on dev*.
+
+  An epoch is eligible for selection only if the model then has its final form (`eligible(model)`, e.g. the
+  embedding is already compressed), so a compressed run never reports an uncompressed epoch. At each new best,
+  the inference checkpoint (weights + graph, no optimizer) is saved to `best_dir` and its size recorded.
+  Test accuracy is recorded for every epoch but never used to choose.
+
+  `history`: list of per-epoch dicts; `best`: the chosen epoch's dict plus its checkpoint size.
+  """
+
+  def __init__(self, dev, test, best_dir, eligible, total_epochs, metadata=None, history=None, best=None):
+    super().__init__()
+    self.dev, self.test = dev, test
+    self.best_dir, self.eligible, self.total_epochs = best_dir, eligible, total_epochs
+    self.metadata = metadata or {}
+    self.history = list(history or [])
+    self.best = best
+    self._epoch_start = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    train_seconds = time.perf_counter() - self._epoch_start
+    dev = self.model.evaluate(self.dev, verbose=0, return_dict=True)
+    test = self.model.evaluate(self.test, verbose=0, return_dict=True)
+    optimizer = self.model.optimizer
+    rank = embedding_rank(self.model)
+    record = {
+        'epoch': epoch + 1,
+        'step': int(optimizer.iterations.numpy()),
+        'learning_rate': float(keras.ops.convert_to_numpy(optimizer.learning_rate)),
+        'train_loss': float(logs.get('loss', float('nan'))),
+        'train_accuracy': float(logs.get('accuracy', float('nan'))),
+        'dev_accuracy': float(dev['accuracy']),
+        'test_accuracy': float(test['accuracy']),
+        'dev_loss': float(dev['loss']),
+        'rank': rank,
+        'num_params': int(sum(w.numpy().size for w in self.model.weights)),
+        'train_seconds': round(train_seconds, 2),
+    }
+    self.history.append(record)
+    improved = self.eligible(self.model) and (self.best is None or record['dev_accuracy'] > self.best['dev_accuracy'])
+    if improved:
+      size = model_size.save_inference_checkpoint(self.model, self.best_dir, {**self.metadata, 'epoch': epoch + 1,
+                                                                               'rank': rank})
+      self.best = {**record, 'checkpoint': size.as_dict()}
+    logging.info(
+        'epoch %3d/%d step %7d lr %.2e train_loss %.4f train_acc %.4f dev_acc %.4f test_acc %.4f rank %4s '
+        'params %9d time %6.1fs%s', record['epoch'], self.total_epochs, record['step'], record['learning_rate'],
+        record['train_loss'], record['train_accuracy'], record['dev_accuracy'], record['test_accuracy'],
+        '-' if rank is None else rank, record['num_params'], train_seconds, ' *best-dev' if improved else '')
+
+
+class TrainingState(keras.callbacks.Callback):
+  """Checkpoints the full training state (model weights, optimizer slots and step) after every epoch.
+
+  Files in `directory`: `ckpt-<epoch>.{index,data-*}` (tf.train.Checkpoint) and `state.json`, which points at the
+  newest complete checkpoint and holds what the run needs to continue (epoch, rank, history, best). `state.json` is
+  replaced atomically after the checkpoint is written, so a crash at any point leaves the previous good state.
+  `extra_state()` returns more JSON-able state to store (e.g. the compression report).
+  """
+
+  def __init__(self, directory, evaluation, extra_state=lambda: {}):
+    super().__init__()
+    self.directory, self.evaluation, self.extra_state = directory, evaluation, extra_state
+
+  def on_epoch_end(self, epoch, logs=None):
+    os.makedirs(self.directory, exist_ok=True)
+    prefix = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(
+        os.path.join(self.directory, f'ckpt-{epoch + 1}'))
+    state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix), 'rank': embedding_rank(self.model),
+             'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
+    io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
+    for old in glob.glob(os.path.join(self.directory, 'ckpt-*')):
+      if not os.path.basename(old).startswith(os.path.basename(prefix) + '.'):
+        os.remove(old)
+
+
+def read_state(directory):
+  """The saved `state.json` of a run; raises CheckpointNotFoundError naming the path if there is none."""
+  path = os.path.join(directory, STATE_FILE)
+  if not os.path.exists(path):
+    raise CheckpointNotFoundError(f'--resume: no training checkpoint to resume from ({path} does not exist)')
+  with open(path) as f:
+    return json.load(f)
+
+
+def restore_training_state(model, directory, state):
+  """Loads model weights, optimizer slots and step from the checkpoint named in `state`."""
+  prefix = os.path.join(directory, state['checkpoint'])
+  if not os.path.exists(prefix + '.index'):
+    raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} named in {directory}/{STATE_FILE} is missing')
+  model.optimizer.build(model.trainable_variables)
+  status = tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(prefix)
+  status.expect_partial()
+  logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations))

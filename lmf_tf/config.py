@@ -1,0 +1,97 @@
+"""One flat run configuration for text classification, grouped as in the flags, validated before training."""
+
+import dataclasses
+
+from lmf_tf.datasets import DATA_DIR, DEFAULT_TFDS_DIR
+from lmf_tf.errors import ConfigError
+
+OPTIMIZERS = ('adam', 'sgd', 'adagrad')
+LR_SCHEDULES = ('calr', 'clr', 'constant')
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything a run needs. Defaults are the ones `make sst2-lstm` uses (see README, "Defaults and why")."""
+  # Data.
+  dataset: str = 'sst2'
+  data_dir: str = DATA_DIR  # the vendored files
+  tfds_dir: str = DEFAULT_TFDS_DIR  # where tensorflow-datasets keeps prepared data
+  train_level: str = 'phrase'
+  max_train_examples: int | None = None  # a small slice, for tests and smoke runs
+  max_length: int | None = None
+  batch_size: int = 64
+  bucket: bool = True
+
+  # Model.
+  model: str = 'lstm'
+  embeddings_path: str | None = None  # LSTM: default is the data set's vendored GloVe file
+  embedding_dim: int = 300  # DAN-RAND (random embedding); the LSTM takes d from the embeddings file
+  lstm_units: int = 150
+  dropout: float = 0.4
+  l2: float = 0.005
+
+  # Optimizer and learning rate (paper §3.2).
+  optimizer: str = 'adam'
+  lr_schedule: str = 'calr'
+  learning_rate: float = 1e-3  # for --lr_schedule=constant
+  lr_lower: float = 1e-5
+  lr_upper: float = 2e-3
+  lr_step_size: int = 500
+  lr_decay: float = 0.5
+
+  # Online compression (paper §3.1): R in percent, or the rank directly; when.
+  reduction: float | None = None
+  rank: int | None = None
+  compress_at_step: int | None = None
+  compress_at_epoch: int | None = None
+
+  # Run.
+  epochs: int = 6
+  seed: int = 1
+  workdir: str = 'checkpoints'
+  results_dir: str = 'results'
+  resume: bool = False
+  tensorboard: bool = True
+
+  @property
+  def compress(self):
+    return self.reduction is not None or self.rank is not None
+
+  @property
+  def run_name(self):
+    """`<dataset>_<model>_R<R>_seed<s>` (R0 = uncompressed; `_k<rank>` when the rank is given directly)."""
+    tag = f'k{self.rank}' if self.rank is not None else f'R{self.reduction or 0:g}'
+    return f'{self.dataset.replace("/", "-")}_{self.model}_{tag}_seed{self.seed}'
+
+  def validate(self):
+    """Raises ConfigError naming the flag for any invalid or inconsistent setting."""
+    def need(ok, message):
+      if not ok:
+        raise ConfigError(message)
+    need(self.train_level in ('phrase', 'sentence'), f'--train_level must be phrase or sentence, not {self.train_level!r}')
+    need(self.optimizer in OPTIMIZERS, f'--optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}')
+    need(self.lr_schedule in LR_SCHEDULES, f'--lr_schedule={self.lr_schedule!r}; choose one of {", ".join(LR_SCHEDULES)}')
+    need(self.batch_size >= 1, f'--batch_size must be >= 1, got {self.batch_size}')
+    need(self.epochs >= 1, f'--epochs must be >= 1, got {self.epochs}')
+    need(0 <= self.dropout < 1, f'--dropout must be in [0, 1), got {self.dropout}')
+    need(self.l2 >= 0, f'--l2 must be >= 0, got {self.l2}')
+    need(self.learning_rate > 0, f'--learning_rate must be > 0, got {self.learning_rate}')
+    need(self.max_train_examples is None or self.max_train_examples >= 1,
+         f'--max_train_examples must be >= 1, got {self.max_train_examples}')
+    need(not (self.reduction is not None and self.rank is not None), 'give only one of --reduction (R) and --rank')
+    if self.reduction is not None:
+      need(0 < self.reduction < 100, f'--reduction (R) must be a percentage in (0, 100), got {self.reduction:g}')
+    if self.rank is not None:
+      need(self.rank >= 1, f'--rank must be >= 1, got {self.rank}')
+    when = [x for x in (self.compress_at_step, self.compress_at_epoch) if x is not None]
+    if self.compress:
+      need(len(when) == 1, 'compression needs exactly one of --compress_at_step and --compress_at_epoch')
+      if self.compress_at_epoch is not None:
+        need(0 <= self.compress_at_epoch < self.epochs,
+             f'--compress_at_epoch={self.compress_at_epoch} must be in [0, --epochs={self.epochs}) so that '
+             'the compressed model is trained and evaluated')
+      else:
+        need(self.compress_at_step >= 0, f'--compress_at_step must be >= 0, got {self.compress_at_step}')
+    else:
+      need(not when, '--compress_at_step/--compress_at_epoch given without --reduction (R) or --rank')
+    return self

@@ -1,0 +1,21 @@
+"""Errors that lmf_tf raises for bad input.
+
+Each names the file, line or flag at fault, so that the entry points can print it and exit non-zero without a
+traceback from deep inside TensorFlow.
+"""
+
+
+class LmfError(Exception):
+  """Base class: a problem with the user's input, reported by message alone."""
+
+
+class DataFormatError(LmfError, ValueError):
+  """A data or embeddings file has a line that cannot be parsed (message names file and line)."""
+
+
+class ConfigError(LmfError, ValueError):
+  """A flag or config value is invalid or impossible (message names the flag)."""
+
+
+class CheckpointNotFoundError(LmfError, FileNotFoundError):
+  """A checkpoint that was asked for does not exist (message names the path)."""

@@ -1,0 +1,62 @@
+"""absl flags for the text-classification scripts, defined once, grouped as `config.TrainConfig`."""
+
+import dataclasses
+
+from absl import flags
+
+from lmf_tf.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+
+_D = TrainConfig()
+
+
+def define_train_flags():
+  """Defines the flags of `scripts/train.py`; defaults come from `TrainConfig`."""
+  # Data.
+  flags.DEFINE_string('dataset', _D.dataset, 'Local data set (sst2) or a tensorflow-datasets catalog name '
+                      '(needs a network the first time, e.g. glue/sst2).')
+  flags.DEFINE_string('data_dir', _D.data_dir, 'Folder of the vendored data files.')
+  flags.DEFINE_string('tfds_dir', _D.tfds_dir, 'Where tensorflow-datasets keeps prepared data.')
+  flags.DEFINE_enum('train_level', _D.train_level, ['phrase', 'sentence'],
+                    'SST-2 training data: GLUE phrases (default, as the authors) or the 6,920 sentences.')
+  flags.DEFINE_integer('max_train_examples', None, 'Train on the first N training examples only (smoke tests).')
+  flags.DEFINE_integer('max_length', None, 'Truncate token sequences to this length.')
+  flags.DEFINE_integer('batch_size', _D.batch_size, 'Examples per mini-batch.')
+  flags.DEFINE_bool('bucket', _D.bucket, 'Bucket batches by sequence length (else pad to the batch maximum).')
+
+  # Model.
+  flags.DEFINE_string('model', _D.model, 'lstm or dan (DAN-RAND).')
+  flags.DEFINE_string('embeddings_path', None, 'GloVe/word2vec text file for the LSTM (d follows from it); '
+                      'default: the vendored GloVe 6B 50d for the data set.')
+  flags.DEFINE_integer('embedding_dim', _D.embedding_dim, 'DAN-RAND embedding width (random initialisation).')
+  flags.DEFINE_integer('lstm_units', _D.lstm_units, 'LSTM hidden size.')
+  flags.DEFINE_float('dropout', _D.dropout, 'Dropout rate (paper: 0.4).')
+  flags.DEFINE_float('l2', _D.l2, 'L2 weight on kernels (paper: 0.005).')
+
+  # Optimizer and learning rate (paper §3.2).
+  flags.DEFINE_enum('optimizer', _D.optimizer, list(OPTIMIZERS), 'Optimizer.')
+  flags.DEFINE_enum('lr_schedule', _D.lr_schedule, list(LR_SCHEDULES),
+                    'calr (cyclically annealed), clr (triangular) or constant (--learning_rate).')
+  flags.DEFINE_float('learning_rate', _D.learning_rate, 'Learning rate for --lr_schedule=constant.')
+  flags.DEFINE_float('lr_lower', _D.lr_lower, 'CLR/CALR lower bound.')
+  flags.DEFINE_float('lr_upper', _D.lr_upper, 'CLR/CALR (initial) upper bound.')
+  flags.DEFINE_integer('lr_step_size', _D.lr_step_size, 'CLR/CALR half-cycle, in steps.')
+  flags.DEFINE_float('lr_decay', _D.lr_decay, 'CALR: factor by which the peak decays per cycle.')
+
+  # Online compression (paper §3.1).
+  flags.DEFINE_float('reduction', None, 'R: percent of the embedding parameters to remove, e.g. 90.')
+  flags.DEFINE_integer('rank', None, 'The rank k of the factorization, instead of --reduction.')
+  flags.DEFINE_integer('compress_at_step', None, 'Global step at which to compress.')
+  flags.DEFINE_integer('compress_at_epoch', None, 'Compress after this many epochs.')
+
+  # Run.
+  flags.DEFINE_integer('epochs', _D.epochs, 'Training epochs in all (before and after compression).')
+  flags.DEFINE_integer('seed', _D.seed, 'Seeds weights, dropout and shuffling.')
+  flags.DEFINE_string('workdir', _D.workdir, 'Where run directories (checkpoints, TensorBoard) go.')
+  flags.DEFINE_string('results_dir', _D.results_dir, 'Where the results JSON goes.')
+  flags.DEFINE_bool('resume', _D.resume, 'Continue an interrupted run from its last epoch checkpoint.')
+  flags.DEFINE_bool('tensorboard', _D.tensorboard, 'Write TensorBoard logs.')
+
+
+def config_from_flags(flag_values=flags.FLAGS):
+  """A `TrainConfig` from the parsed flags (called by scripts only; library code never reads FLAGS)."""
+  return TrainConfig(**{f.name: flag_values[f.name].value for f in dataclasses.fields(TrainConfig)})

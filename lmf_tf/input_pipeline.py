@@ -1,0 +1,140 @@
+"""Vocabulary and `tf.data` input pipelines: tokenise, map to ids, shuffle (seeded), bucket by length, prefetch.
+
+Tokenisation is whitespace splitting of lower-cased text: the local data sets are cleaned when they are prepared
+(`datasets.clean_sst_text`), so the pipeline only splits.
+Ids: 0 is padding (masked by the embedding), 1 is `<unk>`, words follow from 2 on by training-set frequency.
+"""
+
+import collections
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from lmf_tf import io_utils
+from lmf_tf.errors import ConfigError
+
+PAD_ID = 0
+UNK_ID = 1
+PAD_TOKEN = '<pad>'
+UNK_TOKEN = '<unk>'
+DEFAULT_BUCKET_BOUNDARIES = (4, 8, 12, 16, 20, 25, 30, 40, 50)
+
+
+def tokenize(texts):
+  """`tf.string[...]` -> `tf.RaggedTensor` of tokens (lower-cased, split on whitespace)."""
+  return tf.strings.split(tf.strings.lower(texts))
+
+
+class Vocabulary:
+  """Token <-> id mapping built from the training data only (Acharya et al. 2019, §5.2).
+
+  `tokens[i]` is the token with id i; `tokens[0] = '<pad>'`, `tokens[1] = '<unk>'`.
+  """
+
+  def __init__(self, tokens):
+    tokens = list(tokens)
+    if tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
+      raise ValueError(f'a vocabulary starts with {PAD_TOKEN!r}, {UNK_TOKEN!r}, not {tokens[:2]}')
+    self.tokens = tokens
+    self._table = None
+
+  @classmethod
+  def build(cls, text_dataset, min_count=1):
+    """Counts the tokens of a `tf.data.Dataset` of `(text, label)`; orders words by frequency, then alphabet."""
+    counts = collections.Counter()
+    for batch in text_dataset.batch(4096).map(lambda text, label: tokenize(text)):
+      counts.update(batch.flat_values.numpy())
+    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return cls([PAD_TOKEN, UNK_TOKEN] + [w.decode('utf-8') for w in words])
+
+  def __len__(self):
+    return len(self.tokens)
+
+  def save(self, path):
+    with io_utils.atomic_path(path) as tmp:
+      with open(tmp, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(self.tokens) + '\n')
+
+  @classmethod
+  def load(cls, path):
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'vocabulary file {path} is missing')
+    with open(path, encoding='utf-8') as f:
+      return cls(line.rstrip('\n') for line in f)
+
+  @property
+  def table(self):
+    """A `tf.lookup.StaticHashTable` from token to int32 id, unknown tokens to `UNK_ID`."""
+    if self._table is None:
+      with tf.init_scope():  # Created eagerly even when first used inside a tf.data map or tf.function.
+        self._table = self._make_table()
+    return self._table
+
+  def _make_table(self):
+    words = tf.constant(self.tokens[2:])
+    ids = tf.range(2, len(self.tokens), dtype=tf.int32)
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(words, ids), UNK_ID)
+
+  def encode(self, texts):
+    """`tf.string[batch]` -> `tf.RaggedTensor` of int32 ids, `[batch, (length)]`."""
+    return tf.ragged.map_flat_values(self.table.lookup, tokenize(texts))
+
+
+def encode_dataset(text_dataset, vocabulary, max_length=None):
+  """`(text, label)` -> `(int32[length] ids, int64 label)`, cached after the (cheap) lookup."""
+  def encode(text, label):
+    ids = vocabulary.encode(text[tf.newaxis])[0]
+    if max_length:
+      ids = ids[:max_length]
+    ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.constant([UNK_ID], tf.int32))
+    return ids, tf.cast(label, tf.int64)
+  return text_dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
+
+
+def batches(encoded, batch_size, shuffle_seed=None, shuffle=False,
+            bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
+  """Length-bucketed, padded batches: `(int32[batch, length], int64[batch])`.
+
+  Each batch is padded with `PAD_ID` only to the longest sequence of its bucket, so a recurrent layer does not
+  run over long stretches of padding.
+
+  Args:
+    encoded: output of `encode_dataset`.
+    batch_size: examples per batch.
+    shuffle_seed: required when `shuffle` is True (an unseeded shuffle is an error: runs must repeat).
+    shuffle: reshuffle each epoch.
+    bucket_boundaries: sequence-length bucket edges; empty for plain padded batching.
+  """
+  if shuffle:
+    if shuffle_seed is None:
+      raise ConfigError('shuffling without a seed: pass shuffle_seed (--seed)')
+    count = int(encoded.reduce(0, lambda n, _: n + 1)) if encoded.cardinality() < 0 else int(encoded.cardinality())
+    encoded = encoded.shuffle(max(count, 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+  if bucket_boundaries:
+    encoded = encoded.bucket_by_sequence_length(
+        element_length_func=lambda ids, label: tf.shape(ids)[0],
+        bucket_boundaries=list(bucket_boundaries),
+        bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
+        padded_shapes=([None], []),
+        padding_values=(PAD_ID, tf.constant(0, tf.int64)))
+  else:
+    encoded = encoded.padded_batch(batch_size, padded_shapes=([None], []),
+                                   padding_values=(PAD_ID, tf.constant(0, tf.int64)))
+  # Which bucket an example falls in depends on its length only, so the number of batches is the same every epoch:
+  # count it once and declare it, so Keras knows the epoch length.
+  num_batches = int(encoded.reduce(0, lambda n, _: n + 1))
+  return encoded.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(tf.data.AUTOTUNE)
+
+
+def to_padded_arrays(encoded, max_length=None):
+  """The whole encoded data set as NumPy arrays padded to one length: (int32[n, T], int64[n])."""
+  ids, labels = [], []
+  for x, y in encoded.as_numpy_iterator():
+    ids.append(x)
+    labels.append(y)
+  length = max_length or max(len(x) for x in ids)
+  padded = np.zeros((len(ids), length), np.int32)
+  for i, x in enumerate(ids):
+    padded[i, :min(len(x), length)] = x[:length]
+  return padded, np.asarray(labels, np.int64)

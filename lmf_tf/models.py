@@ -1,0 +1,101 @@
+"""Text classifiers of Acharya et al. 2019, §5.2, as functional Keras models, picked by name from `MODELS`.
+
+Inputs are `int32[batch, T]` token ids (0 = padding, masked); outputs `float32[batch, num_classes]` softmax
+probabilities. The word embedding is always a `layers.CompressibleEmbedding` named `word_embedding`, so it can
+be compressed online.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from lmf_tf.errors import ConfigError
+from lmf_tf.layers import CompressibleEmbedding
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """Architecture settings (paper §5.2 defaults)."""
+  vocab_size: int
+  num_classes: int = 2
+  embedding_dim: int = 300  # DAN-RAND: 300; LSTM: follows the pre-trained vectors (50 for the vendored GloVe).
+  lstm_units: int = 150
+  dan_hidden: tuple = (1024, 512)
+  dropout: float = 0.4
+  l2: float = 0.005
+  embedding_rank: int | None = None  # build the embedding already factorized (offline LMF / restoring)
+
+
+def _regularizer(l2):
+  return keras.regularizers.L2(l2) if l2 > 0 else None
+
+
+def _embedding(config, initial_matrix=None):
+  if initial_matrix is not None:
+    if initial_matrix.shape != (config.vocab_size, config.embedding_dim):
+      raise ValueError(f'initial embedding {initial_matrix.shape} != ({config.vocab_size}, {config.embedding_dim})')
+    initializer = keras.initializers.Constant(initial_matrix)
+  else:
+    initializer = keras.initializers.RandomUniform(-0.05, 0.05)
+  return CompressibleEmbedding(config.vocab_size, config.embedding_dim, rank=config.embedding_rank,
+                               mask_zero=True, embeddings_initializer=initializer, name='word_embedding')
+
+
+def lstm_classifier(config, initial_embeddings=None):
+  """LSTM: (GloVe-initialised) trainable embedding -> dropout -> LSTM(units), final state -> dropout -> softmax.
+
+  The final time step's state is the last *unmasked* step (Keras LSTM with a mask), i.e. the sentence vector.
+  """
+  ids = keras.Input(shape=(None,), dtype='int32', name='token_ids')
+  x = _embedding(config, initial_embeddings)(ids)
+  x = keras.layers.Dropout(config.dropout, name='embedding_dropout')(x)
+  x = keras.layers.LSTM(config.lstm_units, kernel_regularizer=_regularizer(config.l2),
+                        recurrent_regularizer=_regularizer(config.l2), name='lstm')(x)
+  x = keras.layers.Dropout(config.dropout, name='sentence_dropout')(x)
+  probs = keras.layers.Dense(config.num_classes, activation='softmax', kernel_regularizer=_regularizer(config.l2),
+                             name='classifier')(x)
+  return keras.Model(ids, probs, name='lstm')
+
+
+def dan_classifier(config, initial_embeddings=None):
+  """DAN-RAND (Iyyer et al. 2015): random embedding -> masked average -> Dense 1024 ReLU -> Dense 512 ReLU -> softmax.
+
+  Dropout follows each hidden layer.
+  """
+  ids = keras.Input(shape=(None,), dtype='int32', name='token_ids')
+  x = _embedding(config, initial_embeddings)(ids)
+  x = keras.layers.GlobalAveragePooling1D(name='average')(x)  # Uses the padding mask.
+  for i, units in enumerate(config.dan_hidden):
+    x = keras.layers.Dense(units, activation='relu', kernel_regularizer=_regularizer(config.l2), name=f'hidden{i}')(x)
+    x = keras.layers.Dropout(config.dropout, name=f'dropout{i}')(x)
+  probs = keras.layers.Dense(config.num_classes, activation='softmax', kernel_regularizer=_regularizer(config.l2),
+                             name='classifier')(x)
+  return keras.Model(ids, probs, name='dan')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  build: object
+  uses_pretrained_embeddings: bool
+
+
+MODELS = {
+    'lstm': ModelSpec(lstm_classifier, uses_pretrained_embeddings=True),
+    'dan': ModelSpec(dan_classifier, uses_pretrained_embeddings=False),
+}
+
+
+def get_model_spec(name):
+  if name not in MODELS:
+    raise ConfigError(f'--model={name!r} is not a model; choose one of {", ".join(sorted(MODELS))}')
+  return MODELS[name]
+
+
+def word_embedding(model):
+  """The model's `CompressibleEmbedding`."""
+  return model.get_layer('word_embedding')
+
+
+def count_params(model):
+  return int(sum(np.prod(w.shape) for w in model.weights))

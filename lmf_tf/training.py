@@ -1,0 +1,201 @@
+"""Train, compress online, evaluate and report a text classifier: `train_and_evaluate(config)`."""
+
+import dataclasses
+import os
+import platform
+import shutil
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lmf_tf import callbacks as lmf_callbacks
+from lmf_tf import compression, datasets, embeddings, input_pipeline, io_utils, models, schedules
+from lmf_tf.config import TrainConfig
+from lmf_tf.errors import ConfigError, LmfError
+
+
+def learning_rate(config):
+  """The learning rate or `LearningRateSchedule` named by `config.lr_schedule`."""
+  if config.lr_schedule == 'calr':
+    return schedules.CyclicallyAnnealedLearningRate(config.lr_lower, config.lr_upper, config.lr_step_size,
+                                                    config.lr_decay)
+  if config.lr_schedule == 'clr':
+    return schedules.CyclicalLearningRate(config.lr_lower, config.lr_upper, config.lr_step_size)
+  return config.learning_rate
+
+
+def create_optimizer(config):
+  lr = learning_rate(config)
+  if config.optimizer == 'adam':
+    return keras.optimizers.Adam(lr)
+  if config.optimizer == 'sgd':
+    return keras.optimizers.SGD(lr, momentum=0.9)
+  return keras.optimizers.Adagrad(lr)
+
+
+@dataclasses.dataclass
+class PreparedData:
+  train: tf.data.Dataset  # batches (int32[b, T], int64[b]), shuffled and bucketed
+  dev: tf.data.Dataset
+  test: tf.data.Dataset
+  vocabulary: input_pipeline.Vocabulary
+  num_classes: int
+  sizes: dict
+
+
+def prepare_data(config, vocabulary=None):
+  """Loads the splits, builds the vocabulary from train (unless given) and the batched pipelines."""
+  splits = datasets.load_splits(config.dataset, train_level=config.train_level, source_dir=config.data_dir,
+                                tfds_dir=config.tfds_dir)
+  train = splits.train
+  if config.max_train_examples:
+    train = train.take(config.max_train_examples)
+  vocabulary = vocabulary or input_pipeline.Vocabulary.build(train)
+  boundaries = input_pipeline.DEFAULT_BUCKET_BOUNDARIES if config.bucket else ()
+  encoded = {name: input_pipeline.encode_dataset(ds, vocabulary, config.max_length)
+             for name, ds in (('train', train), ('dev', splits.validation), ('test', splits.test))}
+  sizes = {name: int(ds.reduce(0, lambda n, _: n + 1)) for name, ds in encoded.items()}
+  logging.info('Data %s (%s): train %d, dev %d, test %d examples; vocabulary %d (with <pad>, <unk>).',
+               config.dataset, config.train_level, sizes['train'], sizes['dev'], sizes['test'], len(vocabulary))
+  batched = {name: input_pipeline.batches(ds, config.batch_size, shuffle=name == 'train', shuffle_seed=config.seed,
+                                          bucket_boundaries=boundaries)
+             for name, ds in encoded.items()}
+  return PreparedData(batched['train'], batched['dev'], batched['test'], vocabulary, splits.num_classes, sizes)
+
+
+def build_model(config, vocabulary, num_classes, rank=None):
+  """The classifier named by `config.model`, with GloVe (LSTM) or random (DAN-RAND) embeddings; logs its size."""
+  spec = models.get_model_spec(config.model)
+  initial, coverage = None, None
+  dim = config.embedding_dim
+  if spec.uses_pretrained_embeddings:
+    spec_data = datasets.LOCAL_DATASETS.get(config.dataset, datasets.LOCAL_DATASETS['sst2'])
+    path = config.embeddings_path or os.path.join(config.data_dir, spec_data.default_embeddings)
+    vectors = embeddings.read_word_vectors(path, vocabulary, seed=config.seed)
+    initial, dim, coverage = vectors.matrix, vectors.matrix.shape[1], vectors.coverage
+  model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=num_classes, embedding_dim=dim,
+                                    lstm_units=config.lstm_units, dropout=config.dropout, l2=config.l2,
+                                    embedding_rank=rank)
+  model = spec.build(model_config, initial)
+  model.compile(optimizer=create_optimizer(config), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+  logging.info('Model %s: %d parameters (embedding %d x %d).', model.name, models.count_params(model),
+               len(vocabulary), dim)
+  return model, {'embedding_dim': dim, 'embedding_coverage': coverage}
+
+
+def train_and_evaluate(config: TrainConfig):
+  """Trains `config.model` on `config.dataset`, compresses its embedding online if asked, reports on dev/test.
+
+  The best epoch is chosen on dev among epochs in which the model has its final form (compressed, for a
+  compressed run); test accuracy is reported at that epoch. Writes, atomically:
+    <workdir>/<run>/best/model.{data-*,index,meta}: inference checkpoint of the best epoch (size in the results);
+    <workdir>/<run>/train/: per-epoch training state for `resume`;
+    <results_dir>/<run>.json: config, per-epoch history, best epoch, rank, parameter counts, bytes, wall time.
+  Returns:
+    (model, results dict).
+  """
+  config.validate()
+  start = time.time()
+  run_dir = os.path.join(config.workdir, config.run_name)
+  train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
+  state = lmf_callbacks.read_state(train_dir) if config.resume else None
+  if state is None and os.path.exists(os.path.join(train_dir, lmf_callbacks.STATE_FILE)):
+    logging.warning('Starting %s afresh over an earlier run in %s (use --resume to continue it).',
+                    config.run_name, run_dir)
+    shutil.rmtree(train_dir)
+  keras.utils.set_random_seed(config.seed)
+
+  vocab_path = os.path.join(run_dir, 'vocab.txt')
+  data = prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
+  data.vocabulary.save(vocab_path)
+  model, embedding_info = build_model(config, data.vocabulary, data.num_classes)
+  params_uncompressed = models.count_params(model)
+  layer = models.word_embedding(model)
+  if config.compress:  # Check R / rank against V and d now, before any training.
+    if config.rank is None:
+      compression.rank_for_reduction(config.reduction, layer.input_dim, layer.output_dim)
+    else:
+      compression.validate_rank(config.rank, layer.input_dim, layer.output_dim)
+
+  if state and state.get('rank'):
+    compression.compress_layer(layer, rank=state['rank'])
+    compression.rebuild_optimizer(model)
+  if state:
+    lmf_callbacks.restore_training_state(model, train_dir, state)
+
+  callbacks = []
+  online = None
+  if config.compress:
+    online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
+                                           at_step=config.compress_at_step, at_epoch=config.compress_at_epoch)
+    callbacks.append(online)
+  metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.abspath(vocab_path),
+              'num_classes': data.num_classes, 'embedding_dim': embedding_info['embedding_dim']}
+  evaluation = lmf_callbacks.EpochEvaluation(
+      data.dev, data.test, best_dir,
+      eligible=lambda m: (lmf_callbacks.embedding_rank(m) is not None) == config.compress,
+      total_epochs=config.epochs, metadata=metadata,
+      history=state['history'] if state else None, best=state['best'] if state else None)
+  compression_report = dict(state.get('compression', {})) if state else {}
+
+  def extra_state():
+    if online is not None and online.reports:
+      compression_report.update({**online.reports[0].as_dict(), 'swap_step': online.swap_step})
+    return {'compression': compression_report, 'wall_seconds': (state or {}).get('wall_seconds', 0.0)
+            + time.time() - start}
+
+  callbacks += [evaluation, lmf_callbacks.TrainingState(train_dir, evaluation, extra_state)]
+  if config.tensorboard:
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, 'tensorboard'), update_freq='epoch',
+                                                 profile_batch=0))
+  initial_epoch = state['epoch'] if state else 0
+  if initial_epoch < config.epochs:
+    model.fit(data.train, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
+              shuffle=False)  # The pipeline shuffles, seeded.
+  extra = extra_state()
+  if evaluation.best is None:
+    raise ConfigError(
+        f'the model was never compressed: --compress_at_step={config.compress_at_step} lies beyond the '
+        f'{int(model.optimizer.iterations)} steps of training')
+  results = {
+      'run': config.run_name,
+      'config': dataclasses.asdict(config),
+      'data': {**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info},
+      'history': evaluation.history,
+      'best': evaluation.best,
+      'test_accuracy': evaluation.best['test_accuracy'],
+      'dev_accuracy': evaluation.best['dev_accuracy'],
+      'best_epoch': evaluation.best['epoch'],
+      'rank': evaluation.best['rank'],
+      'compression': extra['compression'] or None,
+      'params': {'uncompressed_model': params_uncompressed, 'model': evaluation.best['num_params'],
+                 'embedding': embedding_params(models.word_embedding(model))},
+      'checkpoint_bytes': evaluation.best['checkpoint'],
+      'checkpoint_dir': os.path.abspath(best_dir),
+      'wall_seconds': round(extra['wall_seconds'], 1),
+      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'numpy': np.__version__,
+                      'python': platform.python_version(), 'machine': platform.machine(),
+                      'cpus': os.cpu_count()},
+  }
+  path = os.path.join(config.results_dir, config.run_name + '.json')
+  io_utils.write_json_atomic(path, results)
+  logging.info('Best dev epoch %d: dev %.4f, test %.4f; checkpoint %d bytes (%d params); wrote %s in %.0fs.',
+               results['best_epoch'], results['dev_accuracy'], results['test_accuracy'],
+               results['checkpoint_bytes']['total_bytes'], results['params']['model'], path, results['wall_seconds'])
+  return model, results
+
+
+def embedding_params(layer):
+  return int(sum(np.prod(w.shape) for w in layer.weights))
+
+
+def run_or_exit(fn, *args, **kwargs):
+  """Runs `fn`; an `LmfError` or missing file becomes a one-line message and exit status 1."""
+  try:
+    return fn(*args, **kwargs)
+  except (LmfError, FileNotFoundError) as e:
+    logging.error('%s', e)
+    raise SystemExit(f'error: {e}') from None

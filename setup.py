@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='lmf_tf',
+    version='0.1.0',
+    description='Online low-rank embedding compression for text models (TensorFlow 2 / Keras 3)',
+    packages=find_packages(include=['lmf_tf', 'lmf_tf.*']),
+    python_requires='>=3.11',
+    install_requires=[
+        'tensorflow>=2.21,<2.22',
+        'keras>=3.15,<4',
+        'tensorflow-datasets>=4.9.10',
+        'importlib_resources',  # tensorflow-datasets 4.9.10 imports it for local builders but does not declare it
+        'numpy>=2',
+        'absl-py>=2',
+        'pandas>=2',
+        'matplotlib>=3.8',
+        'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
+    ],
+    extras_require={'dev': ['pytest>=8']},
+)

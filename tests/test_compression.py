@@ -1,0 +1,153 @@
+import keras
+import numpy as np
+import pytest
+
+from lmf_tf import compression, models
+from lmf_tf.errors import ConfigError
+from lmf_tf.layers import CompressibleEmbedding
+
+
+def test_rank_formula_worked_examples():
+  assert compression.rank_for_reduction(90, 14000, 50) == 4
+  assert compression.rank_for_reduction(90, 10000, 300) == 29
+  assert compression.rank_for_reduction(50, 10000, 50) == 24  # floor(0.5 * 49.75)
+  # Exact arithmetic: (1 - 0.3) * 100 * 100 / 200 = 35 exactly, not 34.99999.
+  assert compression.rank_for_reduction(30, 100, 100) == 35
+
+
+def test_rank_reaches_the_reduction_asked_for():
+  for r in (10, 30, 50, 70, 90, 95, 99):
+    k = compression.rank_for_reduction(r, 13827, 300)
+    assert compression.reduction_of_rank(k, 13827, 300) >= r
+    assert compression.reduction_of_rank(k + 1, 13827, 300) < r
+
+
+@pytest.mark.parametrize('r', [0, 100, -5, 150])
+def test_reduction_outside_0_100_is_rejected(r):
+  with pytest.raises(ConfigError, match='between 0 and 100'):
+    compression.rank_for_reduction(r, 1000, 50)
+
+
+def test_reduction_that_leaves_rank_zero_names_the_largest_possible_r():
+  with pytest.raises(ConfigError, match=r'R=99 leaves rank k=0 for V=100, d=10; R must be at most 89\.0000'):
+    compression.rank_for_reduction(99, 100, 10)
+
+
+def test_rank_that_would_not_shrink_the_layer_is_rejected():
+  # 10,000 x 50: k < 49.75, so 49 is the largest useful rank.
+  assert compression.validate_rank(49, 10000, 50) == 49
+  with pytest.raises(ConfigError, match=r'1 <= k <= 49'):
+    compression.validate_rank(50, 10000, 50)
+  with pytest.raises(ConfigError, match=r'--rank gives rank 0'):
+    compression.validate_rank(0, 10000, 50)
+
+
+def test_truncated_svd_error_equals_discarded_singular_values():
+  rng = np.random.default_rng(0)
+  w = rng.normal(size=(60, 12)).astype(np.float32)
+  svd = compression.truncated_svd(w, 5)
+  s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
+  error = np.linalg.norm(w - svd.left @ svd.right)
+  assert error == pytest.approx(np.sqrt(np.sum(s[5:] ** 2)), rel=1e-4)
+  assert svd.discarded_error == pytest.approx(error, rel=1e-4)
+  assert svd.energy_kept == pytest.approx(np.sum(s[:5] ** 2) / np.sum(s ** 2), rel=1e-6)
+
+
+def tiny_model(kind='lstm', vocab=50, dim=12):
+  config = models.ModelConfig(vocab_size=vocab, embedding_dim=dim, lstm_units=6, dan_hidden=(16, 8), dropout=0.0)
+  model = models.MODELS[kind].build(config)
+  model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
+  return model
+
+
+def batch(vocab=50, seed=0):
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1, vocab, size=(6, 7)).astype(np.int32)
+  ids[0, 4:] = 0  # padding
+  return ids, rng.integers(0, 2, size=(6,))
+
+
+@pytest.mark.parametrize('kind', ['lstm', 'dan'])
+def test_swap_gives_the_model_with_the_rank_k_reconstructed_embedding(kind):
+  keras.utils.set_random_seed(1)
+  model = tiny_model(kind)
+  ids, _ = batch()
+  layer = models.word_embedding(model)
+  w = layer.full_matrix()
+  svd = compression.truncated_svd(w, 3)
+  reference = tiny_model(kind)  # same architecture, uncompressed, holding W_k = U_k Σ_k V_kᵀ
+  reference.set_weights(model.get_weights())
+  models.word_embedding(reference).embedding.embeddings.assign(svd.left @ svd.right)
+
+  _, (report,) = compression.compress_model(model, rank=3)
+
+  np.testing.assert_allclose(model(ids), reference(ids), atol=1e-5)
+  assert layer.is_compressed and layer.rank == 3
+  assert [tuple(v.shape) for v in layer.weights] == [(50, 3), (3, 12)]
+  assert report.params_before == 50 * 12 and report.params_after == 3 * 62
+  np.testing.assert_allclose(np.linalg.norm(w - layer.full_matrix()), report.reconstruction_error, rtol=1e-4)
+  np.testing.assert_allclose(report.reconstruction_error, svd.discarded_error, rtol=1e-6)
+  assert models.count_params(model) == models.count_params(reference) - 50 * 12 + 3 * 62
+
+
+def test_one_training_step_after_the_swap_changes_the_factors_and_keeps_other_weights_trained():
+  keras.utils.set_random_seed(2)
+  model = tiny_model('lstm')
+  ids, labels = batch()
+  model.train_on_batch(ids, labels)
+  lstm_before = model.get_layer('lstm').get_weights()
+  compression.compress_model(model, rank=4)
+  compression.rebuild_optimizer(model)
+  # Every other trained weight is kept by the swap.
+  for a, b in zip(lstm_before, model.get_layer('lstm').get_weights()):
+    np.testing.assert_array_equal(a, b)
+  layer = models.word_embedding(model)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  assert model.optimizer.iterations.numpy() == 1
+  model.train_on_batch(ids, labels)
+  assert model.optimizer.iterations.numpy() == 2
+  for v, old in zip(model.trainable_variables, before):
+    assert not np.allclose(v.numpy(), old), f'{v.path} did not change'
+  assert {id(v) for v in layer.trainable_variables} <= {id(v) for v in model.trainable_variables}
+
+
+def test_compress_model_clones_a_plain_keras_embedding_model():
+  keras.utils.set_random_seed(3)
+  ids_in = keras.Input((None,), dtype='int32')
+  x = keras.layers.Embedding(40, 10, mask_zero=True, name='emb')(ids_in)
+  x = keras.layers.GlobalAveragePooling1D()(x)
+  plain = keras.Model(ids_in, keras.layers.Dense(2)(x))
+  ids, _ = batch(40)
+  w = plain.get_layer('emb').embeddings.numpy()
+  compressed, (report,) = compression.compress_model(plain, reduction=50)
+  assert compressed is not plain and isinstance(compressed.get_layer('emb'), CompressibleEmbedding)
+  assert report.rank == compression.rank_for_reduction(50, 40, 10) == 4
+  # Same as the plain model with W replaced by W_k.
+  svd = compression.truncated_svd(w, 4)
+  plain.get_layer('emb').embeddings.assign(svd.left @ svd.right)
+  np.testing.assert_allclose(compressed(ids), plain(ids), atol=1e-5)
+
+
+def test_compressed_layer_round_trips_through_get_config():
+  layer = CompressibleEmbedding(30, 8, rank=3, name='e')
+  clone = CompressibleEmbedding.from_config(layer.get_config())
+  clone.build()
+  assert clone.rank == 3 and [tuple(v.shape) for v in clone.weights] == [(30, 3), (3, 8)]
+
+
+def test_compressing_twice_is_an_error():
+  model = tiny_model('dan')
+  compression.compress_model(model, rank=2)
+  with pytest.raises(ConfigError, match='no uncompressed embedding'):
+    compression.compress_model(model, rank=2)
+
+
+def test_online_callback_swaps_at_the_requested_step():
+  keras.utils.set_random_seed(4)
+  model = tiny_model('dan')
+  ids, labels = batch()
+  callback = compression.OnlineCompression(rank=2, at_step=3)
+  model.fit(np.tile(ids, (5, 1)), np.tile(labels, 5), batch_size=6, epochs=1, callbacks=[callback], verbose=0)
+  assert callback.swap_step == 3
+  assert models.word_embedding(model).rank == 2
+  assert model.optimizer.iterations.numpy() == 5

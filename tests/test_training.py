@@ -1,0 +1,120 @@
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from lmf_tf import callbacks, io_utils, model_size, models, training
+from lmf_tf.config import TrainConfig
+from lmf_tf.errors import CheckpointNotFoundError, ConfigError
+
+
+def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
+  config = TrainConfig(max_train_examples=300, epochs=1, batch_size=32, lstm_units=8, tensorboard=False,
+                       workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), reduction=50,
+                       compress_at_step=4, seed=3)
+  model, results = training.train_and_evaluate(config)
+  path = tmp_path / 'res' / 'sst2_lstm_R50_seed3.json'
+  saved = json.loads(path.read_text())
+  assert saved['config']['reduction'] == 50 and saved['best_epoch'] == 1
+  assert saved['data']['dev'] == 872 and saved['data']['test'] == 1821 and saved['data']['train'] == 300
+  assert saved['history'][0]['rank'] == saved['rank'] == saved['compression']['rank']
+  assert saved['compression']['swap_step'] == 4
+  assert 0 <= saved['test_accuracy'] <= 1
+  # The checkpoint holds the inference weights only: .data is 4 bytes per parameter plus a small header.
+  sizes = saved['checkpoint_bytes']
+  num_params = saved['params']['model']
+  assert num_params == models.count_params(model)
+  assert 4 * num_params <= sizes['data_bytes'] <= 4 * num_params + 4096
+  data_files = glob.glob(os.path.join(saved['checkpoint_dir'], 'model.data-*'))
+  assert sum(os.path.getsize(p) for p in data_files) == sizes['data_bytes']
+  assert sizes['total_bytes'] == sizes['data_bytes'] + sizes['index_bytes'] + sizes['meta_bytes']
+  assert sizes['meta_bytes'] > 1000
+  # The compressed embedding's factors are all the checkpoint holds of it.
+  v, d, k = saved['data']['vocab_size'], saved['data']['embedding_dim'], saved['rank']
+  assert saved['params']['embedding'] == k * (v + d)
+  assert saved['params']['uncompressed_model'] - num_params == v * d - k * (v + d)
+
+
+def test_inference_checkpoint_round_trip(tmp_path):
+  keras.utils.set_random_seed(0)
+  config = models.ModelConfig(vocab_size=30, embedding_dim=6, lstm_units=4, embedding_rank=2)
+  model = models.lstm_classifier(config)
+  size = model_size.save_inference_checkpoint(model, str(tmp_path / 'best'), {'note': 'x'})
+  clone = models.lstm_classifier(config)
+  model_size.restore_inference_checkpoint(clone, str(tmp_path / 'best'))
+  ids = np.array([[1, 2, 3, 0]], np.int32)
+  np.testing.assert_allclose(model(ids), clone(ids), atol=1e-6)
+  assert size.num_params == models.count_params(model)
+  with pytest.raises(CheckpointNotFoundError, match='no checkpoint at .*missing'):
+    model_size.restore_inference_checkpoint(clone, str(tmp_path / 'missing'))
+
+
+def test_resume_continues_from_the_saved_epoch_and_step(tiny_config, tmp_path):
+  base = dict(tiny_config, model='dan', epochs=2, reduction=50, compress_at_epoch=1, seed=5)
+  _, first = training.train_and_evaluate(TrainConfig(**dict(base, epochs=1, compress_at_epoch=0)))
+  steps_per_epoch = first['history'][0]['step']
+  # An interrupted 3-epoch run: the state after epoch 2 is on disk.
+  config = TrainConfig(**dict(base, epochs=2))
+  training.train_and_evaluate(config)
+  state = callbacks.read_state(os.path.join(config.workdir, config.run_name, 'train'))
+  assert state['epoch'] == 2 and state['rank'] is not None
+  resumed = TrainConfig(**dict(base, epochs=3, resume=True))
+  model, results = training.train_and_evaluate(resumed)
+  assert [h['epoch'] for h in results['history']] == [1, 2, 3]
+  assert [h['step'] for h in results['history']] == [steps_per_epoch * e for e in (1, 2, 3)]
+  assert results['history'][2]['rank'] == state['rank'] == models.word_embedding(model).rank
+  assert results['compression']['swap_step'] == steps_per_epoch
+
+
+def test_resume_without_a_checkpoint_names_the_missing_file(tiny_config):
+  with pytest.raises(CheckpointNotFoundError, match=r'--resume: no training checkpoint .*state\.json'):
+    training.train_and_evaluate(TrainConfig(**dict(tiny_config, resume=True)))
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(reduction=99.9, compress_at_epoch=0), r'R=99.9 leaves rank k=0 for V=\d+, d=8; R must be at most'),
+    (dict(rank=500, compress_at_epoch=0), r'--rank gives rank 500, .* only for 1 <= k <= \d+'),
+    (dict(reduction=50), 'exactly one of --compress_at_step and --compress_at_epoch'),
+    (dict(compress_at_epoch=0), 'without --reduction'),
+    (dict(model='cnn'), r"--model='cnn' is not a model"),
+    (dict(reduction=120, compress_at_epoch=0), r'--reduction \(R\) must be a percentage'),
+    (dict(dataset='no_such_set'), "--dataset='no_such_set' is neither"),
+])
+def test_bad_settings_raise_config_errors_before_training(tiny_config, overrides, message):
+  with pytest.raises(ConfigError, match=message):
+    training.train_and_evaluate(TrainConfig(**dict(tiny_config, **overrides)))
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+  path = tmp_path / 'r.json'
+  io_utils.write_json_atomic(str(path), {'a': 1})
+  with pytest.raises(TypeError):
+    io_utils.write_json_atomic(str(path), {'a': object()})  # not JSON-able: fails half way
+  assert json.loads(path.read_text()) == {'a': 1}
+  assert os.listdir(tmp_path) == ['r.json']
+
+
+def run_script(args, repo_root):
+  env = dict(os.environ, PYTHONPATH=repo_root, TF_CPP_MIN_LOG_LEVEL='3')
+  return subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'train.py'), *args],
+                        capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_script_reports_bad_data_line_and_exits_non_zero(tiny_config, tiny_data, repo_root):
+  (tiny_data / 'sst2' / 'dev.tsv').write_text('fine film\t1\nbroken line without label\n')
+  args = [f'--{k}={v}' for k, v in tiny_config.items()] + ['--train_level=sentence']
+  result = run_script(args, repo_root)
+  assert result.returncode != 0
+  assert 'dev.tsv:2: expected "text<TAB>label"' in result.stderr
+  assert 'Traceback' not in result.stderr
+  assert not os.path.exists(tiny_config['results_dir'])
+
+
+def test_script_rejects_an_unknown_model_flag(repo_root):
+  result = run_script(['--model=cnn', '--epochs=1'], repo_root)
+  assert result.returncode != 0 and "--model='cnn' is not a model" in result.stderr
