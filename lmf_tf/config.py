@@ -28,14 +28,15 @@ class TrainConfig:
   embedding_dim: int = 300  # DAN-RAND (random embedding); the LSTM takes d from the embeddings file
   lstm_units: int = 150
   dropout: float = 0.4
-  l2: float = 0.005
+  word_dropout: float = 0.0
+  l2: float = 1e-5  # paper: 0.005; with Keras's L2 (l2 * sum(w^2)) on LSTM kernels that underfits, see README
 
   # Optimizer and learning rate (paper §3.2).
   optimizer: str = 'adam'
   lr_schedule: str = 'calr'
   learning_rate: float = 1e-3  # for --lr_schedule=constant
   lr_lower: float = 1e-5
-  lr_upper: float = 2e-3
+  lr_upper: float = 3e-3
   lr_step_size: int = 500
   lr_decay: float = 0.5
 
@@ -74,6 +75,7 @@ class TrainConfig:
     need(self.batch_size >= 1, f'--batch_size must be >= 1, got {self.batch_size}')
     need(self.epochs >= 1, f'--epochs must be >= 1, got {self.epochs}')
     need(0 <= self.dropout < 1, f'--dropout must be in [0, 1), got {self.dropout}')
+    need(0 <= self.word_dropout < 1, f'--word_dropout must be in [0, 1), got {self.word_dropout}')
     need(self.l2 >= 0, f'--l2 must be >= 0, got {self.l2}')
     need(self.learning_rate > 0, f'--learning_rate must be > 0, got {self.learning_rate}')
     need(self.max_train_examples is None or self.max_train_examples >= 1,

@@ -30,7 +30,8 @@ def define_train_flags():
   flags.DEFINE_integer('embedding_dim', _D.embedding_dim, 'DAN-RAND embedding width (random initialisation).')
   flags.DEFINE_integer('lstm_units', _D.lstm_units, 'LSTM hidden size.')
   flags.DEFINE_float('dropout', _D.dropout, 'Dropout rate (paper: 0.4).')
-  flags.DEFINE_float('l2', _D.l2, 'L2 weight on kernels (paper: 0.005).')
+  flags.DEFINE_float('word_dropout', _D.word_dropout, 'DAN: drop each token with this probability in training.')
+  flags.DEFINE_float('l2', _D.l2, 'L2 weight on dense and LSTM kernels (paper: 0.005; see README).')
 
   # Optimizer and learning rate (paper §3.2).
   flags.DEFINE_enum('optimizer', _D.optimizer, list(OPTIMIZERS), 'Optimizer.')

@@ -113,3 +113,32 @@ class CompressibleEmbedding(keras.layers.Layer):
         'embeddings_regularizer': keras.regularizers.serialize(self.embeddings_regularizer),
     })
     return config
+
+
+@keras.saving.register_keras_serializable(package='lmf_tf')
+class WordDropout(keras.layers.Layer):
+  """Drops whole tokens during training (Iyyer et al. 2015, DAN §3): `int[batch, T]` ids -> ids with some set to 0.
+
+  Each non-padding token is replaced by the padding id 0 (so the embedding masks it) with probability `rate`. A
+  sequence that would lose every token keeps all of them. Identity at inference.
+  """
+
+  def __init__(self, rate, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    self.rate = float(rate)
+    self.seed = seed
+    self.seed_generator = keras.random.SeedGenerator(seed)
+
+  def call(self, ids, training=None):
+    if not training or self.rate == 0:
+      return ids
+    keep = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) >= self.rate
+    dropped = ops.where(keep, ids, ops.zeros_like(ids))
+    any_left = ops.any(ops.not_equal(dropped, 0), axis=1, keepdims=True)
+    return ops.where(any_left, dropped, ids)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'rate': self.rate, 'seed': self.seed}

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 
 from lmf_tf.errors import ConfigError
-from lmf_tf.layers import CompressibleEmbedding
+from lmf_tf.layers import CompressibleEmbedding, WordDropout
 
 
 @dataclasses.dataclass
@@ -23,7 +23,8 @@ class ModelConfig:
   lstm_units: int = 150
   dan_hidden: tuple = (1024, 512)
   dropout: float = 0.4
-  l2: float = 0.005
+  word_dropout: float = 0.0  # DAN only: probability of dropping each token while training (Iyyer et al. 2015)
+  l2: float = 1e-5
   embedding_rank: int | None = None  # build the embedding already factorized (offline LMF / restoring)
 
 
@@ -61,10 +62,11 @@ def lstm_classifier(config, initial_embeddings=None):
 def dan_classifier(config, initial_embeddings=None):
   """DAN-RAND (Iyyer et al. 2015): random embedding -> masked average -> Dense 1024 ReLU -> Dense 512 ReLU -> softmax.
 
-  Dropout follows each hidden layer.
+  Dropout follows each hidden layer; optional word dropout removes tokens from the average while training.
   """
   ids = keras.Input(shape=(None,), dtype='int32', name='token_ids')
-  x = _embedding(config, initial_embeddings)(ids)
+  tokens = WordDropout(config.word_dropout, name='word_dropout')(ids) if config.word_dropout > 0 else ids
+  x = _embedding(config, initial_embeddings)(tokens)
   x = keras.layers.GlobalAveragePooling1D(name='average')(x)  # Uses the padding mask.
   for i, units in enumerate(config.dan_hidden):
     x = keras.layers.Dense(units, activation='relu', kernel_regularizer=_regularizer(config.l2), name=f'hidden{i}')(x)

@@ -1,6 +1,7 @@
 """Train, compress online, evaluate and report a text classifier: `train_and_evaluate(config)`."""
 
 import dataclasses
+import json
 import os
 import platform
 import shutil
@@ -12,9 +13,9 @@ import tensorflow as tf
 from absl import logging
 
 from lmf_tf import callbacks as lmf_callbacks
-from lmf_tf import compression, datasets, embeddings, input_pipeline, io_utils, models, schedules
+from lmf_tf import compression, datasets, embeddings, input_pipeline, io_utils, model_size, models, schedules
 from lmf_tf.config import TrainConfig
-from lmf_tf.errors import ConfigError, LmfError
+from lmf_tf.errors import CheckpointNotFoundError, ConfigError, LmfError
 
 
 def learning_rate(config):
@@ -44,6 +45,7 @@ class PreparedData:
   vocabulary: input_pipeline.Vocabulary
   num_classes: int
   sizes: dict
+  encoded_train: tf.data.Dataset  # unbatched (int32[length], int64) pairs, for benchmarks
 
 
 def prepare_data(config, vocabulary=None):
@@ -63,7 +65,8 @@ def prepare_data(config, vocabulary=None):
   batched = {name: input_pipeline.batches(ds, config.batch_size, shuffle=name == 'train', shuffle_seed=config.seed,
                                           bucket_boundaries=boundaries)
              for name, ds in encoded.items()}
-  return PreparedData(batched['train'], batched['dev'], batched['test'], vocabulary, splits.num_classes, sizes)
+  return PreparedData(batched['train'], batched['dev'], batched['test'], vocabulary, splits.num_classes, sizes,
+                      encoded['train'])
 
 
 def build_model(config, vocabulary, num_classes, rank=None):
@@ -77,8 +80,8 @@ def build_model(config, vocabulary, num_classes, rank=None):
     vectors = embeddings.read_word_vectors(path, vocabulary, seed=config.seed)
     initial, dim, coverage = vectors.matrix, vectors.matrix.shape[1], vectors.coverage
   model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=num_classes, embedding_dim=dim,
-                                    lstm_units=config.lstm_units, dropout=config.dropout, l2=config.l2,
-                                    embedding_rank=rank)
+                                    lstm_units=config.lstm_units, dropout=config.dropout,
+                                    word_dropout=config.word_dropout, l2=config.l2, embedding_rank=rank)
   model = spec.build(model_config, initial)
   model.compile(optimizer=create_optimizer(config), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   logging.info('Model %s: %d parameters (embedding %d x %d).', model.name, models.count_params(model),
@@ -132,7 +135,7 @@ def train_and_evaluate(config: TrainConfig):
     online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
                                            at_step=config.compress_at_step, at_epoch=config.compress_at_epoch)
     callbacks.append(online)
-  metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.abspath(vocab_path),
+  metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.relpath(vocab_path, best_dir),
               'num_classes': data.num_classes, 'embedding_dim': embedding_info['embedding_dim']}
   evaluation = lmf_callbacks.EpochEvaluation(
       data.dev, data.test, best_dir,
@@ -186,6 +189,44 @@ def train_and_evaluate(config: TrainConfig):
                results['best_epoch'], results['dev_accuracy'], results['test_accuracy'],
                results['checkpoint_bytes']['total_bytes'], results['params']['model'], path, results['wall_seconds'])
   return model, results
+
+
+def load_trained_model(checkpoint_dir):
+  """Rebuilds a model saved by `train_and_evaluate` (`<run>/best`) with its rank and weights, for inference.
+
+  Returns:
+    (model, vocabulary, TrainConfig).
+  Raises:
+    CheckpointNotFoundError: naming the directory, if it holds no checkpoint.
+  """
+  meta_path = os.path.join(checkpoint_dir, 'config.json')
+  if not os.path.exists(meta_path):
+    raise CheckpointNotFoundError(f'no trained model at {checkpoint_dir} (expected {meta_path})')
+  with open(meta_path) as f:
+    meta = json.load(f)
+  config = TrainConfig(**{**meta['config'], 'resume': False})
+  vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
+  spec = models.get_model_spec(config.model)
+  model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=meta['num_classes'],
+                                    embedding_dim=meta['embedding_dim'], lstm_units=config.lstm_units,
+                                    dropout=config.dropout, word_dropout=config.word_dropout, l2=config.l2,
+                                    embedding_rank=meta['rank'])
+  model = spec.build(model_config)
+  model_size.restore_inference_checkpoint(model, checkpoint_dir)
+  model.compile(loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+  return model, vocabulary, config
+
+
+def evaluate_checkpoint(checkpoint_dir):
+  """Accuracy of a saved model on its data set's dev and test splits, and its checkpoint size."""
+  model, vocabulary, config = load_trained_model(checkpoint_dir)
+  data = prepare_data(config, vocabulary)
+  return {
+      'dev_accuracy': model.evaluate(data.dev, verbose=0, return_dict=True)['accuracy'],
+      'test_accuracy': model.evaluate(data.test, verbose=0, return_dict=True)['accuracy'],
+      'rank': lmf_callbacks.embedding_rank(model),
+      'checkpoint_bytes': model_size.measure(checkpoint_dir, models.count_params(model)).as_dict(),
+  }
 
 
 def embedding_params(layer):

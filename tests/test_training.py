@@ -38,6 +38,13 @@ def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
   v, d, k = saved['data']['vocab_size'], saved['data']['embedding_dim'], saved['rank']
   assert saved['params']['embedding'] == k * (v + d)
   assert saved['params']['uncompressed_model'] - num_params == v * d - k * (v + d)
+  # The saved compressed model reloads (built at rank k) and gives the reported accuracies.
+  reloaded = training.evaluate_checkpoint(saved['checkpoint_dir'])
+  assert reloaded['rank'] == k
+  assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)
+  assert reloaded['dev_accuracy'] == pytest.approx(saved['dev_accuracy'], abs=1e-6)
+  with pytest.raises(CheckpointNotFoundError, match='no trained model at'):
+    training.evaluate_checkpoint(str(tmp_path / 'nowhere'))
 
 
 def test_inference_checkpoint_round_trip(tmp_path):

@@ -1,0 +1,31 @@
+"""Seconds per training epoch: bucketed tf.data pipeline vs. model.fit on padded NumPy arrays (same model).
+
+  python scripts/bench_pipeline.py --model=lstm --epochs=3 --output=results/bench_pipeline.json
+"""
+
+import dataclasses
+import json
+
+import tensorflow as tf
+from absl import app, flags
+
+from lmf_tf import benchmarks, io_utils, training
+from lmf_tf import flags as lmf_flags
+
+lmf_flags.define_train_flags()
+flags.DEFINE_string('output', 'results/bench_pipeline.json', 'Where to write the timings (JSON).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  tf.get_logger().setLevel('WARNING')
+  config = lmf_flags.config_from_flags()
+  result = training.run_or_exit(benchmarks.compare_input_pipelines, config, epochs=config.epochs)
+  result['config'] = dataclasses.asdict(config)
+  io_utils.write_json_atomic(FLAGS.output, result)
+  print(json.dumps({k: v for k, v in result.items() if k != 'config'}, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)

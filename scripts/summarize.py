@@ -1,0 +1,23 @@
+"""Build the accuracy/size table (Markdown + CSV) from the result JSONs.
+
+  python scripts/summarize.py --results_dir=results --pattern='sst2_*.json' --output=results/sst2_summary
+"""
+
+from absl import app, flags
+
+from lmf_tf import reporting, training
+
+flags.DEFINE_string('results_dir', 'results', 'Folder of per-run result JSONs.')
+flags.DEFINE_string('pattern', '*.json', 'Glob of the runs to include.')
+flags.DEFINE_string('output', 'results/summary', 'Output prefix: writes <output>.md and <output>.csv.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  table = training.run_or_exit(reporting.write_summary, FLAGS.results_dir, FLAGS.pattern, FLAGS.output)
+  print(reporting.to_markdown(table))
+
+
+if __name__ == '__main__':
+  app.run(main)
