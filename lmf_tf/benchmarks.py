@@ -29,6 +29,7 @@ def compare_input_pipelines(config, epochs=3):
     dict with the median seconds per epoch of each variant and `speedup` = padded / bucketed (> 1: bucketing is
     faster), plus the padded length and the number of batches.
   """
+  config = config.resolved().validate()
   data = training.prepare_data(config)
   x, y = input_pipeline.to_padded_arrays(data.encoded_train, config.max_length)
   timings = {}

@@ -80,6 +80,21 @@ class EpochEvaluation(keras.callbacks.Callback):
         '-' if rank is None else rank, record['num_params'], train_seconds, ' *best-dev' if improved else '')
 
 
+class DevCurve(keras.callbacks.Callback):
+  """Dev accuracy every `every_steps` optimizer steps (paper Figure 3): `points` = [[step, accuracy, rank]]."""
+
+  def __init__(self, dev, every_steps, points=None):
+    super().__init__()
+    self.dev, self.every_steps = dev, every_steps
+    self.points = list(points or [])
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    if step % self.every_steps == 0:
+      accuracy = self.model.evaluate(self.dev, verbose=0, return_dict=True)['accuracy']
+      self.points.append([step, float(accuracy), embedding_rank(self.model)])
+
+
 class TrainingState(keras.callbacks.Callback):
   """Checkpoints the full training state (model weights, optimizer slots and step) after every epoch.
 

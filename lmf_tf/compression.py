@@ -197,7 +197,11 @@ def rebuild_optimizer(model):
       carried += 1
   new.iterations.assign(old.iterations)
   model.optimizer = new
+  # Every traced function captured the old V x d variable: re-trace training, evaluation and prediction, or
+  # `evaluate`/`predict` would go on reading the stale embedding.
   model.make_train_function(force=True)
+  model.make_test_function(force=True)
+  model.make_predict_function(force=True)
   logging.info('Optimizer rebuilt for %d trainable variables: %d optimizer variables carried over, step %d.',
                len(model.trainable_variables), carried, int(new.iterations.numpy()))
   return new

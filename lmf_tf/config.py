@@ -8,10 +8,17 @@ from lmf_tf.errors import ConfigError
 OPTIMIZERS = ('adam', 'sgd', 'adagrad')
 LR_SCHEDULES = ('calr', 'clr', 'constant')
 
+# Per-model defaults for the settings left as None in `TrainConfig`, chosen on SST-2 dev accuracy (README,
+# "Defaults and why"). The paper's L2 of 0.005 underfits with Keras's L2 (0.005 * sum(w^2)) on LSTM kernels.
+MODEL_DEFAULTS = {
+    'lstm': dict(epochs=8, lr_upper=3e-3, l2=1e-5, word_dropout=0.0),
+    'dan': dict(epochs=6, lr_upper=1e-3, l2=1e-4, word_dropout=0.3),
+}
+
 
 @dataclasses.dataclass
 class TrainConfig:
-  """Everything a run needs. Defaults are the ones `make sst2-lstm` uses (see README, "Defaults and why")."""
+  """Everything a run needs. Fields left None take the model's value from `MODEL_DEFAULTS` (`resolved()`)."""
   # Data.
   dataset: str = 'sst2'
   data_dir: str = DATA_DIR  # the vendored files
@@ -28,44 +35,68 @@ class TrainConfig:
   embedding_dim: int = 300  # DAN-RAND (random embedding); the LSTM takes d from the embeddings file
   lstm_units: int = 150
   dropout: float = 0.4
-  word_dropout: float = 0.0
-  l2: float = 1e-5  # paper: 0.005; with Keras's L2 (l2 * sum(w^2)) on LSTM kernels that underfits, see README
+  word_dropout: float | None = None  # DAN: drop tokens in training (Iyyer et al. 2015)
+  l2: float | None = None  # paper: 0.005
 
   # Optimizer and learning rate (paper §3.2).
   optimizer: str = 'adam'
   lr_schedule: str = 'calr'
   learning_rate: float = 1e-3  # for --lr_schedule=constant
   lr_lower: float = 1e-5
-  lr_upper: float = 3e-3
+  lr_upper: float | None = None
   lr_step_size: int = 500
   lr_decay: float = 0.5
 
   # Online compression (paper §3.1): R in percent, or the rank directly; when.
   reduction: float | None = None
   rank: int | None = None
+  offline: bool = False  # baseline (§3.3): a V x k embedding from the start (SVD of GloVe for the LSTM)
   compress_at_step: int | None = None
   compress_at_epoch: int | None = None
 
   # Run.
-  epochs: int = 6
+  epochs: int | None = None
   seed: int = 1
   workdir: str = 'checkpoints'
   results_dir: str = 'results'
   resume: bool = False
   tensorboard: bool = True
+  eval_every_steps: int | None = None  # also record dev accuracy every N steps (paper Figure 3)
+
+  def resolved(self):
+    """A copy with the model's defaults filled in, and online compression at the middle epoch if R or rank is
+    given without a step."""
+    defaults = MODEL_DEFAULTS.get(self.model, MODEL_DEFAULTS['lstm'])
+    config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+    if config.compress and config.compress_at_step is None and config.compress_at_epoch is None:
+      config.compress_at_epoch = config.epochs // 2
+    return config
 
   @property
   def compress(self):
-    return self.reduction is not None or self.rank is not None
+    """True for online compression during training (R or rank given, not --offline)."""
+    return (self.reduction is not None or self.rank is not None) and not self.offline
+
+  @property
+  def method(self):
+    if self.offline:
+      return 'offline'
+    return 'online' if self.compress else 'uncompressed'
 
   @property
   def run_name(self):
     """`<dataset>_<model>_R<R>_seed<s>` (R0 = uncompressed; `_k<rank>` when the rank is given directly)."""
     tag = f'k{self.rank}' if self.rank is not None else f'R{self.reduction or 0:g}'
+    if self.offline:
+      tag = 'offline_' + tag
+    if (self.optimizer, self.lr_schedule) != ('adam', 'calr'):
+      tag += f'_{self.optimizer}-{self.lr_schedule}'
     return f'{self.dataset.replace("/", "-")}_{self.model}_{tag}_seed{self.seed}'
 
   def validate(self):
-    """Raises ConfigError naming the flag for any invalid or inconsistent setting."""
+    """Raises ConfigError naming the flag for any invalid or inconsistent setting (on a `resolved()` config)."""
+    if any(getattr(self, k) is None for k in MODEL_DEFAULTS['lstm']):
+      return self.resolved().validate()
     def need(ok, message):
       if not ok:
         raise ConfigError(message)
@@ -78,6 +109,8 @@ class TrainConfig:
     need(0 <= self.word_dropout < 1, f'--word_dropout must be in [0, 1), got {self.word_dropout}')
     need(self.l2 >= 0, f'--l2 must be >= 0, got {self.l2}')
     need(self.learning_rate > 0, f'--learning_rate must be > 0, got {self.learning_rate}')
+    need(self.eval_every_steps is None or self.eval_every_steps >= 1,
+         f'--eval_every_steps must be >= 1, got {self.eval_every_steps}')
     need(self.max_train_examples is None or self.max_train_examples >= 1,
          f'--max_train_examples must be >= 1, got {self.max_train_examples}')
     need(not (self.reduction is not None and self.rank is not None), 'give only one of --reduction (R) and --rank')
@@ -86,8 +119,11 @@ class TrainConfig:
     if self.rank is not None:
       need(self.rank >= 1, f'--rank must be >= 1, got {self.rank}')
     when = [x for x in (self.compress_at_step, self.compress_at_epoch) if x is not None]
-    if self.compress:
-      need(len(when) == 1, 'compression needs exactly one of --compress_at_step and --compress_at_epoch')
+    if self.offline:
+      need(self.reduction is not None or self.rank is not None, '--offline needs --reduction (R) or --rank')
+      need(not when, '--offline compresses before training: drop --compress_at_step/--compress_at_epoch')
+    elif self.compress:
+      need(len(when) == 1, 'give only one of --compress_at_step and --compress_at_epoch')
       if self.compress_at_epoch is not None:
         need(0 <= self.compress_at_epoch < self.epochs,
              f'--compress_at_epoch={self.compress_at_epoch} must be in [0, --epochs={self.epochs}) so that '

@@ -4,9 +4,13 @@ import dataclasses
 
 from absl import flags
 
-from lmf_tf.config import LR_SCHEDULES, OPTIMIZERS, TrainConfig
+from lmf_tf.config import LR_SCHEDULES, MODEL_DEFAULTS, OPTIMIZERS, TrainConfig
 
 _D = TrainConfig()
+
+
+def _per_model(name):
+  return 'Default per model: ' + ', '.join(f'{m} {d[name]:g}' for m, d in MODEL_DEFAULTS.items()) + '.'
 
 
 def define_train_flags():
@@ -30,8 +34,8 @@ def define_train_flags():
   flags.DEFINE_integer('embedding_dim', _D.embedding_dim, 'DAN-RAND embedding width (random initialisation).')
   flags.DEFINE_integer('lstm_units', _D.lstm_units, 'LSTM hidden size.')
   flags.DEFINE_float('dropout', _D.dropout, 'Dropout rate (paper: 0.4).')
-  flags.DEFINE_float('word_dropout', _D.word_dropout, 'DAN: drop each token with this probability in training.')
-  flags.DEFINE_float('l2', _D.l2, 'L2 weight on dense and LSTM kernels (paper: 0.005; see README).')
+  flags.DEFINE_float('word_dropout', None, f'DAN: drop each token with this probability in training. {_per_model("word_dropout")}')
+  flags.DEFINE_float('l2', None, f'L2 weight on dense and LSTM kernels (paper: 0.005). {_per_model("l2")}')
 
   # Optimizer and learning rate (paper §3.2).
   flags.DEFINE_enum('optimizer', _D.optimizer, list(OPTIMIZERS), 'Optimizer.')
@@ -39,23 +43,26 @@ def define_train_flags():
                     'calr (cyclically annealed), clr (triangular) or constant (--learning_rate).')
   flags.DEFINE_float('learning_rate', _D.learning_rate, 'Learning rate for --lr_schedule=constant.')
   flags.DEFINE_float('lr_lower', _D.lr_lower, 'CLR/CALR lower bound.')
-  flags.DEFINE_float('lr_upper', _D.lr_upper, 'CLR/CALR (initial) upper bound.')
+  flags.DEFINE_float('lr_upper', None, f'CLR/CALR (initial) upper bound. {_per_model("lr_upper")}')
   flags.DEFINE_integer('lr_step_size', _D.lr_step_size, 'CLR/CALR half-cycle, in steps.')
   flags.DEFINE_float('lr_decay', _D.lr_decay, 'CALR: factor by which the peak decays per cycle.')
 
   # Online compression (paper §3.1).
   flags.DEFINE_float('reduction', None, 'R: percent of the embedding parameters to remove, e.g. 90.')
   flags.DEFINE_integer('rank', None, 'The rank k of the factorization, instead of --reduction.')
+  flags.DEFINE_bool('offline', False, 'Baseline: reduce the embedding to rank k before training (SVD of GloVe '
+                    'for the LSTM, a random V x k embedding for DAN-RAND) instead of online.')
   flags.DEFINE_integer('compress_at_step', None, 'Global step at which to compress.')
-  flags.DEFINE_integer('compress_at_epoch', None, 'Compress after this many epochs.')
+  flags.DEFINE_integer('compress_at_epoch', None, 'Compress after this many epochs (default: half of --epochs).')
 
   # Run.
-  flags.DEFINE_integer('epochs', _D.epochs, 'Training epochs in all (before and after compression).')
+  flags.DEFINE_integer('epochs', None, f'Training epochs in all (before and after compression). {_per_model("epochs")}')
   flags.DEFINE_integer('seed', _D.seed, 'Seeds weights, dropout and shuffling.')
   flags.DEFINE_string('workdir', _D.workdir, 'Where run directories (checkpoints, TensorBoard) go.')
   flags.DEFINE_string('results_dir', _D.results_dir, 'Where the results JSON goes.')
   flags.DEFINE_bool('resume', _D.resume, 'Continue an interrupted run from its last epoch checkpoint.')
   flags.DEFINE_bool('tensorboard', _D.tensorboard, 'Write TensorBoard logs.')
+  flags.DEFINE_integer('eval_every_steps', None, 'Also record dev accuracy every N steps (for Figure 3).')
 
 
 def config_from_flags(flag_values=flags.FLAGS):

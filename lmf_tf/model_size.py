@@ -35,13 +35,20 @@ class CheckpointSize:
 
 def weights_checkpoint(model):
   """A `tf.train.Checkpoint` over the model's weights only, keyed by variable path (no optimizer, no graph)."""
-  return tf.train.Checkpoint(weights={w.path.replace('/', '.'): w for w in model.weights})
+  return tf.train.Checkpoint(weights=weight_dict(model))
+
+
+def weight_dict(model):
+  """{'<layer>.<sublayer>.<weight>': variable} for every weight of the model."""
+  return {w.path.replace('/', '.'): w for w in model.weights}
 
 
 def _meta_graph(model, path):
   """Writes the MetaGraphDef of the model's inference function `int32[batch, T] -> float32[batch, classes]`."""
-  serve = tf.function(lambda ids: model(ids, training=False),
-                      input_signature=[tf.TensorSpec([None, None], tf.int32, name='token_ids')])
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name='token_ids')], autograph=False)
+  def serve(ids):
+    return model(ids, training=False)
+
   graph_def = serve.get_concrete_function().graph.as_graph_def()
   with tf.Graph().as_default():
     tf.compat.v1.train.export_meta_graph(filename=path, graph_def=graph_def, as_text=False)
@@ -59,15 +66,17 @@ def measure(directory, num_params=0):
                         os.path.getsize(prefix + '.meta'), num_params)
 
 
-def save_inference_checkpoint(model, directory, metadata=None):
+def save_inference_checkpoint(model, directory, metadata=None, checkpoint=None):
   """Saves `model`'s weights and inference graph to `directory` (replacing it atomically) and returns its size.
 
   `metadata` (a JSON-able dict: config, vocabulary path, rank...) is stored beside it as `config.json`.
+  `checkpoint`: what to store instead of the float weights (e.g. quantized integer tensors and their scales); the
+  `.meta` graph is always the model's inference graph.
   """
   num_params = int(sum(w.numpy().size for w in model.weights))
   with io_utils.atomic_path(directory) as tmp:
     os.makedirs(tmp)
-    weights_checkpoint(model).write(os.path.join(tmp, PREFIX))
+    (checkpoint or weights_checkpoint(model)).write(os.path.join(tmp, PREFIX))
     _meta_graph(model, os.path.join(tmp, PREFIX + '.meta'))
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
       json.dump(metadata or {}, f, indent=2, sort_keys=True)

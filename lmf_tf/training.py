@@ -79,6 +79,17 @@ def build_model(config, vocabulary, num_classes, rank=None):
     path = config.embeddings_path or os.path.join(config.data_dir, spec_data.default_embeddings)
     vectors = embeddings.read_word_vectors(path, vocabulary, seed=config.seed)
     initial, dim, coverage = vectors.matrix, vectors.matrix.shape[1], vectors.coverage
+  offline_info = {}
+  if config.offline:  # Baseline (paper §3.3): a V x k embedding from the start, no projection back to d.
+    k = offline_rank(config, len(vocabulary), dim)
+    offline_info = {'rank': k, 'full_dim': dim}
+    if initial is not None:
+      svd = compression.truncated_svd(initial, k)
+      initial = svd.left  # GloVe projected onto its top-k right singular vectors: W V_k = U_k Σ_k
+      offline_info['energy_kept'] = svd.energy_kept
+    logging.info('Offline reduction: embedding %d x %d -> %d x %d before training.', len(vocabulary), dim,
+                 len(vocabulary), k)
+    dim = k
   model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=num_classes, embedding_dim=dim,
                                     lstm_units=config.lstm_units, dropout=config.dropout,
                                     word_dropout=config.word_dropout, l2=config.l2, embedding_rank=rank)
@@ -86,7 +97,15 @@ def build_model(config, vocabulary, num_classes, rank=None):
   model.compile(optimizer=create_optimizer(config), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   logging.info('Model %s: %d parameters (embedding %d x %d).', model.name, models.count_params(model),
                len(vocabulary), dim)
-  return model, {'embedding_dim': dim, 'embedding_coverage': coverage}
+  return model, {'embedding_dim': dim, 'embedding_coverage': coverage,
+                 **{f'offline_{key}': value for key, value in offline_info.items()}}
+
+
+def offline_rank(config, vocab_size, dim):
+  """k for the offline baseline: the same k as online compression at the same R (or --rank)."""
+  if config.rank is not None:
+    return compression.validate_rank(config.rank, vocab_size, dim)
+  return compression.rank_for_reduction(config.reduction, vocab_size, dim)
 
 
 def train_and_evaluate(config: TrainConfig):
@@ -100,7 +119,7 @@ def train_and_evaluate(config: TrainConfig):
   Returns:
     (model, results dict).
   """
-  config.validate()
+  config = config.resolved().validate()
   start = time.time()
   run_dir = os.path.join(config.workdir, config.run_name)
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
@@ -144,11 +163,16 @@ def train_and_evaluate(config: TrainConfig):
       history=state['history'] if state else None, best=state['best'] if state else None)
   compression_report = dict(state.get('compression', {})) if state else {}
 
+  curve = None
+  if config.eval_every_steps:
+    curve = lmf_callbacks.DevCurve(data.dev, config.eval_every_steps, (state or {}).get('dev_curve'))
+    callbacks.append(curve)
+
   def extra_state():
     if online is not None and online.reports:
       compression_report.update({**online.reports[0].as_dict(), 'swap_step': online.swap_step})
-    return {'compression': compression_report, 'wall_seconds': (state or {}).get('wall_seconds', 0.0)
-            + time.time() - start}
+    return {'compression': compression_report, 'dev_curve': curve.points if curve else None,
+            'wall_seconds': (state or {}).get('wall_seconds', 0.0) + time.time() - start}
 
   callbacks += [evaluation, lmf_callbacks.TrainingState(train_dir, evaluation, extra_state)]
   if config.tensorboard:
@@ -165,6 +189,7 @@ def train_and_evaluate(config: TrainConfig):
         f'{int(model.optimizer.iterations)} steps of training')
   results = {
       'run': config.run_name,
+      'method': config.method,
       'config': dataclasses.asdict(config),
       'data': {**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info},
       'history': evaluation.history,
@@ -174,6 +199,7 @@ def train_and_evaluate(config: TrainConfig):
       'best_epoch': evaluation.best['epoch'],
       'rank': evaluation.best['rank'],
       'compression': extra['compression'] or None,
+      'dev_curve': extra['dev_curve'],
       'params': {'uncompressed_model': params_uncompressed, 'model': evaluation.best['num_params'],
                  'embedding': embedding_params(models.word_embedding(model))},
       'checkpoint_bytes': evaluation.best['checkpoint'],

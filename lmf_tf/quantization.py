@@ -1,0 +1,84 @@
+"""Post-training fixed-point quantization, the paper's first baseline (Acharya et al. 2019, §3.3 and §4.1).
+
+Each weight matrix W (embedding, LSTM kernel and recurrent kernel, dense kernels) is stored as b-bit integers
+q = clip(round(W / s), -(2^(b-1) - 1), 2^(b-1) - 1) with a symmetric scale s = max|W| / (2^(b-1) - 1), one per
+tensor or, with `per_channel`, one per output column. Accuracy is measured with the de-quantized weights q·s.
+Biases (1-D, a few hundred numbers) stay in float32. The checkpoint stores q (int8 / int16) and s, so its
+`.data` shrinks about 4x / 2x.
+
+Worked example, b = 8: W = [0.5, -1.27, 0.01] -> s = 1.27 / 127 = 0.01, q = [50, -127, 1], |W - q·s| <= s/2.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from lmf_tf import model_size
+from lmf_tf.errors import ConfigError
+
+INT_TYPES = {8: np.int8, 16: np.int16}
+
+
+@dataclasses.dataclass
+class QuantizedTensor:
+  """values: int8/int16 array of W's shape; scale: float32, shape () per tensor or (1, ..., C) per channel."""
+  values: np.ndarray
+  scale: np.ndarray
+  bits: int
+
+  def dequantize(self):
+    return self.values.astype(np.float32) * self.scale
+
+
+def quantize(weights, bits, per_channel=False):
+  """Symmetric fixed-point quantization of a float array to `bits` (8 or 16) bits."""
+  if bits not in INT_TYPES:
+    raise ConfigError(f'--bits must be 8 or 16, got {bits}')
+  w = np.asarray(weights, np.float32)
+  qmax = 2 ** (bits - 1) - 1
+  axes = tuple(range(w.ndim - 1)) if per_channel and w.ndim > 1 else None
+  amax = np.max(np.abs(w), axis=axes, keepdims=axes is not None)
+  scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+  values = np.clip(np.round(w / scale), -qmax, qmax).astype(INT_TYPES[bits])
+  return QuantizedTensor(values, scale, bits)
+
+
+def quantize_model(model, bits, per_channel=False):
+  """Replaces every weight matrix of `model` by its de-quantized b-bit version, in place.
+
+  Returns:
+    {weight name: QuantizedTensor} for the quantized (2-D and larger) weights.
+  """
+  quantized = {}
+  for name, variable in model_size.weight_dict(model).items():
+    if len(variable.shape) < 2:
+      continue
+    q = quantize(variable.numpy(), bits, per_channel)
+    variable.assign(q.dequantize())
+    quantized[name] = q
+  return quantized
+
+
+def quantized_checkpoint(model, quantized):
+  """A `tf.train.Checkpoint` holding the integer tensors and scales, and the float weights left unquantized."""
+  weights = model_size.weight_dict(model)
+  return tf.train.Checkpoint(
+      quantized={name: tf.Variable(q.values) for name, q in quantized.items()},
+      scales={name: tf.Variable(q.scale) for name, q in quantized.items()},
+      float_weights={name: w for name, w in weights.items() if name not in quantized})
+
+
+def restore_dequantized(model, directory):
+  """Loads a checkpoint written with `quantized_checkpoint` into `model` as de-quantized float weights."""
+  prefix = f'{directory}/{model_size.PREFIX}'
+  reader = tf.train.load_checkpoint(prefix)
+  names = reader.get_variable_to_shape_map()
+  for name, variable in model_size.weight_dict(model).items():
+    key = f'quantized/{name.replace(".", "..")}/.ATTRIBUTES/VARIABLE_VALUE'
+    if key in names:
+      scale = reader.get_tensor(key.replace('quantized/', 'scales/', 1))
+      variable.assign(reader.get_tensor(key).astype(np.float32) * scale)
+    else:
+      variable.assign(reader.get_tensor(f'float_weights/{name.replace(".", "..")}/.ATTRIBUTES/VARIABLE_VALUE'))
+  return model

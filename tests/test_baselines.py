@@ -1,0 +1,93 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from lmf_tf import compression, model_size, models, post_training, quantization, training
+from lmf_tf.config import TrainConfig
+from lmf_tf.errors import ConfigError
+
+
+@pytest.mark.parametrize('bits', [8, 16])
+@pytest.mark.parametrize('per_channel', [False, True])
+def test_quantize_round_trip_error_is_at_most_half_a_step(bits, per_channel):
+  rng = np.random.default_rng(bits)
+  w = rng.normal(size=(300, 40)).astype(np.float32) * np.linspace(0.1, 3, 40, dtype=np.float32)
+  q = quantization.quantize(w, bits, per_channel)
+  assert q.values.dtype == {8: np.int8, 16: np.int16}[bits]
+  assert q.scale.shape == ((1, 40) if per_channel else ())
+  error = np.abs(q.dequantize() - w)
+  # Half a quantization step, plus float32 rounding of the product q * s (a few ulps of |w|).
+  assert np.all(error <= q.scale / 2 + 4 * np.finfo(np.float32).eps * np.abs(w))
+  assert np.max(error) > q.scale.min() / 4  # the bound is tight, not vacuous
+  assert np.max(np.abs(q.values)) == 2 ** (bits - 1) - 1  # the largest value uses the full range
+
+
+def test_quantize_worked_example_and_zero_tensor():
+  q = quantization.quantize(np.array([0.5, -1.27, 0.01], np.float32), 8)
+  np.testing.assert_allclose(q.scale, 0.01, rtol=1e-6)
+  np.testing.assert_array_equal(q.values, [50, -127, 1])
+  zero = quantization.quantize(np.zeros((3, 2), np.float32), 8)
+  np.testing.assert_array_equal(zero.dequantize(), 0)
+  with pytest.raises(ConfigError, match='--bits must be 8 or 16'):
+    quantization.quantize(np.ones(3), 4)
+
+
+def dan_model(seed=0):
+  keras.utils.set_random_seed(seed)
+  config = models.ModelConfig(vocab_size=3000, embedding_dim=32, dan_hidden=(16, 8))
+  model = models.dan_classifier(config)
+  model(np.ones((1, 3), np.int32))
+  return model
+
+
+def test_quantized_checkpoints_really_shrink_and_restore(tmp_path):
+  model = dan_model()
+  ids = np.array([[5, 7, 9, 0]], np.int32)
+  float_size = model_size.save_inference_checkpoint(model, str(tmp_path / 'f32'))
+  sizes = {}
+  for bits in (8, 16):
+    quantized_model = dan_model()
+    quantized = quantization.quantize_model(quantized_model, bits)
+    checkpoint = quantization.quantized_checkpoint(quantized_model, quantized)
+    sizes[bits] = model_size.save_inference_checkpoint(quantized_model, str(tmp_path / f'q{bits}'), None, checkpoint)
+    restored = quantization.restore_dequantized(dan_model(seed=9), str(tmp_path / f'q{bits}'))
+    np.testing.assert_allclose(restored(ids), quantized_model(ids), atol=1e-6)
+    np.testing.assert_allclose(quantized_model(ids), model(ids), atol=0.02 if bits == 8 else 1e-4)
+  assert sizes[8].data_bytes <= 0.26 * float_size.data_bytes
+  assert sizes[16].data_bytes <= 0.51 * float_size.data_bytes
+  assert sizes[8].meta_bytes == float_size.meta_bytes  # same inference graph
+
+
+def test_offline_baseline_has_a_v_by_k_embedding_from_the_start(tiny_config):
+  config = TrainConfig(**dict(tiny_config, offline=True, reduction=50, seed=2))
+  model, results = training.train_and_evaluate(config)
+  vocab, d = results['data']['vocab_size'], results['data']['offline_full_dim']
+  k = compression.rank_for_reduction(50, vocab, d)
+  layer = models.word_embedding(model)
+  assert (layer.input_dim, layer.output_dim) == (vocab, k) and not layer.is_compressed
+  assert model.get_layer('lstm').weights[0].shape == (k, 4 * tiny_config['lstm_units'])
+  assert results['method'] == 'offline' and results['run'] == 'sst2_lstm_offline_R50_seed2'
+  assert 0 < results['data']['offline_energy_kept'] < 1
+  reloaded = training.evaluate_checkpoint(results['checkpoint_dir'])
+  assert reloaded['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
+
+
+def test_offline_needs_a_rank_and_no_swap_step(tiny_config):
+  with pytest.raises(ConfigError, match='--offline needs'):
+    TrainConfig(**dict(tiny_config, offline=True)).validate()
+  with pytest.raises(ConfigError, match='--offline compresses before training'):
+    TrainConfig(**dict(tiny_config, offline=True, reduction=50, compress_at_epoch=0)).validate()
+
+
+@pytest.mark.parametrize('method, bits', [('fixed_point', 8), ('keras_int8', 8)])
+def test_quantize_trained_model_writes_results(tiny_config, method, bits):
+  _, trained = training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=4)))
+  results = post_training.quantize_trained_model(trained['checkpoint_dir'], bits=bits, method=method,
+                                                 results_dir=tiny_config['results_dir'])
+  saved = json.loads(open(os.path.join(tiny_config['results_dir'], results['run'] + '.json')).read())
+  assert saved['method'] == ('quant8' if method == 'fixed_point' else 'keras_int8')
+  assert saved['checkpoint_bytes']['data_bytes'] < 0.5 * trained['checkpoint_bytes']['data_bytes']
+  assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 0.2
