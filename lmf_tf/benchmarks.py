@@ -38,7 +38,8 @@ def compare_input_pipelines(config, epochs=3):
     model, _ = training.build_model(config, data.vocabulary, data.num_classes)
     timer = EpochTimer()
     if name == 'bucketed_tf_data':
-      model.fit(data.train, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
+      model.fit(data.train_epochs(0, epochs), epochs=epochs, steps_per_epoch=data.steps_per_epoch,
+                callbacks=[timer], verbose=0, shuffle=False)
     else:
       model.fit(x, y, batch_size=config.batch_size, epochs=epochs, callbacks=[timer], verbose=0, shuffle=True)
     steady = sorted(timer.seconds[1:])

@@ -110,14 +110,25 @@ class TrainingState(keras.callbacks.Callback):
 
   def on_epoch_end(self, epoch, logs=None):
     os.makedirs(self.directory, exist_ok=True)
-    prefix = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).write(
-        os.path.join(self.directory, f'ckpt-{epoch + 1}'))
+    prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{epoch + 1}'))
     state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
     for old in glob.glob(os.path.join(self.directory, 'ckpt-*')):
       if not os.path.basename(old).startswith(os.path.basename(prefix) + '.'):
         os.remove(old)
+
+
+def training_checkpoint(model):
+  """A `tf.train.Checkpoint` of the full training state: every model variable (weights and the dropout seed
+  generators' states) and every optimizer variable (step, moments).
+
+  `tf.train.Checkpoint(model=model)` is not enough with Keras 3: it reaches the layers' weights only through the
+  optimizer and misses the non-trainable state.
+  """
+  # Keyed by position and name: paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`).
+  keyed = lambda variables: {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
+  return tf.train.Checkpoint(model=keyed(model.variables), optimizer=keyed(model.optimizer.variables))
 
 
 def read_state(directory):
@@ -135,6 +146,8 @@ def restore_training_state(model, directory, state):
   if not os.path.exists(prefix + '.index'):
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} named in {directory}/{STATE_FILE} is missing')
   model.optimizer.build(model.trainable_variables)
-  status = tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(prefix)
-  status.expect_partial()
+  try:
+    training_checkpoint(model).read(prefix).assert_existing_objects_matched()
+  except AssertionError as e:
+    raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None
   logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations))

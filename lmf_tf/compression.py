@@ -236,6 +236,10 @@ class OnlineCompression(keras.callbacks.Callback):
     rebuild_optimizer(self.model)
     self.swap_step = int(self.model.optimizer.iterations.numpy())
 
+  def on_train_begin(self, logs=None):
+    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations) >= self.at_step:
+      self._swap()  # --compress_at_step=0: compress before the first step
+
   def on_epoch_begin(self, epoch, logs=None):
     if self.at_epoch is not None and epoch >= self.at_epoch and not self.done:
       self._swap()

@@ -64,32 +64,31 @@ def read_labelled_tsv(path, num_classes=2, header=False, clean=None):
       or an empty text.
   """
   examples = []
-  with open(path, encoding='utf-8') as f:
-    for lineno, line in enumerate(f, start=1):
-      if header and lineno == 1:
-        continue
-      line = line.rstrip('\r\n')
-      if not line.strip():
-        continue
-      fields = line.split('\t')
-      if len(fields) != 2:
-        raise DataFormatError(
-            f'{path}:{lineno}: expected "text<TAB>label" (2 tab-separated fields), found {len(fields)}: '
-            f'{line[:80]!r}')
-      text, label = fields
-      try:
-        label = int(label.strip())
-      except ValueError:
-        raise DataFormatError(f'{path}:{lineno}: label {label!r} is not an integer') from None
-      if not 0 <= label < num_classes:
-        raise DataFormatError(f'{path}:{lineno}: label {label} is outside [0, {num_classes})')
+  for lineno, line in io_utils.numbered_lines(path):
+    if header and lineno == 1:
+      continue
+    line = line.rstrip('\r\n')
+    if not line.strip():
+      continue
+    fields = line.split('\t')
+    if len(fields) != 2:
+      raise DataFormatError(
+          f'{path}:{lineno}: expected "text<TAB>label" (2 tab-separated fields), found {len(fields)}: '
+          f'{line[:80]!r}')
+    text, label = fields
+    try:
+      label = int(label.strip())
+    except ValueError:
+      raise DataFormatError(f'{path}:{lineno}: label {label!r} is not an integer') from None
+    if not 0 <= label < num_classes:
+      raise DataFormatError(f'{path}:{lineno}: label {label} is outside [0, {num_classes})')
+    if clean is not None:
+      text = clean(text)
+    if not text.strip():
       if clean is not None:
-        text = clean(text)
-      if not text.strip():
-        if clean is not None:
-          continue  # A phrase made only of dropped characters (e.g. "--") carries no tokens.
-        raise DataFormatError(f'{path}:{lineno}: empty text')
-      examples.append(Example(text, label))
+        continue  # A phrase made only of dropped characters (e.g. "--") carries no tokens.
+      raise DataFormatError(f'{path}:{lineno}: empty text')
+    examples.append(Example(text, label))
   return examples
 
 

@@ -10,6 +10,7 @@ import os
 import numpy as np
 from absl import logging
 
+from lmf_tf import io_utils
 from lmf_tf.errors import DataFormatError
 
 
@@ -46,26 +47,25 @@ def read_word_vectors(path, vocabulary, seed=0, oov_scale=0.25):
   index = {token: i for i, token in enumerate(vocabulary.tokens) if i >= 2}
   vectors = {}
   dim = None
-  with open(path, encoding='utf-8', errors='strict') as f:
-    for lineno, line in enumerate(f, start=1):
-      parts = line.rstrip('\r\n').rstrip(' ').split(' ')
-      if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-        continue  # word2vec header: "<count> <dim>"
-      if len(parts) < 2:
-        if not line.strip():
-          continue
-        raise DataFormatError(f'{path}:{lineno}: expected "word v1 ... vd", found {line[:60]!r}')
-      if dim is None:
-        dim = len(parts) - 1
-      elif len(parts) - 1 != dim:
-        raise DataFormatError(
-            f'{path}:{lineno}: {len(parts) - 1} values, but earlier lines have {dim} (rows of different lengths)')
-      word = parts[0]
-      if word in index and word not in vectors:
-        try:
-          vectors[word] = np.asarray(parts[1:], dtype=np.float32)
-        except ValueError:
-          raise DataFormatError(f'{path}:{lineno}: a value of {word!r} is not a number') from None
+  for lineno, line in io_utils.numbered_lines(path):
+    parts = line.rstrip('\r\n').rstrip(' ').split(' ')
+    if lineno == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+      continue  # word2vec header: "<count> <dim>"
+    if len(parts) < 2:
+      if not line.strip():
+        continue
+      raise DataFormatError(f'{path}:{lineno}: expected "word v1 ... vd", found {line[:60]!r}')
+    if dim is None:
+      dim = len(parts) - 1
+    elif len(parts) - 1 != dim:
+      raise DataFormatError(
+          f'{path}:{lineno}: {len(parts) - 1} values, but earlier lines have {dim} (rows of different lengths)')
+    word = parts[0]
+    if word in index and word not in vectors:
+      try:
+        vectors[word] = np.asarray(parts[1:], dtype=np.float32)
+      except ValueError:
+        raise DataFormatError(f'{path}:{lineno}: a value of {word!r} is not a number') from None
   if dim is None:
     raise DataFormatError(f'{path}: no word vectors found')
   rng = np.random.default_rng(seed)

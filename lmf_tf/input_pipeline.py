@@ -92,39 +92,57 @@ def encode_dataset(text_dataset, vocabulary, max_length=None):
   return text_dataset.map(encode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).cache()
 
 
-def batches(encoded, batch_size, shuffle_seed=None, shuffle=False,
-            bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
-  """Length-bucketed, padded batches: `(int32[batch, length], int64[batch])`.
+def _count(dataset):
+  return int(dataset.reduce(0, lambda n, _: n + 1))
 
-  Each batch is padded with `PAD_ID` only to the longest sequence of its bucket, so a recurrent layer does not
-  run over long stretches of padding.
 
-  Args:
-    encoded: output of `encode_dataset`.
-    batch_size: examples per batch.
-    shuffle_seed: required when `shuffle` is True (an unseeded shuffle is an error: runs must repeat).
-    shuffle: reshuffle each epoch.
-    bucket_boundaries: sequence-length bucket edges; empty for plain padded batching.
-  """
-  if shuffle:
-    if shuffle_seed is None:
-      raise ConfigError('shuffling without a seed: pass shuffle_seed (--seed)')
-    count = int(encoded.reduce(0, lambda n, _: n + 1)) if encoded.cardinality() < 0 else int(encoded.cardinality())
-    encoded = encoded.shuffle(max(count, 1), seed=shuffle_seed, reshuffle_each_iteration=True)
+def _bucketed(encoded, batch_size, bucket_boundaries):
   if bucket_boundaries:
-    encoded = encoded.bucket_by_sequence_length(
+    return encoded.bucket_by_sequence_length(
         element_length_func=lambda ids, label: tf.shape(ids)[0],
         bucket_boundaries=list(bucket_boundaries),
         bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
         padded_shapes=([None], []),
         padding_values=(PAD_ID, tf.constant(0, tf.int64)))
-  else:
-    encoded = encoded.padded_batch(batch_size, padded_shapes=([None], []),
-                                   padding_values=(PAD_ID, tf.constant(0, tf.int64)))
-  # Which bucket an example falls in depends on its length only, so the number of batches is the same every epoch:
-  # count it once and declare it, so Keras knows the epoch length.
-  num_batches = int(encoded.reduce(0, lambda n, _: n + 1))
-  return encoded.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(tf.data.AUTOTUNE)
+  return encoded.padded_batch(batch_size, padded_shapes=([None], []),
+                              padding_values=(PAD_ID, tf.constant(0, tf.int64)))
+
+
+def batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
+  """Length-bucketed, padded batches in data order (for evaluation): `(int32[batch, length], int64[batch])`.
+
+  Each batch is padded with `PAD_ID` only to the longest sequence of its bucket, so a recurrent layer does not
+  run over long stretches of padding.
+  """
+  return _bucketed(encoded, batch_size, bucket_boundaries).prefetch(tf.data.AUTOTUNE)
+
+
+def training_batches(encoded, batch_size, seed, first_epoch, last_epoch,
+                     bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
+  """Shuffled, length-bucketed batches for epochs [first_epoch, last_epoch), one after the other.
+
+  Epoch e is shuffled with the seed (seed, e), so its order is a pure function of the seed and the epoch: a run
+  resumed at epoch e sees the batches an uninterrupted run would. (A shuffle with `reshuffle_each_iteration`
+  would not do: Keras re-creates the dataset's seed generator when it distributes the dataset.)
+
+  Returns:
+    (dataset, batches per epoch). Which bucket an example falls in depends on its length only, so every epoch
+    has the same number of batches; pass it to `fit` as `steps_per_epoch`.
+  Raises:
+    ConfigError: if `seed` is None (runs must repeat).
+  """
+  if seed is None:
+    raise ConfigError('shuffling without a seed: pass a seed (--seed)')
+  count = _count(encoded)
+  steps = _count(_bucketed(encoded, batch_size, bucket_boundaries))
+
+  def one_epoch(epoch):
+    epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + epoch
+    shuffled = encoded.shuffle(max(count, 1), seed=epoch_seed, reshuffle_each_iteration=False)
+    return _bucketed(shuffled, batch_size, bucket_boundaries)
+
+  dataset = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch)
+  return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
 def to_padded_arrays(encoded, max_length=None):

@@ -52,3 +52,19 @@ def files_digest(paths, length=12):
       for block in iter(lambda: f.read(1 << 20), b''):
         digest.update(block)
   return digest.hexdigest()[:length]
+
+
+def numbered_lines(path):
+  """Yields (line number, text) of a UTF-8 text file; a byte that is not UTF-8 raises DataFormatError naming the
+  file and line (instead of a bare UnicodeDecodeError).
+  """
+  from lmf_tf.errors import DataFormatError  # pylint: disable=g-import-not-at-top
+  with open(path, 'rb') as f:
+    for lineno, raw in enumerate(f, start=1):
+      try:
+        text = raw.decode('utf-8')
+      except UnicodeDecodeError as e:
+        raise DataFormatError(f'{path}:{lineno}: not UTF-8 text ({e.reason} at byte {e.start})') from None
+      if lineno == 1:
+        text = text.lstrip('\ufeff')  # a byte-order mark
+      yield lineno, text

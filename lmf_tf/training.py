@@ -39,13 +39,22 @@ def create_optimizer(config):
 
 @dataclasses.dataclass
 class PreparedData:
-  train: tf.data.Dataset  # batches (int32[b, T], int64[b]), shuffled and bucketed
-  dev: tf.data.Dataset
+  dev: tf.data.Dataset  # bucketed batches (int32[b, T], int64[b])
   test: tf.data.Dataset
   vocabulary: input_pipeline.Vocabulary
   num_classes: int
   sizes: dict
-  encoded_train: tf.data.Dataset  # unbatched (int32[length], int64) pairs, for benchmarks
+  steps_per_epoch: int
+  encoded_train: tf.data.Dataset  # unbatched (int32[length], int64) pairs
+  batch_size: int
+  seed: int
+  bucket_boundaries: tuple
+
+  def train_epochs(self, first_epoch, last_epoch):
+    """Shuffled, bucketed training batches for epochs [first_epoch, last_epoch) (`input_pipeline.training_batches`)."""
+    dataset, _ = input_pipeline.training_batches(self.encoded_train, self.batch_size, self.seed, first_epoch,
+                                                 last_epoch, self.bucket_boundaries)
+    return dataset
 
 
 def prepare_data(config, vocabulary=None):
@@ -62,11 +71,12 @@ def prepare_data(config, vocabulary=None):
   sizes = {name: int(ds.reduce(0, lambda n, _: n + 1)) for name, ds in encoded.items()}
   logging.info('Data %s (%s): train %d, dev %d, test %d examples; vocabulary %d (with <pad>, <unk>).',
                config.dataset, config.train_level, sizes['train'], sizes['dev'], sizes['test'], len(vocabulary))
-  batched = {name: input_pipeline.batches(ds, config.batch_size, shuffle=name == 'train', shuffle_seed=config.seed,
-                                          bucket_boundaries=boundaries)
-             for name, ds in encoded.items()}
-  return PreparedData(batched['train'], batched['dev'], batched['test'], vocabulary, splits.num_classes, sizes,
-                      encoded['train'])
+  _, steps_per_epoch = input_pipeline.training_batches(encoded['train'], config.batch_size, config.seed, 0, 1,
+                                                       boundaries)
+  return PreparedData(input_pipeline.batches(encoded['dev'], config.batch_size, boundaries),
+                      input_pipeline.batches(encoded['test'], config.batch_size, boundaries), vocabulary,
+                      splits.num_classes, sizes, steps_per_epoch, encoded['train'], config.batch_size, config.seed,
+                      boundaries)
 
 
 def build_model(config, vocabulary, num_classes, rank=None):
@@ -124,24 +134,31 @@ def train_and_evaluate(config: TrainConfig):
   run_dir = os.path.join(config.workdir, config.run_name)
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
   state = lmf_callbacks.read_state(train_dir) if config.resume else None
-  if state is None and os.path.exists(os.path.join(train_dir, lmf_callbacks.STATE_FILE)):
-    logging.warning('Starting %s afresh over an earlier run in %s (use --resume to continue it).',
-                    config.run_name, run_dir)
-    shutil.rmtree(train_dir)
-  keras.utils.set_random_seed(config.seed)
 
+  # Load and check everything before anything on disk is touched: bad input must not cost an earlier run.
   vocab_path = os.path.join(run_dir, 'vocab.txt')
+  keras.utils.set_random_seed(config.seed)  # The shuffle's op seed is combined with this global seed.
   data = prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
-  data.vocabulary.save(vocab_path)
+  # Again after the data: a first-time tensorflow-datasets preparation draws from the global generators.
+  keras.utils.set_random_seed(config.seed)
   model, embedding_info = build_model(config, data.vocabulary, data.num_classes)
   params_uncompressed = models.count_params(model)
   layer = models.word_embedding(model)
-  if config.compress:  # Check R / rank against V and d now, before any training.
+  if config.compress:  # R / rank against V and d, and the swap step against the length of training.
     if config.rank is None:
       compression.rank_for_reduction(config.reduction, layer.input_dim, layer.output_dim)
     else:
       compression.validate_rank(config.rank, layer.input_dim, layer.output_dim)
+    total_steps = config.epochs * data.steps_per_epoch
+    if config.compress_at_step is not None and config.compress_at_step >= total_steps:
+      raise ConfigError(f'--compress_at_step={config.compress_at_step} is never reached: training runs '
+                        f'{total_steps} steps ({config.epochs} epochs x {data.steps_per_epoch} batches)')
 
+  if state is None and os.path.exists(os.path.join(train_dir, lmf_callbacks.STATE_FILE)):
+    logging.warning('Starting %s afresh over an earlier run in %s (use --resume to continue it).',
+                    config.run_name, run_dir)
+    shutil.rmtree(train_dir)
+  data.vocabulary.save(vocab_path)
   if state and state.get('rank'):
     compression.compress_layer(layer, rank=state['rank'])
     compression.rebuild_optimizer(model)
@@ -180,8 +197,9 @@ def train_and_evaluate(config: TrainConfig):
                                                  profile_batch=0))
   initial_epoch = state['epoch'] if state else 0
   if initial_epoch < config.epochs:
-    model.fit(data.train, epochs=config.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0,
-              shuffle=False)  # The pipeline shuffles, seeded.
+    model.fit(data.train_epochs(initial_epoch, config.epochs), epochs=config.epochs, initial_epoch=initial_epoch,
+              steps_per_epoch=data.steps_per_epoch, callbacks=callbacks, verbose=0,
+              shuffle=False)  # The pipeline shuffles, seeded per epoch.
   extra = extra_state()
   if evaluation.best is None:
     raise ConfigError(

@@ -48,6 +48,20 @@ def test_malformed_data_line_names_file_and_line(tiny_data, line, message):
     datasets.sst2_splits(str(tiny_data), 'sentence')
 
 
+def test_non_utf8_bytes_name_file_and_line(tiny_data, tmp_path):
+  path = tiny_data / 'sst2' / 'test.tsv'
+  path.write_bytes(b'fine film\t1\nbad \xff byte\t0\n')
+  with pytest.raises(DataFormatError, match=r'test\.tsv:2: not UTF-8 text'):
+    datasets.sst2_splits(str(tiny_data), 'sentence')
+  vectors = tmp_path / 'vec.txt'
+  vectors.write_bytes(b'\xef\xbb\xbfthe 0.1 0.2\ncaf\xe9 1 2\n')  # a BOM, then Latin-1
+  vocab = input_pipeline.Vocabulary(['<pad>', '<unk>', 'the'])
+  with pytest.raises(DataFormatError, match=r'vec\.txt:2: not UTF-8 text'):
+    embeddings.read_word_vectors(str(vectors), vocab)
+  vectors.write_bytes(b'\xef\xbb\xbfthe 0.1 0.2\n')
+  assert embeddings.read_word_vectors(str(vectors), vocab).found == 1  # the BOM is not part of the word
+
+
 def test_local_builder_serves_splits_through_tfds(tiny_data, tmp_path):
   splits = datasets.load_splits('sst2', 'sentence', source_dir=str(tiny_data), tfds_dir=str(tmp_path / 'tfds'))
   assert splits.num_classes == 2
@@ -78,12 +92,15 @@ def test_vocabulary_from_train_with_pad_and_unk():
   assert ids == [[3, 2, input_pipeline.UNK_ID]]
 
 
-def test_bucketed_batches_pad_with_zero_only_to_the_bucket(tmp_path):
+def test_bucketed_batches_pad_with_zero_only_to_the_bucket():
   texts = [' '.join(['w'] * n) for n in [1, 2, 3, 9, 10, 11, 30, 31] * 4]
   ds = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
   vocab = input_pipeline.Vocabulary.build(ds)
   encoded = input_pipeline.encode_dataset(ds, vocab)
-  batches = list(input_pipeline.batches(encoded, 4, shuffle=True, shuffle_seed=0, bucket_boundaries=(4, 12)))
+  train, steps = input_pipeline.training_batches(encoded, 4, seed=0, first_epoch=0, last_epoch=1,
+                                                 bucket_boundaries=(4, 12))
+  batches = list(train)
+  assert len(batches) == steps
   assert sum(int(x.shape[0]) for x, _ in batches) == len(texts)
   bucket_of = lambda n: np.searchsorted([4, 12], n, side='right')
   for x, _ in batches:
@@ -92,15 +109,25 @@ def test_bucketed_batches_pad_with_zero_only_to_the_bucket(tmp_path):
     assert len({bucket_of(n) for n in lengths}) == 1  # one length bucket per batch
   assert min(int(x.shape[1]) for x, _ in batches) <= 3  # the short bucket is not padded to 31
   with pytest.raises(ConfigError, match='seed'):
-    input_pipeline.batches(encoded, 4, shuffle=True)
+    input_pipeline.training_batches(encoded, 4, seed=None, first_epoch=0, last_epoch=1)
 
 
-def test_seeded_shuffle_repeats():
+def test_shuffle_order_is_a_function_of_seed_and_epoch():
   ds = tf.data.Dataset.from_tensor_slices(([f'w{i}' for i in range(50)], list(range(50))))
   vocab = input_pipeline.Vocabulary.build(ds)
   enc = input_pipeline.encode_dataset(ds, vocab)
-  order = lambda: [int(y) for _, ys in input_pipeline.batches(enc, 50, shuffle=True, shuffle_seed=7) for y in ys]
-  assert order() == order() and order() != list(range(50))
+
+  def orders(seed, first, last):
+    train, steps = input_pipeline.training_batches(enc, 50, seed, first, last, bucket_boundaries=())
+    labels = [list(y.numpy()) for _, y in train]
+    assert len(labels) == steps * (last - first)
+    return labels
+
+  three_epochs = orders(7, 0, 3)
+  assert three_epochs == orders(7, 0, 3)  # repeatable
+  assert orders(7, 2, 3) == three_epochs[2:]  # a run resumed at epoch 2 sees epoch 2's order
+  assert three_epochs[0] != three_epochs[1] != list(range(50))  # reshuffled each epoch
+  assert orders(8, 0, 1) != three_epochs[:1]
 
 
 def test_glove_reader(tmp_path):

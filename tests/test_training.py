@@ -141,3 +141,21 @@ def test_script_reports_bad_data_line_and_exits_non_zero(tiny_config, tiny_data,
 def test_script_rejects_an_unknown_model_flag(repo_root):
   result = run_script(['--model=cnn', '--epochs=1'], repo_root)
   assert result.returncode != 0 and "--model='cnn' is not a model" in result.stderr
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
+  base = dict(tiny_config, model='dan', epochs=3, reduction=50, compress_at_epoch=1, seed=6, word_dropout=0.3)
+  straight_model, straight = training.train_and_evaluate(TrainConfig(**dict(base, workdir=str(tmp_path / 'a'))))
+  # Interrupted after the swap (2 epochs done), then resumed to 3 epochs.
+  training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, workdir=str(tmp_path / 'b'))))
+  resumed_model, resumed = training.train_and_evaluate(
+      TrainConfig(**dict(base, workdir=str(tmp_path / 'b'), resume=True)))
+  for a, b in zip(straight_model.weights, resumed_model.weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+  assert [h['dev_accuracy'] for h in resumed['history']] == [h['dev_accuracy'] for h in straight['history']]
+  assert resumed['test_accuracy'] == straight['test_accuracy']
+
+
+def test_compress_at_step_beyond_training_is_rejected_before_training(tiny_config):
+  with pytest.raises(ConfigError, match=r'--compress_at_step=999 is never reached: training runs \d+ steps'):
+    training.train_and_evaluate(TrainConfig(**dict(tiny_config, reduction=50, compress_at_step=999)))
