@@ -22,7 +22,7 @@ run_seed = $(word 2,$(subst _seed, ,$(1)))
 
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
-.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 bench-pipeline clean-venv
+.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline clean-venv
 
 venv: $(STAMP)
 
@@ -47,15 +47,31 @@ sst2-dan: $(STAMP)
 measure-sst2: $(SST2_RUNS)
 	$(MAKE) --no-print-directory table-sst2
 
+# Dev accuracy every 100 steps as well, for the recovery curves after the swap (Figure 3).
 results/sst2_lstm_R%.json: | $(STAMP)
-	$(MAKE) --no-print-directory sst2-lstm R=$(call run_r,$*) SEED=$(call run_seed,$*) ARGS="--tensorboard=false $(ARGS)"
+	$(MAKE) --no-print-directory sst2-lstm R=$(call run_r,$*) SEED=$(call run_seed,$*) \
+	  ARGS="--tensorboard=false --eval_every_steps=100 $(ARGS)"
 
 results/sst2_dan_R%.json: | $(STAMP)
-	$(MAKE) --no-print-directory sst2-dan R=$(call run_r,$*) SEED=$(call run_seed,$*) ARGS="--tensorboard=false $(ARGS)"
+	$(MAKE) --no-print-directory sst2-dan R=$(call run_r,$*) SEED=$(call run_seed,$*) \
+	  ARGS="--tensorboard=false --eval_every_steps=100 $(ARGS)"
 
 table-sst2: $(STAMP)
 	$(PY) scripts/summarize.py --results_dir=results --pattern='sst2_*_R*_seed*.json' \
 	  --output=results/sst2_summary
+
+# The paper's Tables 1-2 and Figures 2-3 (issue 4). `make -j2 reproduce` runs two experiments at a time (each its
+# own process; make's -j is passed on as --jobs). Finished runs are skipped, so an interrupted run continues.
+JOBS ?= $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),1)
+
+reproduce: $(STAMP)
+	$(PY) scripts/reproduce.py --jobs=$(JOBS)
+
+reproduce-quick: $(STAMP)
+	$(PY) scripts/reproduce.py --quick --jobs=$(JOBS)
+
+tables: $(STAMP)
+	$(PY) scripts/reproduce.py --tables_only
 
 bench-pipeline: $(STAMP)
 	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=3 --tensorboard=false --output=results/bench_pipeline.json $(ARGS)

@@ -72,3 +72,118 @@ def write_summary(results_dir, pattern, output_prefix):
     with open(tmp, 'w') as f:
       f.write(to_markdown(table))
   return table
+
+
+METHOD_ORDER = ['uncompressed', 'quant16', 'quant8', 'keras_int8', 'offline', 'online']
+POLICY_ORDER = ['adagrad', 'adam', 'clr', 'calr']
+
+
+def plan_frame(results_dir, runs):
+  """One row per planned run: its result if it is done, else status 'missing', 'failed' or 'impossible'."""
+  from lmf_tf import experiments  # pylint: disable=g-import-not-at-top  (experiments imports config only)
+  rows = []
+  for run in runs:
+    row = {'name': run.name, 'table': run.table, 'model': run.model, 'method': run.method, 'R': run.reduction,
+           'seed': run.seed}
+    path = os.path.join(results_dir, run.name + '.json')
+    failure = experiments.failure_path(results_dir, run.name)
+    if os.path.exists(path):
+      with open(path) as f:
+        result = json.load(f)
+      rank = result.get('rank') or result.get('data', {}).get('offline_rank')
+      row.update(status='done', test=100 * result['test_accuracy'], dev=100 * result['dev_accuracy'], rank=rank,
+                 bytes=result['checkpoint_bytes']['total_bytes'], data_bytes=result['checkpoint_bytes']['data_bytes'],
+                 params=result['params']['model'], wall_seconds=result['wall_seconds'],
+                 dev_curve=result.get('dev_curve'), swap_step=(result.get('compression') or {}).get('swap_step'))
+    elif os.path.exists(failure):
+      message = open(failure).read().strip()
+      row.update(status='impossible' if experiments.is_impossible(message) else 'failed', note=message)
+    else:
+      row.update(status='missing')
+    rows.append(row)
+  return pd.DataFrame(rows)
+
+
+def aggregate(frame, keys):
+  """Mean and sample std over seeds of each group; `seeds` = 'done/planned'; never fills in a missing run."""
+  out = []
+  for key, group in frame.groupby(keys, sort=False):
+    done = group[group.status == 'done']
+    row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+    statuses = sorted(set(group.status) - {'done'})
+    row.update(seeds=f'{len(done)}/{len(group)}', status=', '.join(statuses) if statuses else 'done',
+               test_mean=done.test.mean() if len(done) else float('nan'),
+               test_std=done.test.std() if len(done) > 1 else float('nan'),
+               dev_mean=done.dev.mean() if len(done) else float('nan'),
+               rank=done['rank'].dropna().iloc[0] if len(done) and done['rank'].notna().any() else None,
+               bytes=done.bytes.mean() if len(done) else float('nan'),
+               data_bytes=done.data_bytes.mean() if len(done) else float('nan'),
+               wall_seconds=done.wall_seconds.mean() if len(done) else float('nan'))
+    out.append(row)
+  return pd.DataFrame(out)
+
+
+def _accuracy(row):
+  if pd.isna(row.test_mean):
+    return row.status
+  spread = '' if pd.isna(row.test_std) else f' ± {row.test_std:.2f}'
+  return f'{row.test_mean:.2f}{spread}'
+
+
+def table1(frame):
+  """Paper Table 1: test accuracy of each learning-rate policy on the uncompressed models."""
+  rows = frame[frame.table.isin(['table1', 'both'])].copy()
+  rows['policy'] = rows.method.replace({'uncompressed': 'calr'})
+  table = aggregate(rows, ['model', 'policy'])
+  table['order'] = table.policy.map(POLICY_ORDER.index)
+  return table.sort_values(['model', 'order']).drop(columns='order').reset_index(drop=True)
+
+
+def table2(frame):
+  """Paper Table 2: size and test accuracy of each compression method and R; degradation against uncompressed."""
+  rows = frame[frame.table.isin(['table2', 'both'])]
+  table = aggregate(rows, ['model', 'method', 'R'])
+  base = table[table.method == 'uncompressed'].set_index('model').test_mean
+  table['relative_degradation_pct'] = [100 * (base.get(m, float('nan')) - t) / base.get(m, float('nan'))
+                                       for m, t in zip(table.model, table.test_mean)]
+  table['order'] = table.method.map(METHOD_ORDER.index)
+  return table.sort_values(['model', 'order', 'R']).drop(columns='order').reset_index(drop=True)
+
+
+def table1_markdown(table):
+  lines = ['| model | LR policy | test acc. (%) | dev acc. (%) | seeds |', '|---|---|---|---|---|']
+  for row in table.itertuples():
+    dev = '-' if pd.isna(row.dev_mean) else f'{row.dev_mean:.2f}'
+    lines.append(f'| {row.model} | {row.policy} | {_accuracy(row)} | {dev} | {row.seeds} |')
+  return '\n'.join(lines) + '\n'
+
+
+def table2_markdown(table):
+  lines = ['| model | method | R (%) | rank k | checkpoint bytes | test acc. (%) | rel. degradation (%) | seeds |',
+           '|---|---|---|---|---|---|---|---|']
+  for row in table.itertuples():
+    size = '-' if pd.isna(row.bytes) else f'{row.bytes:,.0f}'
+    degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
+    rank = '-' if row.rank is None or pd.isna(row.rank) else f'{int(row.rank)}'
+    lines.append(f'| {row.model} | {row.method} | {row.R:g} | {rank} | {size} | {_accuracy(row)} | {degradation} '
+                 f'| {row.seeds} |')
+  return '\n'.join(lines) + '\n'
+
+
+def _write_text(path, text):
+  with io_utils.atomic_path(path) as tmp:
+    with open(tmp, 'w') as f:
+      f.write(text)
+
+
+def write_paper_tables(results_dir, runs):
+  """Writes results/table{1,2}.{md,csv} from the planned runs' JSONs; returns the paths."""
+  frame = plan_frame(results_dir, runs)
+  paths = []
+  for name, table, markdown in (('table1', table1(frame), table1_markdown), ('table2', table2(frame),
+                                                                             table2_markdown)):
+    for ext, text in (('md', markdown(table)), ('csv', table.to_csv(index=False, float_format='%.4f'))):
+      path = os.path.join(results_dir, f'{name}.{ext}')
+      _write_text(path, text)
+      paths.append(path)
+  return paths

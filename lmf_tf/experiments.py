@@ -1,0 +1,170 @@
+"""The experiments behind the paper's Tables 1-2 and Figures 2-3 (Acharya et al. 2019, §5), as a plan of runs.
+
+Each `Run` is one independent process (`scripts/train.py` or `scripts/quantize.py`) that writes
+`results/<name>.json`. `plan()` lists them; `scripts/reproduce.py` runs the missing ones, several at a time.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+from lmf_tf.config import TrainConfig
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE2_REDUCTIONS = (10, 30, 50, 70, 90, 95, 99)  # the paper's R, and beyond it, 95 and 99
+QUICK_REDUCTIONS = (50, 90)
+FIGURE3_EVAL_EVERY = 100  # steps between dev evaluations for Figure 3
+
+# Table 1: learning-rate policies on the uncompressed models. Adagrad and constant Adam use the usual rates
+# for these optimizers; CLR runs between the same bounds as CALR.
+LR_POLICIES = {
+    'adagrad': dict(optimizer='adagrad', lr_schedule='constant', learning_rate=0.05),
+    'adam': dict(optimizer='adam', lr_schedule='constant', learning_rate=1e-3),
+    'clr': dict(optimizer='adam', lr_schedule='clr'),
+    'calr': dict(optimizer='adam', lr_schedule='calr'),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One process: `name` (its results file stem), what it is, and its command line."""
+  name: str
+  table: str  # 'table1', 'table2' or 'both'
+  model: str
+  method: str  # uncompressed, online, offline, quant16, quant8, keras_int8, or a Table 1 policy
+  reduction: float
+  seed: int
+  argv: tuple
+  requires: str | None = None  # a run whose checkpoint this one needs
+
+  def done(self, results_dir):
+    return os.path.exists(os.path.join(results_dir, self.name + '.json'))
+
+
+def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', results_dir='results', **flags):
+  config = TrainConfig(model=model, seed=seed, reduction=reduction or None, offline=method == 'offline',
+                       **{k: v for k, v in flags.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
+  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train.py'), f'--model={model}', f'--seed={seed}',
+          '--tensorboard=false', f'--workdir={workdir}', f'--results_dir={results_dir}']
+  if reduction:
+    argv.append(f'--reduction={reduction:g}')
+  if method == 'offline':
+    argv.append('--offline')
+  argv += [f'--{k}={v}' for k, v in flags.items()]
+  return Run(config.run_name, table, model, method, float(reduction), seed, tuple(argv))
+
+
+def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', workdir='checkpoints'):
+  tag = 'kerasint8' if keras_int8 else f'q{bits}'
+  name = source.name.replace('_R0_', f'_{tag}_')
+  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'quantize.py'),
+          f'--checkpoint_dir={os.path.join(workdir, source.name, "best")}', f'--results_dir={results_dir}']
+  argv += ['--method=keras_int8'] if keras_int8 else [f'--bits={bits}']
+  method = 'keras_int8' if keras_int8 else f'quant{bits}'
+  return Run(name, 'table2', source.model, method, 0.0, source.seed, tuple(argv), requires=source.name)
+
+
+def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir='results'):
+  """All runs of Tables 1-2 and Figure 3: 3 seeds and 7 values of R, or with `quick` 1 seed and R in {50, 90}."""
+  seeds = (1,) if quick else (1, 2, 3)
+  reductions = QUICK_REDUCTIONS if quick else TABLE2_REDUCTIONS
+  where = dict(workdir=workdir, results_dir=results_dir)
+  runs = []
+  for model in models:
+    for seed in seeds:
+      base = _train_run('both', model, 'uncompressed', seed, **where)
+      runs.append(base)
+      for policy, flags in LR_POLICIES.items():
+        if policy != 'calr':  # CALR is the default: the uncompressed run above
+          runs.append(dataclasses.replace(_train_run('table1', model, policy, seed, **where, **flags), method=policy))
+      runs += [_quantize_run(base, bits=16, **where), _quantize_run(base, bits=8, **where)]
+      if seed == seeds[0]:
+        runs.append(_quantize_run(base, keras_int8=True, **where))
+      for r in reductions:
+        runs.append(_train_run('table2', model, 'online', seed, r, **where, eval_every_steps=FIGURE3_EVAL_EVERY))
+        runs.append(_train_run('table2', model, 'offline', seed, r, **where))
+  return runs
+
+
+def failure_path(results_dir, name):
+  return os.path.join(results_dir, 'failed', name + '.txt')
+
+
+def _last_error(log_path):
+  with open(log_path, errors='replace') as f:
+    lines = [l.strip() for l in f if l.strip()]
+  errors = [l for l in lines if l.startswith('error:')]
+  return (errors or lines or ['(no output)'])[-1]
+
+
+def is_impossible(message):
+  """A run that cannot exist for this V and d (e.g. R = 99 leaves rank 0 for a 50-d embedding)."""
+  return 'leaves rank k=0' in message or 'smaller than the matrix only for' in message
+
+
+def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
+  """Runs every run of `runs` whose results file is missing, `jobs` processes at a time, in plan order.
+
+  A run waits for the run it `requires`. Output goes to `<results_dir>/logs/<name>.log`. A run that fails leaves
+  its last error line in `<results_dir>/failed/<name>.txt` (read by the tables); impossible runs are not retried,
+  others are on the next call. Progress (current run, runs left, elapsed time) goes to `echo`.
+  Returns:
+    (number run, number failed).
+  """
+  os.makedirs(os.path.join(results_dir, 'logs'), exist_ok=True)
+  os.makedirs(os.path.join(results_dir, 'failed'), exist_ok=True)
+
+  def impossible(run):
+    path = failure_path(results_dir, run.name)
+    return os.path.exists(path) and is_impossible(open(path).read())
+
+  pending = [r for r in runs if not r.done(results_dir) and not impossible(r)]
+  names = {r.name for r in runs}
+  echo(f'{len(runs)} runs planned, {len(runs) - len(pending)} done or impossible, {len(pending)} to run, '
+       f'{jobs} at a time')
+  start, running, finished, failed = time.time(), {}, 0, set()
+  while pending or running:
+    for run in list(pending):
+      if len(running) >= jobs:
+        break
+      blocked = run.requires in names and not os.path.exists(os.path.join(results_dir, run.requires + '.json'))
+      if run.requires in failed:
+        pending.remove(run)
+        failed.add(run.name)
+        echo(f'skip {run.name}: {run.requires} failed')
+      elif not blocked:
+        pending.remove(run)
+        log = open(os.path.join(results_dir, 'logs', run.name + '.log'), 'w')
+        running[run.name] = (run, subprocess.Popen(run.argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                                   env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}), log)
+        echo(f'[{_clock(start)}] start {run.name} ({len(running)} running, {finished} finished, '
+             f'{len(pending)} waiting)')
+    if not running and pending:  # Everything left waits for a run that is neither done nor running.
+      for run in pending:
+        echo(f'skip {run.name}: needs {run.requires}')
+      break
+    time.sleep(poll_seconds)
+    for name, (run, process, log) in list(running.items()):
+      if process.poll() is None:
+        continue
+      log.close()
+      del running[name]
+      finished += 1
+      if process.returncode == 0:
+        if os.path.exists(failure_path(results_dir, name)):
+          os.remove(failure_path(results_dir, name))
+        echo(f'[{_clock(start)}] done  {name} ({finished} finished, {len(running) + len(pending)} left)')
+      else:
+        failed.add(name)
+        message = _last_error(os.path.join(results_dir, 'logs', name + '.log'))
+        with open(failure_path(results_dir, name), 'w') as f:
+          f.write(message + '\n')
+        echo(f'[{_clock(start)}] FAIL  {name}: {message}')
+  return finished, len(failed)
+
+
+def _clock(start):
+  seconds = int(time.time() - start)
+  return f'{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'

@@ -1,0 +1,91 @@
+"""The paper's figures as PNG files: Figure 2 (CLR and CALR against the step), Figure 3 (dev accuracy after the
+online swap), and accuracy against checkpoint size for every method."""
+
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from lmf_tf import io_utils, reporting, schedules  # pylint: disable=g-import-not-at-top
+from lmf_tf.config import MODEL_DEFAULTS, TrainConfig  # pylint: disable=g-import-not-at-top
+
+
+def _save(fig, path):
+  with io_utils.atomic_path(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=120, bbox_inches='tight')
+  plt.close(fig)
+  return path
+
+
+def figure2(path, steps=12_000):
+  """CLR and CALR with the LSTM's default bounds (paper Figure 2)."""
+  d = TrainConfig()
+  upper = MODEL_DEFAULTS['lstm']['lr_upper']
+  x = np.arange(0, steps, 10)
+  clr = schedules.CyclicalLearningRate(d.lr_lower, upper, d.lr_step_size)
+  calr = schedules.CyclicallyAnnealedLearningRate(d.lr_lower, upper, d.lr_step_size, d.lr_decay)
+  fig, ax = plt.subplots(figsize=(8, 3.5))
+  ax.plot(x, [float(clr(s)) for s in x], label='CLR (triangular)', lw=1)
+  ax.plot(x, [float(calr(s)) for s in x], label=f'CALR (decay {d.lr_decay} per cycle, reset at the lower bound)', lw=1)
+  ax.set_xlabel('step')
+  ax.set_ylabel('learning rate')
+  ax.set_title(f'Figure 2: learning-rate policies (lower {d.lr_lower:g}, upper {upper:g}, half-cycle '
+               f'{d.lr_step_size} steps)')
+  ax.legend()
+  return _save(fig, path)
+
+
+def figure3(frame, model, path):
+  """Dev accuracy against mini-batches after the online swap, one curve per R (first seed with a curve)."""
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  online = frame[(frame.model == model) & (frame.method == 'online') & (frame.status == 'done')]
+  drawn = False
+  for r in sorted(online.R.unique()):
+    runs = online[(online.R == r) & online.dev_curve.notna()]
+    if runs.empty:
+      continue
+    run = runs.sort_values('seed').iloc[0]
+    points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if s >= run.swap_step]
+    if points:
+      ax.plot(*zip(*points), label=f'online R={r:g} (k={int(run["rank"])})', lw=1)
+      drawn = True
+  for method, style in (('uncompressed', '-'), ('quant16', '--'), ('quant8', ':')):
+    done = frame[(frame.model == model) & (frame.method == method) & (frame.status == 'done')]
+    if len(done):
+      ax.axhline(done.dev.mean(), color='k', ls=style, lw=0.8, label=f'{method} (dev, mean of {len(done)})')
+  ax.set_xlabel('mini-batches after the swap')
+  ax.set_ylabel('dev accuracy (%)')
+  ax.set_title(f'Figure 3: recovery after online compression, SST-2 {model}')
+  if drawn:
+    ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def size_accuracy(frame, model, path):
+  """Test accuracy (mean ± std over seeds) against checkpoint bytes, a curve per method."""
+  table = reporting.table2(frame)
+  table = table[(table.model == model) & table.test_mean.notna()]
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  for method in reporting.METHOD_ORDER:
+    rows = table[table.method == method].sort_values('bytes')
+    if len(rows):
+      ax.errorbar(rows.bytes, rows.test_mean, yerr=rows.test_std.fillna(0), marker='o', ms=4, capsize=2,
+                  label=method, lw=1)
+  ax.set_xscale('log')
+  ax.set_xlabel('checkpoint bytes (.data + .index + .meta)')
+  ax.set_ylabel('test accuracy (%)')
+  ax.set_title(f'SST-2 {model}: accuracy against size')
+  ax.legend(fontsize=8)
+  return _save(fig, path)
+
+
+def write_all(results_dir, runs):
+  frame = reporting.plan_frame(results_dir, runs)
+  paths = [figure2(os.path.join(results_dir, 'figure2_learning_rates.png'))]
+  for model in sorted(frame.model.unique()):
+    paths.append(figure3(frame, model, os.path.join(results_dir, f'figure3_{model}.png')))
+    paths.append(size_accuracy(frame, model, os.path.join(results_dir, f'size_accuracy_{model}.png')))
+  return paths

@@ -1,0 +1,37 @@
+"""Run every missing experiment of the paper's Tables 1-2 and Figures 2-3, then rebuild tables and figures.
+
+  python scripts/reproduce.py --jobs=2            # 3 seeds, R in 10..99 (many hours on 2 CPU cores)
+  python scripts/reproduce.py --quick --jobs=2    # 1 seed, R in {50, 90}
+  python scripts/reproduce.py --dry_run           # list the runs and which are done
+Finished runs are skipped, so an interrupted reproduction continues where it stopped.
+"""
+
+from absl import app, flags
+
+from lmf_tf import experiments, figures, reporting
+
+flags.DEFINE_bool('quick', False, 'One seed and R in {50, 90} instead of 3 seeds and R in 10..99.')
+flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
+flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to run.')
+flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
+flags.DEFINE_bool('tables_only', False, 'Only rebuild tables and figures from the results there are.')
+flags.DEFINE_string('results_dir', 'results', 'Where result JSONs, tables and figures go.')
+flags.DEFINE_string('workdir', 'checkpoints', 'Where run directories go.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  runs = experiments.plan(FLAGS.quick, FLAGS.models, FLAGS.workdir, FLAGS.results_dir)
+  if FLAGS.dry_run:
+    for run in runs:
+      print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
+    return
+  if not FLAGS.tables_only:
+    experiments.run_all(runs, FLAGS.jobs, FLAGS.results_dir)
+  for path in reporting.write_paper_tables(FLAGS.results_dir, runs) + figures.write_all(FLAGS.results_dir, runs):
+    print('wrote', path)
+
+
+if __name__ == '__main__':
+  app.run(main)

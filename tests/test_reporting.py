@@ -1,0 +1,82 @@
+import json
+import math
+import os
+
+import pytest
+
+from lmf_tf import experiments, figures, reporting
+
+
+def write_result(results_dir, name, test, dev=0.8, rank=None, total=1000, curve=None, swap=None):
+  result = {'test_accuracy': test, 'dev_accuracy': dev, 'rank': rank, 'wall_seconds': 10.0,
+            'checkpoint_bytes': {'total_bytes': total, 'data_bytes': total - 100}, 'params': {'model': total // 4},
+            'dev_curve': curve, 'compression': {'swap_step': swap} if swap else None}
+  with open(os.path.join(results_dir, name + '.json'), 'w') as f:
+    json.dump(result, f)
+
+
+@pytest.fixture
+def hand_made(tmp_path):
+  results = tmp_path / 'results'
+  (results / 'failed').mkdir(parents=True)
+  runs = experiments.plan(quick=False, models=('dan',), results_dir=str(results))
+  # Uncompressed: 3 seeds. Online R=90: 2 of 3 seeds. Offline R=90: none. Quant8: seed 1 only.
+  for seed, acc in zip((1, 2, 3), (0.80, 0.82, 0.84)):
+    write_result(results, f'sst2_dan_R0_seed{seed}', acc, total=4000)
+  write_result(results, 'sst2_dan_R90_seed1', 0.79, rank=29, total=800,
+               curve=[[100, 0.7, None], [200, 0.75, 29], [300, 0.78, 29]], swap=150)
+  write_result(results, 'sst2_dan_R90_seed2', 0.77, rank=29, total=800)
+  write_result(results, 'sst2_dan_q8_seed1', 0.81, total=1100)
+  (results / 'failed' / 'sst2_dan_R99_seed1.txt').write_text(
+      'error: R=99 leaves rank k=0 for V=100, d=3; R must be at most 1.0 (rank 1) for this embedding\n')
+  write_result(results, 'sst2_dan_R0_adagrad-constant_seed1', 0.70)
+  return results, runs
+
+
+def test_table2_means_stds_and_missing_runs(hand_made):
+  results, runs = hand_made
+  table = reporting.table2(reporting.plan_frame(str(results), runs)).set_index(['method', 'R'])
+  base = table.loc[('uncompressed', 0.0)]
+  assert base.seeds == '3/3' and base.test_mean == pytest.approx(82.0)
+  assert base.test_std == pytest.approx(2.0)  # sample std of 80, 82, 84
+  online = table.loc[('online', 90.0)]
+  assert online.seeds == '2/3' and online.status == 'missing'
+  assert online.test_mean == pytest.approx(78.0) and online.test_std == pytest.approx(math.sqrt(2))
+  assert online.relative_degradation_pct == pytest.approx(100 * 4 / 82)
+  assert online.bytes == 800 and online['rank'] == 29
+  offline = table.loc[('offline', 90.0)]
+  assert offline.seeds == '0/3' and math.isnan(offline.test_mean)  # reported missing, not invented
+  assert table.loc[('online', 99.0)].status == 'impossible, missing'
+  q8 = table.loc[('quant8', 0.0)]
+  assert q8.seeds == '1/3' and math.isnan(q8.test_std)
+  markdown = reporting.table2_markdown(reporting.table2(reporting.plan_frame(str(results), runs)))
+  assert '| dan | online | 90 | 29 | 800 | 78.00 ± 1.41 | 4.88 | 2/3 |' in markdown
+  assert '| dan | offline | 90 | - | - | missing | - | 0/3 |' in markdown
+
+
+def test_table1_policies(hand_made):
+  results, runs = hand_made
+  table = reporting.table1(reporting.plan_frame(str(results), runs))
+  assert list(table.policy) == ['adagrad', 'adam', 'clr', 'calr']
+  calr = table[table.policy == 'calr'].iloc[0]
+  assert calr.test_mean == pytest.approx(82.0) and calr.seeds == '3/3'
+  assert table[table.policy == 'adagrad'].iloc[0].seeds == '1/3'
+  assert table[table.policy == 'adam'].iloc[0].status == 'missing'
+
+
+def test_tables_and_figures_are_written(hand_made):
+  results, runs = hand_made
+  paths = reporting.write_paper_tables(str(results), runs) + figures.write_all(str(results), runs)
+  for path in paths:
+    assert os.path.getsize(path) > 0
+  assert {os.path.basename(p) for p in paths} >= {'table1.md', 'table2.csv', 'figure2_learning_rates.png',
+                                                  'figure3_dan.png', 'size_accuracy_dan.png'}
+
+
+def test_plan_sizes():
+  assert len(experiments.plan(quick=True)) == 22
+  full = experiments.plan()
+  assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7) + 1)  # per seed: base, 3 policies, q16, q8, online+offline x 7
+  assert len({r.name for r in full}) == len(full)
+  quant = [r for r in full if r.method == 'quant8']
+  assert all(r.requires.replace('_R0_', '_q8_') == r.name for r in quant)
