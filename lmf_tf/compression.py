@@ -152,9 +152,10 @@ def _to_compressible(layer):
 def compress_model(model, reduction=None, rank=None):
   """Compresses every word embedding of a built Keras model to low rank; usable without training.
 
-  Models made of `CompressibleEmbedding`s are changed in place. A functional or Sequential model with plain
-  `keras.layers.Embedding`s is cloned with `CompressibleEmbedding`s that take over the trained weights, and the
-  clone is compressed (the original is left as it was).
+  Models made of `CompressibleEmbedding`s (at any depth, any kind of model) are changed in place. A functional or
+  Sequential model with plain top-level `keras.layers.Embedding`s is cloned with `CompressibleEmbedding`s that take
+  over the trained weights, and the clone is compressed (the original is left as it was). A plain `Embedding`
+  nested in another layer, or in a subclassed model, cannot be reached that way: a ConfigError says so.
 
   Args:
     model: a built `keras.Model`.
@@ -163,7 +164,16 @@ def compress_model(model, reduction=None, rank=None):
   Returns:
     (model, [CompressionReport]): the compressed model (the same object when changed in place).
   """
-  if any(type(l) is keras.layers.Embedding for l in model.layers):
+  inner = {id(l) for c in model._flatten_layers() if isinstance(c, CompressibleEmbedding)
+           for l in c._flatten_layers(include_self=False)}
+  plain = [l for l in model._flatten_layers() if type(l) is keras.layers.Embedding and id(l) not in inner]
+  if any(l not in model.layers for l in plain):
+    raise ConfigError(f'{model.name}: embedding {next(l for l in plain if l not in model.layers).name!r} is nested '
+                      'inside another layer; build it as lmf_tf.layers.CompressibleEmbedding to compress it')
+  if plain:
+    if not isinstance(model, keras.Sequential) and not hasattr(model, '_operations'):
+      raise ConfigError(f'{model.name}: a subclassed model cannot be cloned; build its embedding as '
+                        'lmf_tf.layers.CompressibleEmbedding to compress it in place')
     clone = keras.models.clone_model(model, clone_function=_to_compressible)
     clone.build(model.inputs[0].shape if model.inputs else None)
     for source, target in zip(model.layers, clone.layers):

@@ -24,6 +24,9 @@ class TrainConfig:
   data_dir: str = DATA_DIR  # the vendored files
   tfds_dir: str = DEFAULT_TFDS_DIR  # where tensorflow-datasets keeps prepared data
   train_level: str = 'phrase'
+  tfds_text_key: str = 'sentence'  # for a TFDS catalog data set: its text feature,
+  tfds_label_key: str = 'label'  # its label feature,
+  tfds_splits: str = 'train,validation,test'  # and its train, dev and test splits (TFDS split syntax)
   max_train_examples: int | None = None  # a small slice, for tests and smoke runs
   max_length: int | None = None
   batch_size: int = 64
@@ -101,6 +104,8 @@ class TrainConfig:
       if not ok:
         raise ConfigError(message)
     need(self.train_level in ('phrase', 'sentence'), f'--train_level must be phrase or sentence, not {self.train_level!r}')
+    need(len(self.tfds_splits.split(',')) == 3,
+         f'--tfds_splits needs three comma-separated splits (train, dev, test), got {self.tfds_splits!r}')
     need(self.optimizer in OPTIMIZERS, f'--optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}')
     need(self.lr_schedule in LR_SCHEDULES, f'--lr_schedule={self.lr_schedule!r}; choose one of {", ".join(LR_SCHEDULES)}')
     need(self.batch_size >= 1, f'--batch_size must be >= 1, got {self.batch_size}')

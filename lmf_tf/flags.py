@@ -20,6 +20,11 @@ def define_train_flags():
                       '(needs a network the first time, e.g. glue/sst2).')
   flags.DEFINE_string('data_dir', _D.data_dir, 'Folder of the vendored data files.')
   flags.DEFINE_string('tfds_dir', _D.tfds_dir, 'Where tensorflow-datasets keeps prepared data.')
+  flags.DEFINE_string('tfds_text_key', _D.tfds_text_key, 'Catalog data sets: the text feature.')
+  flags.DEFINE_string('tfds_label_key', _D.tfds_label_key, 'Catalog data sets: the label feature.')
+  flags.DEFINE_string('tfds_splits', _D.tfds_splits, 'Catalog data sets: train, dev and test splits, comma-'
+                      'separated, in TFDS split syntax. GLUE hides its test labels: e.g. '
+                      '"train[:95%],train[95%:],validation" for glue/sst2.')
   flags.DEFINE_enum('train_level', _D.train_level, ['phrase', 'sentence'],
                     'SST-2 training data: GLUE phrases (default, as the authors) or the 6,920 sentences.')
   flags.DEFINE_integer('max_train_examples', None, 'Train on the first N training examples only (smoke tests).')

@@ -60,7 +60,8 @@ class PreparedData:
 def prepare_data(config, vocabulary=None):
   """Loads the splits, builds the vocabulary from train (unless given) and the batched pipelines."""
   splits = datasets.load_splits(config.dataset, train_level=config.train_level, source_dir=config.data_dir,
-                                tfds_dir=config.tfds_dir)
+                                tfds_dir=config.tfds_dir, text_key=config.tfds_text_key,
+                                label_key=config.tfds_label_key, split_names=tuple(config.tfds_splits.split(',')))
   train = splits.train
   if config.max_train_examples:
     train = train.take(config.max_train_examples)
@@ -68,7 +69,13 @@ def prepare_data(config, vocabulary=None):
   boundaries = input_pipeline.DEFAULT_BUCKET_BOUNDARIES if config.bucket else ()
   encoded = {name: input_pipeline.encode_dataset(ds, vocabulary, config.max_length)
              for name, ds in (('train', train), ('dev', splits.validation), ('test', splits.test))}
-  sizes = {name: int(ds.reduce(0, lambda n, _: n + 1)) for name, ds in encoded.items()}
+  sizes = {}
+  for name, ds in encoded.items():
+    count, lowest = ds.reduce((0, tf.constant(0, tf.int64)), lambda acc, x: (acc[0] + 1, tf.minimum(acc[1], x[1])))
+    sizes[name] = int(count)
+    if lowest < 0:  # e.g. GLUE's test split, whose labels are hidden (-1)
+      raise ConfigError(f'the {name} split of --dataset={config.dataset} has unlabelled examples (label -1); '
+                        'choose labelled splits with --tfds_splits')
   logging.info('Data %s (%s): train %d, dev %d, test %d examples; vocabulary %d (with <pad>, <unk>).',
                config.dataset, config.train_level, sizes['train'], sizes['dev'], sizes['test'], len(vocabulary))
   _, steps_per_epoch = input_pipeline.training_batches(encoded['train'], config.batch_size, config.seed, 0, 1,

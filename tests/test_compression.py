@@ -151,3 +151,19 @@ def test_online_callback_swaps_at_the_requested_step():
   assert callback.swap_step == 3
   assert models.word_embedding(model).rank == 2
   assert model.optimizer.iterations.numpy() == 5
+
+
+def test_plain_embedding_in_a_subclassed_model_gets_a_clear_error():
+  class Classifier(keras.Model):
+    def __init__(self):
+      super().__init__()
+      self.emb = keras.layers.Embedding(20, 6)
+      self.out = keras.layers.Dense(2)
+
+    def call(self, ids):
+      return self.out(keras.ops.mean(self.emb(ids), axis=1))
+
+  model = Classifier()
+  model(np.ones((1, 3), np.int32))
+  with pytest.raises(ConfigError, match='subclassed model cannot be cloned'):
+    compression.compress_model(model, rank=2)

@@ -159,3 +159,16 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
 def test_compress_at_step_beyond_training_is_rejected_before_training(tiny_config):
   with pytest.raises(ConfigError, match=r'--compress_at_step=999 is never reached: training runs \d+ steps'):
     training.train_and_evaluate(TrainConfig(**dict(tiny_config, reduction=50, compress_at_step=999)))
+
+
+def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lmf_tf import datasets  # pylint: disable=g-import-not-at-top
+
+  def fake_load_splits(name, **kwargs):
+    make = lambda labels: tf.data.Dataset.from_tensor_slices((['a b'] * len(labels), tf.constant(labels, tf.int64)))
+    return datasets.TextSplits(make([0, 1]), make([1, 0]), make([-1, -1]), num_classes=2, name=name)
+
+  monkeypatch.setattr(datasets, 'load_splits', fake_load_splits)
+  with pytest.raises(ConfigError, match='the test split of --dataset=glue/sst2 has unlabelled examples'):
+    training.train_and_evaluate(TrainConfig(**dict(tiny_config, dataset='glue/sst2')))
