@@ -9,8 +9,19 @@ import pandas as pd
 from lmf_tf import io_utils
 
 
+def result_row(result):
+  """The numbers of one result JSON that the tables use (accuracies in %)."""
+  return {
+      'test': 100 * result['test_accuracy'], 'dev': 100 * result['dev_accuracy'],
+      'rank': result.get('rank') or result.get('data', {}).get('offline_rank'),
+      'bytes': result['checkpoint_bytes']['total_bytes'], 'data_bytes': result['checkpoint_bytes']['data_bytes'],
+      'params': result['params']['model'], 'wall_seconds': result['wall_seconds'],
+      'dev_curve': result.get('dev_curve'), 'swap_step': (result.get('compression') or {}).get('swap_step'),
+  }
+
+
 def load_runs(results_dir, pattern='*.json'):
-  """One row per run: dataset, model, R, seed, test/dev accuracy at the best dev epoch, rank, sizes, wall time."""
+  """One row per training run matching `pattern`: dataset, model, R, seed and the `result_row` numbers."""
   rows = []
   for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
     with open(path) as f:
@@ -18,13 +29,9 @@ def load_runs(results_dir, pattern='*.json'):
     if 'config' not in run or 'best' not in run:
       continue  # not a training run (e.g. a benchmark)
     config = run['config']
-    rows.append({
-        'dataset': config['dataset'], 'model': config['model'], 'R': float(config['reduction'] or 0),
-        'seed': config['seed'], 'rank': run['rank'], 'test_accuracy': 100 * run['test_accuracy'],
-        'dev_accuracy': 100 * run['dev_accuracy'], 'best_epoch': run['best_epoch'], 'params': run['params']['model'],
-        'embedding_params': run['params']['embedding'], 'checkpoint_bytes': run['checkpoint_bytes']['total_bytes'],
-        'data_bytes': run['checkpoint_bytes']['data_bytes'], 'wall_seconds': run['wall_seconds'], 'file': path,
-    })
+    rows.append({'dataset': config['dataset'], 'model': config['model'], 'R': float(config['reduction'] or 0),
+                 'seed': config['seed'], 'status': 'done', **result_row(run),
+                 'embedding_params': run['params']['embedding'], 'file': path})
   return pd.DataFrame(rows)
 
 
@@ -32,18 +39,14 @@ def summarize(runs):
   """Mean ± std (sample std, ddof=1) over seeds per (dataset, model, R); relative degradation against R = 0."""
   if runs.empty:
     return runs
-  grouped = runs.groupby(['dataset', 'model', 'R'])
-  table = grouped.agg(
-      seeds=('seed', 'count'), rank=('rank', 'first'), test_mean=('test_accuracy', 'mean'),
-      test_std=('test_accuracy', 'std'), dev_mean=('dev_accuracy', 'mean'), dev_std=('dev_accuracy', 'std'),
-      params=('params', 'first'), embedding_params=('embedding_params', 'first'),
-      checkpoint_bytes=('checkpoint_bytes', 'mean'), data_bytes=('data_bytes', 'mean'),
-      wall_seconds=('wall_seconds', 'mean')).reset_index()
+  table = aggregate(runs, ['dataset', 'model', 'R'])
+  table['params'] = runs.groupby(['dataset', 'model', 'R'], sort=False).params.first().values
+  table['embedding_params'] = runs.groupby(['dataset', 'model', 'R'], sort=False).embedding_params.first().values
   base = table[table.R == 0].set_index(['dataset', 'model'])['test_mean']
   table['relative_degradation_pct'] = [
       100 * (base[(d, m)] - t) / base[(d, m)] if (d, m) in base.index else float('nan')
       for d, m, t in zip(table.dataset, table.model, table.test_mean)]
-  return table
+  return table.sort_values(['dataset', 'model', 'R']).reset_index(drop=True)
 
 
 def to_markdown(table):
@@ -52,12 +55,12 @@ def to_markdown(table):
             '| params | embedding params | checkpoint bytes (.data+.index+.meta) | wall time / run (s) |')
   lines = [header, '|' + '---|' * 12]
   for row in table.itertuples():
+    dev_std = '' if pd.isna(row.dev_std) else f' ± {row.dev_std:.2f}'
+    degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
     lines.append(
-        f'| {row.dataset} | {row.model} | {row.R:g} | {"-" if pd.isna(row.rank) else int(row.rank)} | {row.seeds} '
-        f'| {row.test_mean:.2f} ± {0 if pd.isna(row.test_std) else row.test_std:.2f} '
-        f'| {row.dev_mean:.2f} ± {0 if pd.isna(row.dev_std) else row.dev_std:.2f} '
-        f'| {"-" if pd.isna(row.relative_degradation_pct) else f"{row.relative_degradation_pct:.2f}"} '
-        f'| {row.params:,} | {row.embedding_params:,} | {row.checkpoint_bytes:,.0f} | {row.wall_seconds:.0f} |')
+        f'| {row.dataset} | {row.model} | {row.R:g} | {"-" if pd.isna(row.rank) else int(row.rank)} '
+        f'| {row.seeds.split("/")[0]} | {_accuracy(row)} | {row.dev_mean:.2f}{dev_std} | {degradation} '
+        f'| {row.params:,} | {row.embedding_params:,} | {row.bytes:,.0f} | {row.wall_seconds:.0f} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -90,11 +93,7 @@ def plan_frame(results_dir, runs):
     if os.path.exists(path):
       with open(path) as f:
         result = json.load(f)
-      rank = result.get('rank') or result.get('data', {}).get('offline_rank')
-      row.update(status='done', test=100 * result['test_accuracy'], dev=100 * result['dev_accuracy'], rank=rank,
-                 bytes=result['checkpoint_bytes']['total_bytes'], data_bytes=result['checkpoint_bytes']['data_bytes'],
-                 params=result['params']['model'], wall_seconds=result['wall_seconds'],
-                 dev_curve=result.get('dev_curve'), swap_step=(result.get('compression') or {}).get('swap_step'))
+      row.update(status='done', **result_row(result))
     elif os.path.exists(failure):
       message = open(failure).read().strip()
       row.update(status='impossible' if experiments.is_impossible(message) else 'failed', note=message)
@@ -115,6 +114,7 @@ def aggregate(frame, keys):
                test_mean=done.test.mean() if len(done) else float('nan'),
                test_std=done.test.std() if len(done) > 1 else float('nan'),
                dev_mean=done.dev.mean() if len(done) else float('nan'),
+               dev_std=done.dev.std() if len(done) > 1 else float('nan'),
                rank=done['rank'].dropna().iloc[0] if len(done) and done['rank'].notna().any() else None,
                bytes=done.bytes.mean() if len(done) else float('nan'),
                data_bytes=done.data_bytes.mean() if len(done) else float('nan'),

@@ -86,6 +86,13 @@ def prepare_data(config, vocabulary=None):
                       boundaries)
 
 
+def model_config(config, vocab_size, num_classes, embedding_dim, rank=None):
+  """The architecture (`models.ModelConfig`) a run's `TrainConfig` asks for, with a V x d (or rank-k) embedding."""
+  return models.ModelConfig(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+                            lstm_units=config.lstm_units, dropout=config.dropout, word_dropout=config.word_dropout,
+                            l2=config.l2, embedding_rank=rank)
+
+
 def build_model(config, vocabulary, num_classes, rank=None):
   """The classifier named by `config.model`, with GloVe (LSTM) or random (DAN-RAND) embeddings; logs its size."""
   spec = models.get_model_spec(config.model)
@@ -107,10 +114,7 @@ def build_model(config, vocabulary, num_classes, rank=None):
     logging.info('Offline reduction: embedding %d x %d -> %d x %d before training.', len(vocabulary), dim,
                  len(vocabulary), k)
     dim = k
-  model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=num_classes, embedding_dim=dim,
-                                    lstm_units=config.lstm_units, dropout=config.dropout,
-                                    word_dropout=config.word_dropout, l2=config.l2, embedding_rank=rank)
-  model = spec.build(model_config, initial)
+  model = spec.build(model_config(config, len(vocabulary), num_classes, dim, rank), initial)
   model.compile(optimizer=create_optimizer(config), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   logging.info('Model %s: %d parameters (embedding %d x %d).', model.name, models.count_params(model),
                len(vocabulary), dim)
@@ -258,11 +262,7 @@ def load_trained_model(checkpoint_dir):
   config = TrainConfig(**{**meta['config'], 'resume': False})
   vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
   spec = models.get_model_spec(config.model)
-  model_config = models.ModelConfig(vocab_size=len(vocabulary), num_classes=meta['num_classes'],
-                                    embedding_dim=meta['embedding_dim'], lstm_units=config.lstm_units,
-                                    dropout=config.dropout, word_dropout=config.word_dropout, l2=config.l2,
-                                    embedding_rank=meta['rank'])
-  model = spec.build(model_config)
+  model = spec.build(model_config(config, len(vocabulary), meta['num_classes'], meta['embedding_dim'], meta['rank']))
   model_size.restore_inference_checkpoint(model, checkpoint_dir)
   model.compile(loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   return model, vocabulary, config

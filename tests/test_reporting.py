@@ -80,3 +80,19 @@ def test_plan_sizes():
   assert len({r.name for r in full}) == len(full)
   quant = [r for r in full if r.method == 'quant8']
   assert all(r.requires.replace('_R0_', '_q8_') == r.name for r in quant)
+
+
+def test_summary_of_existing_runs(tmp_path):
+  for seed, r, acc in ((1, None, 0.85), (2, None, 0.86), (1, 90, 0.84)):
+    name = f'sst2_lstm_R{r or 0}_seed{seed}'
+    write_result(tmp_path, name, acc, rank=4 if r else None, total=1000 if r else 3000)
+    path = tmp_path / (name + '.json')
+    result = json.loads(path.read_text())
+    result.update(config={'dataset': 'sst2', 'model': 'lstm', 'reduction': r, 'seed': seed}, best={},
+                  params={'model': 250, 'embedding': 100})
+    path.write_text(json.dumps(result))
+  table = reporting.write_summary(str(tmp_path), 'sst2_*.json', str(tmp_path / 'summary'))
+  assert list(table.R) == [0.0, 90.0]
+  assert table.test_mean[0] == pytest.approx(85.5) and table.seeds[0] == '2/2'
+  assert table.relative_degradation_pct[1] == pytest.approx(100 * 1.5 / 85.5)
+  assert '| sst2 | lstm | 90 | 4 | 1 | 84.00 |' in (tmp_path / 'summary.md').read_text()
