@@ -121,7 +121,6 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
     return os.path.exists(path) and is_impossible(open(path).read())
 
   pending = [r for r in runs if not r.done(results_dir) and not impossible(r)]
-  names = {r.name for r in runs}
   echo(f'{len(runs)} runs planned, {len(runs) - len(pending)} done or impossible, {len(pending)} to run, '
        f'{jobs} at a time')
   start, running, finished, failed = time.time(), {}, 0, set()
@@ -129,7 +128,7 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
     for run in list(pending):
       if len(running) >= jobs:
         break
-      blocked = run.requires in names and not os.path.exists(os.path.join(results_dir, run.requires + '.json'))
+      blocked = run.requires and not os.path.exists(os.path.join(results_dir, run.requires + '.json'))
       if run.requires in failed:
         pending.remove(run)
         failed.add(run.name)
@@ -141,7 +140,7 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
                                                    env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}), log)
         echo(f'[{_clock(start)}] start {run.name} ({len(running)} running, {finished} finished, '
              f'{len(pending)} waiting)')
-    if not running and pending:  # Everything left waits for a run that is neither done nor running.
+    if not running and pending and all(r.requires for r in pending):  # Waiting for runs that will not come.
       for run in pending:
         echo(f'skip {run.name}: needs {run.requires}')
       break
