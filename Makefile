@@ -71,7 +71,7 @@ reproduce-quick: $(STAMP)
 	$(PY) scripts/reproduce.py --quick --jobs=$(JOBS)
 
 tables: $(STAMP)
-	$(PY) scripts/reproduce.py --tables_only
+	$(PY) scripts/reproduce.py --tables_only $(if $(QUICK),--quick,)
 
 bench-pipeline: $(STAMP)
 	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=3 --tensorboard=false --output=results/bench_pipeline.json $(ARGS)

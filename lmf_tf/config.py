@@ -138,3 +138,13 @@ class TrainConfig:
     else:
       need(not when, '--compress_at_step/--compress_at_epoch given without --reduction (R) or --rank')
     return self
+
+
+def derived_run_name(run_name, tag):
+  """Name of a run derived from `run_name` (e.g. its 8-bit quantization): `<run without seed>_<tag>_seed<s>`.
+
+  >>> derived_run_name('sst2_lstm_R0_seed1', 'q8')
+  'sst2_lstm_R0_q8_seed1'
+  """
+  stem, seed = run_name.rsplit('_seed', 1)
+  return f'{stem}_{tag}_seed{seed}'

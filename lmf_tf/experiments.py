@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from lmf_tf.config import TrainConfig
+from lmf_tf.config import TrainConfig, derived_run_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE2_REDUCTIONS = (10, 30, 50, 70, 90, 95, 99)  # the paper's R, and beyond it, 95 and 99
@@ -38,6 +38,11 @@ class Run:
   seed: int
   argv: tuple
   requires: str | None = None  # a run whose checkpoint this one needs
+  resume_state: str | None = None  # a training run's state file: if it exists, the run is resumed
+
+  def command(self):
+    resume = self.resume_state is not None and os.path.exists(self.resume_state)
+    return list(self.argv) + (['--resume'] if resume else [])
 
   def done(self, results_dir):
     return os.path.exists(os.path.join(results_dir, self.name + '.json'))
@@ -53,12 +58,13 @@ def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', r
   if method == 'offline':
     argv.append('--offline')
   argv += [f'--{k}={v}' for k, v in flags.items()]
-  return Run(config.run_name, table, model, method, float(reduction), seed, tuple(argv))
+  return Run(config.run_name, table, model, method, float(reduction), seed, tuple(argv),
+             resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'))
 
 
 def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', workdir='checkpoints'):
   tag = 'kerasint8' if keras_int8 else f'q{bits}'
-  name = source.name.replace('_R0_', f'_{tag}_')
+  name = derived_run_name(source.name, tag)
   argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'quantize.py'),
           f'--checkpoint_dir={os.path.join(workdir, source.name, "best")}', f'--results_dir={results_dir}']
   argv += ['--method=keras_int8'] if keras_int8 else [f'--bits={bits}']
@@ -70,7 +76,7 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
   """All runs of Tables 1-2 and Figure 3: 3 seeds and 7 values of R, or with `quick` 1 seed and R in {50, 90}."""
   seeds = (1,) if quick else (1, 2, 3)
   reductions = QUICK_REDUCTIONS if quick else TABLE2_REDUCTIONS
-  where = dict(workdir=workdir, results_dir=results_dir)
+  where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
   runs = []
   for model in models:
     for seed in seeds:
@@ -113,6 +119,8 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
   Returns:
     (number run, number failed).
   """
+  if jobs < 1:
+    raise ValueError(f'--jobs must be >= 1, got {jobs}')
   os.makedirs(os.path.join(results_dir, 'logs'), exist_ok=True)
   os.makedirs(os.path.join(results_dir, 'failed'), exist_ok=True)
 
@@ -124,6 +132,18 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
   echo(f'{len(runs)} runs planned, {len(runs) - len(pending)} done or impossible, {len(pending)} to run, '
        f'{jobs} at a time')
   start, running, finished, failed = time.time(), {}, 0, set()
+  try:
+    return _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start)
+  finally:
+    for run, process, log, lock in running.values():  # interrupted: stop the children, release their locks
+      process.terminate()
+      process.wait()
+      log.close()
+      os.remove(lock)
+
+
+def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start):
+  finished = 0
   while pending or running:
     for run in list(pending):
       if len(running) >= jobs:
@@ -132,12 +152,21 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
       if run.requires in failed:
         pending.remove(run)
         failed.add(run.name)
+        with open(failure_path(results_dir, run.name), 'w') as f:
+          f.write(f'skipped: {run.requires} failed\n')
         echo(f'skip {run.name}: {run.requires} failed')
       elif not blocked:
         pending.remove(run)
-        log = open(os.path.join(results_dir, 'logs', run.name + '.log'), 'w')
-        running[run.name] = (run, subprocess.Popen(run.argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                                   env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}), log)
+        lock = os.path.join(results_dir, 'logs', run.name + '.lock')
+        try:
+          os.close(os.open(lock, os.O_CREAT | os.O_EXCL))  # one process per run, across runners
+        except FileExistsError:
+          echo(f'skip {run.name}: another runner holds {lock} (delete it if that runner is gone)')
+          continue
+        log = open(os.path.join(results_dir, 'logs', run.name + '.log'), 'a')
+        running[run.name] = (run, subprocess.Popen(run.command(), stdout=log, stderr=subprocess.STDOUT,
+                                                   cwd=REPO_ROOT, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}),
+                             log, lock)
         echo(f'[{_clock(start)}] start {run.name} ({len(running)} running, {finished} finished, '
              f'{len(pending)} waiting)')
     if not running and pending and all(r.requires for r in pending):  # Waiting for runs that will not come.
@@ -145,10 +174,11 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
         echo(f'skip {run.name}: needs {run.requires}')
       break
     time.sleep(poll_seconds)
-    for name, (run, process, log) in list(running.items()):
+    for name, (run, process, log, lock) in list(running.items()):
       if process.poll() is None:
         continue
       log.close()
+      os.remove(lock)
       del running[name]
       finished += 1
       if process.returncode == 0:

@@ -27,14 +27,17 @@ def figure2(path, steps=12_000):
   x = np.arange(0, steps, 10)
   clr = schedules.CyclicalLearningRate(d.lr_lower, upper, d.lr_step_size)
   calr = schedules.CyclicallyAnnealedLearningRate(d.lr_lower, upper, d.lr_step_size, d.lr_decay)
-  fig, ax = plt.subplots(figsize=(8, 3.5))
-  ax.plot(x, [float(clr(s)) for s in x], label='CLR (triangular)', lw=1)
-  ax.plot(x, [float(calr(s)) for s in x], label=f'CALR (decay {d.lr_decay} per cycle, reset at the lower bound)', lw=1)
-  ax.set_xlabel('step')
-  ax.set_ylabel('learning rate')
-  ax.set_title(f'Figure 2: learning-rate policies (lower {d.lr_lower:g}, upper {upper:g}, half-cycle '
-               f'{d.lr_step_size} steps)')
-  ax.legend()
+  fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+  for ax, scale in zip(axes, ('linear', 'log')):
+    ax.plot(x, [float(clr(s)) for s in x], label='CLR (triangular)', lw=1)
+    ax.plot(x, [float(calr(s)) for s in x], label=f'CALR (peak x{d.lr_decay} per cycle, reset at the lower bound)',
+            lw=1)
+    ax.set_yscale(scale)
+    ax.set_ylabel(f'learning rate ({scale})')
+  axes[1].set_xlabel('step')
+  axes[0].set_title(f'Figure 2: learning-rate policies (lower {d.lr_lower:g}, upper {upper:g}, half-cycle '
+                    f'{d.lr_step_size} steps)')
+  axes[0].legend(fontsize=8)
   return _save(fig, path)
 
 

@@ -1,6 +1,7 @@
 """Post-training baselines on a trained model: fixed-point quantization (ours) and Keras's `model.quantize`."""
 
 import dataclasses
+import json
 import os
 import time
 
@@ -8,6 +9,7 @@ from absl import logging
 
 from lmf_tf import io_utils, model_size, models, quantization, training
 from lmf_tf.callbacks import embedding_rank
+from lmf_tf.config import derived_run_name
 from lmf_tf.errors import ConfigError
 
 METHODS = ('fixed_point', 'keras_int8')
@@ -40,11 +42,15 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
   dev = model.evaluate(data.dev, verbose=0, return_dict=True)['accuracy']
   test = model.evaluate(data.test, verbose=0, return_dict=True)['accuracy']
   output_dir = output_dir or os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), tag)
-  size = model_size.save_inference_checkpoint(model, output_dir, {'source': os.path.abspath(checkpoint_dir),
-                                                                  'method': method, 'bits': bits}, checkpoint)
+  # The source's metadata, so `training.load_trained_model` can rebuild the model and read the stored integers.
+  with open(os.path.join(checkpoint_dir, 'config.json')) as f:
+    metadata = json.load(f)
+  metadata.update(source=os.path.abspath(checkpoint_dir), method=method,
+                  vocabulary=os.path.relpath(os.path.join(checkpoint_dir, metadata['vocabulary']), output_dir),
+                  quantized=None if method == 'keras_int8' else {'bits': bits, 'per_channel': per_channel})
+  size = model_size.save_inference_checkpoint(model, output_dir, metadata, checkpoint)
   size.num_params = num_params
-  base = config.run_name.rsplit('_seed', 1)[0].rsplit('_', 1)[0]  # <dataset>_<model>
-  run = f'{base}_{"R" + format(config.reduction, "g") + "_" if config.reduction else ""}{tag}_seed{config.seed}'
+  run = derived_run_name(config.run_name, tag)
   results = {
       'run': run, 'method': method if method == 'keras_int8' else f'quant{bits}' + ('_per_channel' * per_channel),
       'source_checkpoint': os.path.abspath(checkpoint_dir), 'bits': bits, 'per_channel': per_channel,

@@ -2,7 +2,7 @@
 
 Each weight matrix W (embedding, LSTM kernel and recurrent kernel, dense kernels) is stored as b-bit integers
 q = clip(round(W / s), -(2^(b-1) - 1), 2^(b-1) - 1) with a symmetric scale s = max|W| / (2^(b-1) - 1), one per
-tensor or, with `per_channel`, one per output column. Accuracy is measured with the de-quantized weights q·s.
+tensor or, with `per_channel`, one per output column of a kernel and one per row (word) of an embedding table. Accuracy is measured with the de-quantized weights q·s.
 Biases (1-D, a few hundred numbers) stay in float32. The checkpoint stores q (int8 / int16) and s, so its
 `.data` shrinks about 4x / 2x.
 
@@ -22,7 +22,8 @@ INT_TYPES = {8: np.int8, 16: np.int16}
 
 @dataclasses.dataclass
 class QuantizedTensor:
-  """values: int8/int16 array of W's shape; scale: float32, shape () per tensor or (1, ..., C) per channel."""
+  """values: int8/int16 array of W's shape; scale: float32, shape () per tensor, or per channel (1, C) for a
+  kernel and (V, 1) for an embedding table."""
   values: np.ndarray
   scale: np.ndarray
   bits: int
@@ -31,13 +32,17 @@ class QuantizedTensor:
     return self.values.astype(np.float32) * self.scale
 
 
-def quantize(weights, bits, per_channel=False):
-  """Symmetric fixed-point quantization of a float array to `bits` (8 or 16) bits."""
+def quantize(weights, bits, per_channel=False, channel_axis=-1):
+  """Symmetric fixed-point quantization of a float array to `bits` (8 or 16) bits.
+
+  With `per_channel`, one scale per index of `channel_axis`: the output column of a kernel (-1), or the row of an
+  embedding table (0), which is what a lookup reads.
+  """
   if bits not in INT_TYPES:
     raise ConfigError(f'--bits must be 8 or 16, got {bits}')
   w = np.asarray(weights, np.float32)
   qmax = 2 ** (bits - 1) - 1
-  axes = tuple(range(w.ndim - 1)) if per_channel and w.ndim > 1 else None
+  axes = tuple(a for a in range(w.ndim) if a != channel_axis % w.ndim) if per_channel and w.ndim > 1 else None
   amax = np.max(np.abs(w), axis=axes, keepdims=axes is not None)
   scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
   values = np.clip(np.round(w / scale), -qmax, qmax).astype(INT_TYPES[bits])
@@ -54,7 +59,7 @@ def quantize_model(model, bits, per_channel=False):
   for name, variable in model_size.weight_dict(model).items():
     if len(variable.shape) < 2:
       continue
-    q = quantize(variable.numpy(), bits, per_channel)
+    q = quantize(variable.numpy(), bits, per_channel, channel_axis=0 if name.endswith('embeddings') else -1)
     variable.assign(q.dequantize())
     quantized[name] = q
   return quantized

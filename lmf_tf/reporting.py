@@ -21,7 +21,10 @@ def result_row(result):
 
 
 def load_runs(results_dir, pattern='*.json'):
-  """One row per training run matching `pattern`: dataset, model, R, seed and the `result_row` numbers."""
+  """One row per run matching `pattern` that is uncompressed or compressed online with the default Adam + CALR:
+  dataset, model, R, seed and the `result_row` numbers. Other runs (offline, quantized, Table 1 policies) belong
+  to the paper tables (`write_paper_tables`) and are left out here, so no row mixes methods.
+  """
   rows = []
   for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
     with open(path) as f:
@@ -29,6 +32,9 @@ def load_runs(results_dir, pattern='*.json'):
     if 'config' not in run or 'best' not in run:
       continue  # not a training run (e.g. a benchmark)
     config = run['config']
+    default_policy = (config.get('optimizer', 'adam'), config.get('lr_schedule', 'calr')) == ('adam', 'calr')
+    if run.get('method', 'online') not in ('uncompressed', 'online') or not default_policy:
+      continue
     rows.append({'dataset': config['dataset'], 'model': config['model'], 'R': float(config['reduction'] or 0),
                  'seed': config['seed'], 'status': 'done', **result_row(run),
                  'embedding_params': run['params']['embedding'], 'file': path})

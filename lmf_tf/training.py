@@ -263,7 +263,13 @@ def load_trained_model(checkpoint_dir):
   vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
   spec = models.get_model_spec(config.model)
   model = spec.build(model_config(config, len(vocabulary), meta['num_classes'], meta['embedding_dim'], meta['rank']))
-  model_size.restore_inference_checkpoint(model, checkpoint_dir)
+  if meta.get('method') == 'keras_int8':
+    raise ConfigError(f'{checkpoint_dir} holds a Keras int8 model; it is measured, not reloaded, by lmf_tf')
+  if meta.get('quantized'):  # int8/int16 tensors and scales, de-quantized on load
+    from lmf_tf import quantization  # pylint: disable=g-import-not-at-top  (quantization imports training's deps)
+    quantization.restore_dequantized(model, checkpoint_dir)
+  else:
+    model_size.restore_inference_checkpoint(model, checkpoint_dir)
   model.compile(loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   return model, vocabulary, config
 

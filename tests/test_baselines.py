@@ -25,6 +25,19 @@ def test_quantize_round_trip_error_is_at_most_half_a_step(bits, per_channel):
   assert np.max(np.abs(q.values)) == 2 ** (bits - 1) - 1  # the largest value uses the full range
 
 
+def test_per_channel_embedding_scales_are_per_row():
+  rng = np.random.default_rng(0)
+  table = rng.normal(size=(50, 8)).astype(np.float32)
+  table[7] *= 100  # one outlier word must not coarsen every other word's steps
+  q = quantization.quantize(table, 8, per_channel=True, channel_axis=0)
+  assert q.scale.shape == (50, 1)
+  np.testing.assert_allclose(q.scale[:, 0], np.abs(table).max(axis=1) / 127, rtol=1e-6)
+  model = dan_model()
+  quantized = quantization.quantize_model(model, 8, per_channel=True)
+  assert quantized['word_embedding.embedding.embeddings'].scale.shape == (3000, 1)
+  assert quantized['hidden0.kernel'].scale.shape == (1, 16)
+
+
 def test_quantize_worked_example_and_zero_tensor():
   q = quantization.quantize(np.array([0.5, -1.27, 0.01], np.float32), 8)
   np.testing.assert_allclose(q.scale, 0.01, rtol=1e-6)
@@ -91,3 +104,7 @@ def test_quantize_trained_model_writes_results(tiny_config, method, bits):
   assert saved['method'] == ('quant8' if method == 'fixed_point' else 'keras_int8')
   assert saved['checkpoint_bytes']['data_bytes'] < 0.5 * trained['checkpoint_bytes']['data_bytes']
   assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 0.2
+  assert saved['run'] == ('sst2_dan_R0_q8_seed4' if method == 'fixed_point' else 'sst2_dan_R0_kerasint8_seed4')
+  if method == 'fixed_point':  # the stored integers reload, de-quantized, to the reported accuracy
+    reloaded = training.evaluate_checkpoint(saved['checkpoint_dir'])
+    assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)

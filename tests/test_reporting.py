@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import sys
 
 import pytest
 
@@ -23,10 +24,11 @@ def hand_made(tmp_path):
   # Uncompressed: 3 seeds. Online R=90: 2 of 3 seeds. Offline R=90: none. Quant8: seed 1 only.
   for seed, acc in zip((1, 2, 3), (0.80, 0.82, 0.84)):
     write_result(results, f'sst2_dan_R0_seed{seed}', acc, total=4000)
+  (results / 'logs').mkdir()
   write_result(results, 'sst2_dan_R90_seed1', 0.79, rank=29, total=800,
                curve=[[100, 0.7, None], [200, 0.75, 29], [300, 0.78, 29]], swap=150)
   write_result(results, 'sst2_dan_R90_seed2', 0.77, rank=29, total=800)
-  write_result(results, 'sst2_dan_q8_seed1', 0.81, total=1100)
+  write_result(results, 'sst2_dan_R0_q8_seed1', 0.81, total=1100)
   (results / 'failed' / 'sst2_dan_R99_seed1.txt').write_text(
       'error: R=99 leaves rank k=0 for V=100, d=3; R must be at most 1.0 (rank 1) for this embedding\n')
   write_result(results, 'sst2_dan_R0_adagrad-constant_seed1', 0.70)
@@ -79,7 +81,33 @@ def test_plan_sizes():
   assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7) + 1)  # per seed: base, 3 policies, q16, q8, online+offline x 7
   assert len({r.name for r in full}) == len(full)
   quant = [r for r in full if r.method == 'quant8']
-  assert all(r.requires.replace('_R0_', '_q8_') == r.name for r in quant)
+  assert all(r.name == r.requires.replace('_seed', '_q8_seed') for r in quant)
+
+
+def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):
+  results = tmp_path / 'results'
+  ok = experiments.Run('ok', 'table2', 'dan', 'online', 0.0, 1,
+                       (sys.executable, '-c', f'open({str(results / "ok.json")!r}, "w").write("{{}}")'),
+                       resume_state=str(tmp_path / 'state.json'))
+  bad = experiments.Run('bad', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'raise SystemExit("error: R=99 leaves rank k=0")'))
+  child = experiments.Run('child', 'table2', 'dan', 'quant8', 0.0, 1, (sys.executable, '-c', 'pass'), requires='bad')
+  locked = experiments.Run('locked', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'pass'))
+  (results / 'logs').mkdir(parents=True)
+  (results / 'logs' / 'locked.lock').write_text('')
+  lines = []
+  finished, failed = experiments.run_all([ok, bad, child, locked], jobs=2, results_dir=str(results),
+                                         echo=lines.append, poll_seconds=0.05)
+  assert (finished, failed) == (2, 2)
+  assert ok.done(str(results)) and not locked.done(str(results))
+  assert experiments.is_impossible((results / 'failed' / 'bad.txt').read_text())
+  assert (results / 'failed' / 'child.txt').read_text().startswith('skipped: bad failed')
+  assert any('another runner holds' in line for line in lines)
+  assert not (results / 'logs' / 'ok.lock').exists()
+  assert ok.command()[-1] != '--resume'
+  (tmp_path / 'state.json').write_text('{}')  # an interrupted run: the next call resumes it
+  assert ok.command()[-1] == '--resume'
+  with pytest.raises(ValueError, match='jobs'):
+    experiments.run_all([ok], jobs=0, results_dir=str(results))
 
 
 def test_summary_of_existing_runs(tmp_path):
