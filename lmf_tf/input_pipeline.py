@@ -114,7 +114,9 @@ def batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
   Each batch is padded with `PAD_ID` only to the longest sequence of its bucket, so a recurrent layer does not
   run over long stretches of padding.
   """
-  return _bucketed(encoded, batch_size, bucket_boundaries).prefetch(tf.data.AUTOTUNE)
+  batched = _bucketed(encoded, batch_size, bucket_boundaries)
+  # Declare the (fixed) number of batches, so Keras knows where an evaluation ends instead of warning about it.
+  return batched.apply(tf.data.experimental.assert_cardinality(_count(batched))).prefetch(tf.data.AUTOTUNE)
 
 
 def training_batches(encoded, batch_size, seed, first_epoch, last_epoch,
