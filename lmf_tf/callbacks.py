@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -29,7 +30,9 @@ class EpochEvaluation(keras.callbacks.Callback):
 
   An epoch is eligible for selection only if the model then has its final form (`eligible(model)`, e.g. the
   embedding is already compressed), so a compressed run never reports an uncompressed epoch. At each new best,
-  the inference checkpoint (weights + graph, no optimizer) is saved to `best_dir` and its size recorded.
+  the inference checkpoint (weights + graph, no optimizer) is saved to `<best_dir>.pending` and its size recorded;
+  `commit_best()` moves it to `best_dir` once the training state that records it is on disk (`TrainingState`),
+  so `best_dir` and `state.json` never disagree after a crash.
   Test accuracy is recorded for every epoch but never used to choose.
 
   `history`: list of per-epoch dicts; `best`: the chosen epoch's dict plus its checkpoint size.
@@ -43,6 +46,21 @@ class EpochEvaluation(keras.callbacks.Callback):
     self.history = list(history or [])
     self.best = best
     self._epoch_start = None
+
+  @property
+  def pending_dir(self):
+    return self.best_dir + '.pending'
+
+  def commit_best(self):
+    """Moves a new best checkpoint into place (after the state that names it is written); else a no-op."""
+    if os.path.isdir(self.pending_dir):
+      if os.path.isdir(self.best_dir):
+        shutil.rmtree(self.best_dir)
+      os.replace(self.pending_dir, self.best_dir)
+
+  def on_train_begin(self, logs=None):
+    # A pending best from a run that died before its state was written is not recorded anywhere: drop it.
+    shutil.rmtree(self.pending_dir, ignore_errors=True)
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch_start = time.perf_counter()
@@ -70,8 +88,8 @@ class EpochEvaluation(keras.callbacks.Callback):
     self.history.append(record)
     improved = self.eligible(self.model) and (self.best is None or record['dev_accuracy'] > self.best['dev_accuracy'])
     if improved:
-      size = model_size.save_inference_checkpoint(self.model, self.best_dir, {**self.metadata, 'epoch': epoch + 1,
-                                                                               'rank': rank})
+      size = model_size.save_inference_checkpoint(self.model, self.pending_dir, {**self.metadata,
+                                                                                  'epoch': epoch + 1, 'rank': rank})
       self.best = {**record, 'checkpoint': size.as_dict()}
     logging.info(
         'epoch %3d/%d step %7d lr %.2e train_loss %.4f train_acc %.4f dev_acc %.4f test_acc %.4f rank %4s '
@@ -114,6 +132,7 @@ class TrainingState(keras.callbacks.Callback):
     state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
+    self.evaluation.commit_best()
     for old in glob.glob(os.path.join(self.directory, 'ckpt-*')):
       if not os.path.basename(old).startswith(os.path.basename(prefix) + '.'):
         os.remove(old)

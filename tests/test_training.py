@@ -172,3 +172,27 @@ def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
   monkeypatch.setattr(datasets, 'load_splits', fake_load_splits)
   with pytest.raises(ConfigError, match='the test split of --dataset=glue/sst2 has unlabelled examples'):
     training.train_and_evaluate(TrainConfig(**dict(tiny_config, dataset='glue/sst2')))
+
+
+def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(tiny_config, monkeypatch):
+  base = dict(tiny_config, model='dan', seed=8)
+  _, first = training.train_and_evaluate(TrainConfig(**dict(base, epochs=1)))
+  best_dir = first['checkpoint_dir']
+  train_dir = os.path.join(os.path.dirname(best_dir), 'train')
+  before = open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read()
+  state = callbacks.read_state(train_dir)
+  state['best']['dev_accuracy'] = -1.0  # so that epoch 2 is a new best
+  io_utils.write_json_atomic(os.path.join(train_dir, 'state.json'), state)
+
+  original = callbacks.TrainingState.on_epoch_end
+  monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', lambda self, epoch, logs=None: 1 / 0)
+  with pytest.raises(ZeroDivisionError):  # killed after epoch 2's best was saved, before its state was
+    training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, resume=True)))
+  assert os.path.isdir(best_dir + '.pending')
+  assert open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read() == before  # still epoch 1's
+
+  monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', original)
+  _, resumed = training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, resume=True)))
+  assert resumed['best_epoch'] == 2 and not os.path.exists(best_dir + '.pending')
+  with open(os.path.join(best_dir, 'config.json')) as f:
+    assert json.load(f)['epoch'] == 2
