@@ -74,7 +74,7 @@ tables: $(STAMP)
 	$(PY) scripts/reproduce.py --tables_only $(if $(QUICK),--quick,)
 
 bench-pipeline: $(STAMP)
-	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=3 --tensorboard=false --output=results/bench_pipeline.json $(ARGS)
+	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=4 --tensorboard=false --output=results/bench_pipeline.json $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,5 +1,6 @@
 """Timing of the input pipeline: length-bucketed `tf.data` against `model.fit` on padded NumPy arrays."""
 
+import statistics
 import time
 
 import keras
@@ -29,6 +30,8 @@ def compare_input_pipelines(config, epochs=3):
     dict with the median seconds per epoch of each variant and `speedup` = padded / bucketed (> 1: bucketing is
     faster), plus the padded length and the number of batches.
   """
+  if epochs < 2:
+    raise ValueError(f'--epochs must be >= 2: the first epoch (tracing) is not timed, got {epochs}')
   config = config.resolved().validate()
   data = training.prepare_data(config)
   x, y = input_pipeline.to_padded_arrays(data.encoded_train, config.max_length)
@@ -42,8 +45,7 @@ def compare_input_pipelines(config, epochs=3):
                 callbacks=[timer], verbose=0, shuffle=False)
     else:
       model.fit(x, y, batch_size=config.batch_size, epochs=epochs, callbacks=[timer], verbose=0, shuffle=True)
-    steady = sorted(timer.seconds[1:])
-    timings[name] = {'epoch_seconds': timer.seconds, 'median_epoch_seconds': steady[len(steady) // 2]}
+    timings[name] = {'epoch_seconds': timer.seconds, 'median_epoch_seconds': statistics.median(timer.seconds[1:])}
   return {
       **timings,
       'speedup': timings['padded_numpy']['median_epoch_seconds'] / timings['bucketed_tf_data']['median_epoch_seconds'],

@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   tf.get_logger().setLevel('WARNING')
-  config = lmf_flags.config_from_flags()
+  config = lmf_flags.config_from_flags().resolved()
   result = training.run_or_exit(benchmarks.compare_input_pipelines, config, epochs=config.epochs)
   result['config'] = dataclasses.asdict(config)
   io_utils.write_json_atomic(FLAGS.output, result)
