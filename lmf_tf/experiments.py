@@ -131,11 +131,11 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
   pending = [r for r in runs if not r.done(results_dir) and not impossible(r)]
   echo(f'{len(runs)} runs planned, {len(runs) - len(pending)} done or impossible, {len(pending)} to run, '
        f'{jobs} at a time')
-  start, running, finished, failed = time.time(), {}, 0, set()
+  start, running, failed = time.time(), {}, set()
   try:
     return _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start)
   finally:
-    for run, process, log, lock in running.values():  # interrupted: stop the children, release their locks
+    for _, process, log, lock in running.values():  # interrupted: stop the children, release their locks
       process.terminate()
       process.wait()
       log.close()
@@ -174,7 +174,7 @@ def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, s
         echo(f'skip {run.name}: needs {run.requires}')
       break
     time.sleep(poll_seconds)
-    for name, (run, process, log, lock) in list(running.items()):
+    for name, (_, process, log, lock) in list(running.items()):
       if process.poll() is None:
         continue
       log.close()

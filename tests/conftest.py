@@ -1,13 +1,10 @@
 """Shared fixtures: quiet TensorFlow, a tiny vendored-style data folder, tiny configs."""
 
 import os
-import shutil
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # noqa: E402
-
-from lmf_tf import datasets  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,7 +49,3 @@ def tiny_config(tiny_data, tmp_path):
 @pytest.fixture(scope='session')
 def repo_root():
   return REPO
-
-
-def copy_tree(src, dst):
-  shutil.copytree(src, dst)
