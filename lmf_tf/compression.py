@@ -66,6 +66,15 @@ def validate_rank(rank, vocab_size, dim, flag='--rank'):
   return rank
 
 
+def target_rank(vocab_size, dim, reduction=None, rank=None):
+  """k for a V x d embedding from exactly one of R (`reduction`, percent) and `rank`, checked as above."""
+  if (reduction is None) == (rank is None):
+    raise ConfigError('give exactly one of R (--reduction) and --rank')
+  if rank is None:
+    return rank_for_reduction(reduction, vocab_size, dim)
+  return validate_rank(rank, vocab_size, dim)
+
+
 def reduction_of_rank(rank, vocab_size, dim):
   """The reduction R in percent that rank k achieves: 100 (1 - k (V + d) / (V d))."""
   return 100.0 * (1.0 - rank * (vocab_size + dim) / (vocab_size * dim))
@@ -121,12 +130,9 @@ class CompressionReport:
 
 def compress_layer(layer, reduction=None, rank=None):
   """Factorizes one built `CompressibleEmbedding` in place at the rank given by `reduction` (R in %) or `rank`."""
-  if (reduction is None) == (rank is None):
-    raise ConfigError('give exactly one of R (--reduction) and --rank')
   start = time.perf_counter()
   vocab_size, dim = layer.input_dim, layer.output_dim
-  k = (rank_for_reduction(reduction, vocab_size, dim) if rank is None
-       else validate_rank(rank, vocab_size, dim))
+  k = target_rank(vocab_size, dim, reduction, rank)
   svd = truncated_svd(layer.full_matrix(), k)
   layer.factorize(svd.left, svd.right)
   report = CompressionReport(

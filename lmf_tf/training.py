@@ -105,7 +105,7 @@ def build_model(config, vocabulary, num_classes, rank=None):
     initial, dim, coverage = vectors.matrix, vectors.matrix.shape[1], vectors.coverage
   offline_info = {}
   if config.offline:  # Baseline (paper §3.3): a V x k embedding from the start, no projection back to d.
-    k = offline_rank(config, len(vocabulary), dim)
+    k = compression.target_rank(len(vocabulary), dim, config.reduction, config.rank)  # same k as online
     offline_info = {'rank': k, 'full_dim': dim}
     if initial is not None:
       svd = compression.truncated_svd(initial, k)
@@ -121,12 +121,6 @@ def build_model(config, vocabulary, num_classes, rank=None):
   return model, {'embedding_dim': dim, 'embedding_coverage': coverage,
                  **{f'offline_{key}': value for key, value in offline_info.items()}}
 
-
-def offline_rank(config, vocab_size, dim):
-  """k for the offline baseline: the same k as online compression at the same R (or --rank)."""
-  if config.rank is not None:
-    return compression.validate_rank(config.rank, vocab_size, dim)
-  return compression.rank_for_reduction(config.reduction, vocab_size, dim)
 
 
 def train_and_evaluate(config: TrainConfig):
@@ -156,10 +150,7 @@ def train_and_evaluate(config: TrainConfig):
   params_uncompressed = models.count_params(model)
   layer = models.word_embedding(model)
   if config.compress:  # R / rank against V and d, and the swap step against the length of training.
-    if config.rank is None:
-      compression.rank_for_reduction(config.reduction, layer.input_dim, layer.output_dim)
-    else:
-      compression.validate_rank(config.rank, layer.input_dim, layer.output_dim)
+    compression.target_rank(layer.input_dim, layer.output_dim, config.reduction, config.rank)
     total_steps = config.epochs * data.steps_per_epoch
     if config.compress_at_step is not None and config.compress_at_step >= total_steps:
       raise ConfigError(f'--compress_at_step={config.compress_at_step} is never reached: training runs '
