@@ -119,32 +119,35 @@ def batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
   return batched.apply(tf.data.experimental.assert_cardinality(_count(batched))).prefetch(tf.data.AUTOTUNE)
 
 
+def count_batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
+  """Batches per epoch. Which bucket an example falls in depends on its length only, so every epoch (whatever its
+  order) has this many batches: pass it to `fit` as `steps_per_epoch`."""
+  return _count(_bucketed(encoded, batch_size, bucket_boundaries))
+
+
 def training_batches(encoded, batch_size, seed, first_epoch, last_epoch,
-                     bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
+                     bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES, num_examples=None):
   """Shuffled, length-bucketed batches for epochs [first_epoch, last_epoch), one after the other.
 
   Epoch e is shuffled with the seed (seed, e), so its order is a pure function of the seed and the epoch: a run
   resumed at epoch e sees the batches an uninterrupted run would. (A shuffle with `reshuffle_each_iteration`
   would not do: Keras re-creates the dataset's seed generator when it distributes the dataset.)
+  `num_examples` (the shuffle buffer: the whole set) is counted when not given. Each epoch has
+  `count_batches(encoded, batch_size, bucket_boundaries)` batches.
 
-  Returns:
-    (dataset, batches per epoch). Which bucket an example falls in depends on its length only, so every epoch
-    has the same number of batches; pass it to `fit` as `steps_per_epoch`.
   Raises:
     ConfigError: if `seed` is None (runs must repeat).
   """
   if seed is None:
     raise ConfigError('shuffling without a seed: pass a seed (--seed)')
-  count = _count(encoded)
-  steps = _count(_bucketed(encoded, batch_size, bucket_boundaries))
+  count = _count(encoded) if num_examples is None else num_examples
 
   def one_epoch(epoch):
     epoch_seed = tf.constant(seed, tf.int64) * 1_000_003 + epoch
     shuffled = encoded.shuffle(max(count, 1), seed=epoch_seed, reshuffle_each_iteration=False)
     return _bucketed(shuffled, batch_size, bucket_boundaries)
 
-  dataset = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch)
-  return dataset.prefetch(tf.data.AUTOTUNE), steps
+  return tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
 
 
 def to_padded_arrays(encoded, max_length=None):

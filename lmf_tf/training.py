@@ -52,9 +52,8 @@ class PreparedData:
 
   def train_epochs(self, first_epoch, last_epoch):
     """Shuffled, bucketed training batches for epochs [first_epoch, last_epoch) (`input_pipeline.training_batches`)."""
-    dataset, _ = input_pipeline.training_batches(self.encoded_train, self.batch_size, self.seed, first_epoch,
-                                                 last_epoch, self.bucket_boundaries)
-    return dataset
+    return input_pipeline.training_batches(self.encoded_train, self.batch_size, self.seed, first_epoch, last_epoch,
+                                           self.bucket_boundaries, num_examples=self.sizes['train'])
 
 
 def prepare_data(config, vocabulary=None):
@@ -78,8 +77,7 @@ def prepare_data(config, vocabulary=None):
                         'choose labelled splits with --tfds_splits')
   logging.info('Data %s (%s): train %d, dev %d, test %d examples; vocabulary %d (with <pad>, <unk>).',
                config.dataset, config.train_level, sizes['train'], sizes['dev'], sizes['test'], len(vocabulary))
-  _, steps_per_epoch = input_pipeline.training_batches(encoded['train'], config.batch_size, config.seed, 0, 1,
-                                                       boundaries)
+  steps_per_epoch = input_pipeline.count_batches(encoded['train'], config.batch_size, boundaries)
   return PreparedData(input_pipeline.batches(encoded['dev'], config.batch_size, boundaries),
                       input_pipeline.batches(encoded['test'], config.batch_size, boundaries), vocabulary,
                       splits.num_classes, sizes, steps_per_epoch, encoded['train'], config.batch_size, config.seed,

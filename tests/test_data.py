@@ -97,8 +97,8 @@ def test_bucketed_batches_pad_with_zero_only_to_the_bucket():
   ds = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
   vocab = input_pipeline.Vocabulary.build(ds)
   encoded = input_pipeline.encode_dataset(ds, vocab)
-  train, steps = input_pipeline.training_batches(encoded, 4, seed=0, first_epoch=0, last_epoch=1,
-                                                 bucket_boundaries=(4, 12))
+  train = input_pipeline.training_batches(encoded, 4, seed=0, first_epoch=0, last_epoch=1, bucket_boundaries=(4, 12))
+  steps = input_pipeline.count_batches(encoded, 4, bucket_boundaries=(4, 12))
   batches = list(train)
   assert len(batches) == steps
   assert sum(int(x.shape[0]) for x, _ in batches) == len(texts)
@@ -118,7 +118,8 @@ def test_shuffle_order_is_a_function_of_seed_and_epoch():
   enc = input_pipeline.encode_dataset(ds, vocab)
 
   def orders(seed, first, last):
-    train, steps = input_pipeline.training_batches(enc, 50, seed, first, last, bucket_boundaries=())
+    train = input_pipeline.training_batches(enc, 50, seed, first, last, bucket_boundaries=())
+    steps = input_pipeline.count_batches(enc, 50, bucket_boundaries=())
     labels = [list(y.numpy()) for _, y in train]
     assert len(labels) == steps * (last - first)
     return labels
