@@ -4,9 +4,12 @@ Each `Run` is one independent process (`scripts/train.py` or `scripts/quantize.p
 `results/<name>.json`. `plan()` lists them; `scripts/reproduce.py` runs the missing ones, several at a time.
 """
 
+import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
+import threading
 import sys
 import time
 
@@ -133,13 +136,42 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
        f'{jobs} at a time')
   start, running, failed = time.time(), {}, set()
   try:
-    return _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start)
+    with _stop_on_signals():
+      return _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start)
   finally:
     for _, process, log, lock in running.values():  # interrupted: stop the children, release their locks
       process.terminate()
       process.wait()
       log.close()
       os.remove(lock)
+
+
+class Stopped(KeyboardInterrupt):
+  """The runner received SIGTERM, SIGHUP or SIGINT."""
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+  """Turns SIGTERM, SIGHUP and SIGINT into `Stopped`, so that `run_all` stops its children and frees its locks.
+
+  Needed because a runner started in the background by a non-interactive shell inherits SIGINT as ignored, and
+  SIGTERM's default action kills it without running any `finally`.
+  """
+  if threading.current_thread() is not threading.main_thread():  # signal handlers can only be set there
+    yield
+    return
+
+  def stop(signum, frame):
+    del frame
+    raise Stopped(f'stopped by {signal.Signals(signum).name}')
+
+  stopped_by = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+  previous = {s: signal.signal(s, stop) for s in stopped_by}
+  try:
+    yield
+  finally:
+    for s, handler in previous.items():
+      signal.signal(s, handler)
 
 
 def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, start):

@@ -31,7 +31,11 @@ def main(argv):
     return
   if not FLAGS.tables_only:
     chosen = [r for r in runs if FLAGS.methods is None or r.method in FLAGS.methods]
-    experiments.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
+    try:
+      experiments.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
+    except experiments.Stopped as stopped:
+      raise SystemExit(f'{stopped}: running experiments were stopped and will resume from their last epoch '
+                       'on the next call') from None
   for path in reporting.write_paper_tables(FLAGS.results_dir, runs) + figures.write_all(FLAGS.results_dir, runs):
     print('wrote', path)
 

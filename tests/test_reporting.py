@@ -1,7 +1,10 @@
 import json
 import math
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -124,3 +127,28 @@ def test_summary_of_existing_runs(tmp_path):
   assert table.test_mean[0] == pytest.approx(85.5) and table.seeds[0] == '2/2'
   assert table.relative_degradation_pct[1] == pytest.approx(100 * 1.5 / 85.5)
   assert '| sst2 | lstm | 90 | 4 | 1 | 84.00 |' in (tmp_path / 'summary.md').read_text()
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_runner_stopped_by_a_signal_stops_its_children_and_frees_their_locks(tmp_path, signum):
+  # The runner ignores SIGINT at start, as one started in the background by a non-interactive shell does.
+  results, pid_file = tmp_path / 'results', tmp_path / 'child.pid'
+  child = (sys.executable, '-c', f'import os, time; open({str(pid_file)!r}, "w").write(str(os.getpid())); '
+           'time.sleep(120)')
+  runner = subprocess.Popen([sys.executable, '-c', f'''
+import signal
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from lmf_tf import experiments
+run = experiments.Run('slow', 'table2', 'dan', 'online', 0.0, 1, {child!r})
+experiments.run_all([run], results_dir={str(results)!r}, poll_seconds=0.05)
+'''], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  deadline = time.time() + 60
+  while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
+    time.sleep(0.05)
+  assert (results / 'logs' / 'slow.lock').exists()
+  runner.send_signal(signum)
+  output = runner.communicate(timeout=60)[0].decode()
+  assert runner.returncode != 0 and 'Stopped' in output
+  assert not (results / 'logs' / 'slow.lock').exists()
+  with pytest.raises(ProcessLookupError):
+    os.kill(int(pid_file.read_text()), 0)
