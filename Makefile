@@ -22,7 +22,8 @@ run_seed = $(word 2,$(subst _seed, ,$(1)))
 
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
-.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline clean-venv
+.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline \
+	bench-inference analysis clean-venv
 
 venv: $(STAMP)
 
@@ -75,6 +76,17 @@ tables: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=4 --tensorboard=false --output=results/bench_pipeline.json $(ARGS)
+
+# Table 4 (issue 6): TFLite size, accuracy and time of seed 1's uncompressed, online R=50/75/90, float16, int8 and
+# online R=90 + int8 models; trains the missing runs first. Then the §4 analysis next to the measured numbers.
+TABLE4_RUNS := $(foreach m,lstm dan,$(foreach r,0 50 75 90,results/sst2_$(m)_R$(r)_seed1.json))
+
+bench-inference: $(TABLE4_RUNS)
+	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=5 --output=results/table4 $(ARGS)
+	$(MAKE) --no-print-directory analysis
+
+analysis: $(STAMP)
+	$(PY) scripts/analyze.py --models=lstm,dan --table4=results/table4.json --output=results/analysis
 
 clean-venv:
 	rm -rf $(VENV)

@@ -65,6 +65,9 @@ def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', r
              resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'))
 
 
+STACKED_REDUCTION = 90  # online LMF, then 8-bit quantization of its checkpoint (beyond the paper; issue 6)
+
+
 def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', workdir='checkpoints'):
   tag = 'kerasint8' if keras_int8 else f'q{bits}'
   name = derived_run_name(source.name, tag)
@@ -72,7 +75,9 @@ def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', wo
           f'--checkpoint_dir={os.path.join(workdir, source.name, "best")}', f'--results_dir={results_dir}']
   argv += ['--method=keras_int8'] if keras_int8 else [f'--bits={bits}']
   method = 'keras_int8' if keras_int8 else f'quant{bits}'
-  return Run(name, 'table2', source.model, method, 0.0, source.seed, tuple(argv), requires=source.name)
+  if source.method == 'online':
+    method = f'online+{method}'
+  return Run(name, 'table2', source.model, method, source.reduction, source.seed, tuple(argv), requires=source.name)
 
 
 def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir='results'):
@@ -94,6 +99,8 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
       for r in reductions:
         runs.append(_train_run('table2', model, 'online', seed, r, **where, eval_every_steps=FIGURE3_EVAL_EVERY))
         runs.append(_train_run('table2', model, 'offline', seed, r, **where))
+        if r == STACKED_REDUCTION:
+          runs.append(_quantize_run(runs[-2], bits=8, **where))
   return runs
 
 

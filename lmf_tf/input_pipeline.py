@@ -52,9 +52,7 @@ class Vocabulary:
     return len(self.tokens)
 
   def save(self, path):
-    with io_utils.atomic_path(path) as tmp:
-      with open(tmp, 'w', encoding='utf-8') as f:
-        f.write('\n'.join(self.tokens) + '\n')
+    io_utils.write_text_atomic(path, '\n'.join(self.tokens) + '\n')
 
   @classmethod
   def load(cls, path):

@@ -33,6 +33,13 @@ def atomic_path(path):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_text_atomic(path, text):
+  """Writes `text` (UTF-8) to `path` atomically."""
+  with atomic_path(path) as tmp:
+    with open(tmp, 'w', encoding='utf-8') as f:
+      f.write(text)
+
+
 def write_json_atomic(path, obj):
   """Writes `obj` as indented, key-sorted JSON to `path` atomically (temp file, fsync, rename)."""
   with atomic_path(path) as tmp:

@@ -77,13 +77,11 @@ def write_summary(results_dir, pattern, output_prefix):
     raise FileNotFoundError(f'no result JSONs match {os.path.join(results_dir, pattern)}')
   with io_utils.atomic_path(output_prefix + '.csv') as tmp:
     table.to_csv(tmp, index=False, float_format='%.4f')
-  with io_utils.atomic_path(output_prefix + '.md') as tmp:
-    with open(tmp, 'w') as f:
-      f.write(to_markdown(table))
+  io_utils.write_text_atomic(output_prefix + '.md', to_markdown(table))
   return table
 
 
-METHOD_ORDER = ['uncompressed', 'quant16', 'quant8', 'keras_int8', 'offline', 'online']
+METHOD_ORDER = ['uncompressed', 'quant16', 'quant8', 'keras_int8', 'offline', 'online', 'online+quant8']
 POLICY_ORDER = ['adagrad', 'adam', 'clr', 'calr']
 
 
@@ -176,12 +174,6 @@ def table2_markdown(table):
   return '\n'.join(lines) + '\n'
 
 
-def _write_text(path, text):
-  with io_utils.atomic_path(path) as tmp:
-    with open(tmp, 'w') as f:
-      f.write(text)
-
-
 def write_paper_tables(results_dir, runs):
   """Writes results/table{1,2}.{md,csv} from the planned runs' JSONs; returns the paths."""
   frame = plan_frame(results_dir, runs)
@@ -190,6 +182,23 @@ def write_paper_tables(results_dir, runs):
                                                                              table2_markdown)):
     for ext, text in (('md', markdown(table)), ('csv', table.to_csv(index=False, float_format='%.4f'))):
       path = os.path.join(results_dir, f'{name}.{ext}')
-      _write_text(path, text)
+      io_utils.write_text_atomic(path, text)
       paths.append(path)
   return paths
+
+
+def table4_markdown(table, batch_sizes=(1, 64)):
+  """Markdown of `benchmarks.table4`: size, accuracy and time of each variant, relative to the first row."""
+  head = ['model', 'variant', 'rank k', 'TFLite bytes', 'size vs float32', 'test acc. (%)']
+  head += [f'test set, batch {b} (s)' for b in batch_sizes] + ['p50 latency (ms)', 'p99 latency (ms)']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for model, rows in table.items():
+    base = rows[0]
+    for row in rows:
+      rank = '-' if row['embedding_rank'] is None else str(row['embedding_rank'])
+      cells = [model, row['name'], rank, f'{row["tflite_bytes"]:,}',
+               f'{100 * (row["tflite_bytes"] / base["tflite_bytes"] - 1):+.1f}%', f'{100 * row["test_accuracy"]:.2f}']
+      cells += [f'{row[f"seconds_batch{b}"]:.2f}' for b in batch_sizes]
+      cells += [f'{row.get("latency_ms_p50", float("nan")):.3f}', f'{row.get("latency_ms_p99", float("nan")):.3f}']
+      lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'

@@ -49,6 +49,7 @@ class PreparedData:
   batch_size: int
   seed: int
   bucket_boundaries: tuple
+  encoded_test: tf.data.Dataset  # unbatched (int32[length], int64) pairs, in file order
 
   def train_epochs(self, first_epoch, last_epoch):
     """Shuffled, bucketed training batches for epochs [first_epoch, last_epoch) (`input_pipeline.training_batches`)."""
@@ -81,7 +82,7 @@ def prepare_data(config, vocabulary=None):
   return PreparedData(input_pipeline.batches(encoded['dev'], config.batch_size, boundaries),
                       input_pipeline.batches(encoded['test'], config.batch_size, boundaries), vocabulary,
                       splits.num_classes, sizes, steps_per_epoch, encoded['train'], config.batch_size, config.seed,
-                      boundaries)
+                      boundaries, encoded['test'])
 
 
 def model_config(config, vocab_size, num_classes, embedding_dim, rank=None):

@@ -79,12 +79,15 @@ def test_tables_and_figures_are_written(hand_made):
 
 
 def test_plan_sizes():
-  assert len(experiments.plan(quick=True)) == 22
+  assert len(experiments.plan(quick=True)) == 24
   full = experiments.plan()
-  assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7) + 1)  # per seed: base, 3 policies, q16, q8, online+offline x 7
+  # Per seed: base, 3 policies, q16, q8, online and offline at 7 R, online R=90 then q8; per model one Keras int8.
+  assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7 + 1) + 1)
   assert len({r.name for r in full}) == len(full)
-  quant = [r for r in full if r.method == 'quant8']
+  quant = [r for r in full if r.method in ('quant8', 'online+quant8')]
   assert all(r.name == r.requires.replace('_seed', '_q8_seed') for r in quant)
+  stacked = [r for r in full if r.method == 'online+quant8']
+  assert len(stacked) == 6 and all(r.reduction == 90 and r.requires.endswith(f'_R90_seed{r.seed}') for r in stacked)
 
 
 def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):

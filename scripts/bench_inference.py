@@ -1,0 +1,38 @@
+"""Table 4: size, test accuracy and inference time of TFLite exports on the SST-2 test set, side by side.
+
+  python scripts/bench_inference.py --models=lstm,dan --repeats=5 --output=results/table4
+needs the seed's checkpoints of the uncompressed model and of online R = 50, 75 and 90 (`make bench-inference`
+trains the missing ones first). Writes <output>.json and <output>.md.
+"""
+
+import os
+
+import tensorflow as tf
+from absl import app, flags
+
+from lmf_tf import benchmarks, io_utils, reporting, training
+
+flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to time.')
+flags.DEFINE_string('workdir', 'checkpoints', 'Where the training runs are.')
+flags.DEFINE_integer('seed', 1, 'Which seed\'s runs to time.')
+flags.DEFINE_integer('repeats', 5, 'Timed passes over the test set (after one warm-up pass); the median is reported.')
+flags.DEFINE_list('batch_sizes', ['1', '64'], 'Batch sizes to time.')
+flags.DEFINE_string('output', 'results/table4', 'Output path without extension (.json and .md are written).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  tf.get_logger().setLevel('ERROR')
+  batch_sizes = tuple(int(b) for b in FLAGS.batch_sizes)
+  table = training.run_or_exit(benchmarks.table4, FLAGS.models, FLAGS.workdir, FLAGS.seed, FLAGS.repeats,
+                               batch_sizes)
+  io_utils.write_json_atomic(FLAGS.output + '.json', {'cpu_count': os.cpu_count(), 'repeats': FLAGS.repeats,
+                                                       'batch_sizes': batch_sizes, 'table': table})
+  markdown = reporting.table4_markdown(table, batch_sizes)
+  io_utils.write_text_atomic(FLAGS.output + '.md', markdown)
+  print(markdown)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,31 @@
+"""Export a trained checkpoint (uncompressed, online-compressed or quantized) as TensorFlow Lite models.
+
+  python scripts/export.py --checkpoint_dir=checkpoints/sst2_lstm_R90_seed1/best --output_dir=exports/sst2_lstm_R90
+writes model_float32.tflite, model_float16.tflite, model_int8.tflite, vocabulary.txt and export.json.
+"""
+
+import json
+
+import tensorflow as tf
+from absl import app, flags
+
+from lmf_tf import export, training
+
+flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py or quantize.py.',
+                    required=True)
+flags.DEFINE_string('output_dir', None, 'Where the .tflite files go.', required=True)
+flags.DEFINE_list('kinds', list(export.KINDS), 'Which exports: float32, float16 (weights), int8 (dynamic range).')
+flags.DEFINE_integer('batch_size', 1, 'Batch size the model is converted for (fixed: the LSTM needs it static).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  tf.get_logger().setLevel('ERROR')
+  sizes = training.run_or_exit(export.export_checkpoint, FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
+                               FLAGS.batch_size)
+  print(json.dumps(sizes, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,63 @@
+"""TFLite exports give the Keras model's predictions; the Table 4 timing runs on a tiny trained model."""
+
+import numpy as np
+import pytest
+
+from lmf_tf import benchmarks, compression, export, models, training
+from lmf_tf.config import TrainConfig
+from lmf_tf.errors import ConfigError
+
+# Largest |probability difference| accepted between the Keras model and its export, per kind.
+TOLERANCE = {'float32': 1e-5, 'float16': 1e-2, 'int8': 5e-2}
+
+
+def _ids(batch, length, vocab_size, seed=0):
+  ids = np.random.RandomState(seed).randint(1, vocab_size, size=(batch, length)).astype('int32')
+  ids[0, length // 2:] = 0  # a padded sentence
+  return ids
+
+
+@pytest.mark.parametrize('name', ['lstm', 'dan'])
+@pytest.mark.parametrize('kind', export.KINDS)
+def test_export_matches_keras_on_a_compressed_model(name, kind):
+  config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16), num_classes=3)
+  model = models.MODELS[name].build(config)
+  compression.compress_model(model, rank=4)
+  ids = _ids(4, 9, 300)
+  expected = model.predict(ids, verbose=0)
+  runner = export.TfliteClassifier(export.to_tflite(model, kind, batch_size=4))
+  got = runner(ids)
+  assert got.shape == (4, 3)
+  np.testing.assert_allclose(got, expected, atol=TOLERANCE[kind])
+  np.testing.assert_allclose(runner(ids[:, :5]), model.predict(ids[:, :5], verbose=0), atol=TOLERANCE[kind])
+  with pytest.raises(ValueError, match='batches of 4'):
+    runner(ids[:2])
+
+
+def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
+  config = models.ModelConfig(vocab_size=2000, embedding_dim=32, dan_hidden=(32, 16))
+  model = models.dan_classifier(config)
+  sizes = {kind: len(export.to_tflite(model, kind, batch_size=3)) for kind in export.KINDS}
+  assert sizes['float16'] < 0.6 * sizes['float32'] and sizes['int8'] < 0.35 * sizes['float32']
+  sequences = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10]), np.array([11, 12, 13, 14])]
+  probs = export.TfliteClassifier(export.to_tflite(model, 'float32', batch_size=3)).predict(sequences)
+  expected = np.concatenate([model.predict(export.pad([s]), verbose=0) for s in sequences])
+  np.testing.assert_allclose(probs, expected, atol=1e-5)
+  with pytest.raises(ConfigError, match='bfloat16'):
+    export.to_tflite(model, 'bfloat16')
+
+
+def test_export_checkpoint_and_time_inference(tiny_config, tmp_path):
+  _, results = training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=2, reduction=50)))
+  best = results['checkpoint_dir']
+  sizes = export.export_checkpoint(best, str(tmp_path / 'export'), kinds=('float32', 'int8'))
+  assert (tmp_path / 'export' / 'model_int8.tflite').stat().st_size == sizes['int8'] < sizes['float32']
+  assert (tmp_path / 'export' / 'vocabulary.txt').exists()
+  sequences, labels = benchmarks.test_sequences(best)
+  assert len(sequences) == len(labels) == 12
+  variants = [benchmarks.InferenceVariant('online', best), benchmarks.InferenceVariant('online + int8', best, 'int8')]
+  rows = benchmarks.time_inference(variants, sequences, labels, batch_sizes=(1, 5), repeats=2)
+  assert [r['name'] for r in rows] == ['online', 'online + int8']
+  assert rows[0]['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
+  assert rows[0]['embedding_rank'] == results['rank']
+  assert len(rows[1]['pass_seconds_batch5']) == 2 and rows[1]['latency_ms_p99'] >= rows[1]['latency_ms_p50'] > 0
