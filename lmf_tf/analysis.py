@@ -169,6 +169,8 @@ def model_cost_table(model, model_name, measured=()):
   for column in ('tflite_bytes', 'seconds_batch1', 'seconds_batch64', 'latency_ms_p50'):
     table[f'measured_{column}'] = [by_name.get(_measured_name(m, r), {}).get(column)
                                    for m, r in zip(table.method, table.R)]
+  table['measured_folded_seconds_batch1'] = [by_name.get(f'online R={r:g} folded', {}).get('seconds_batch1')
+                                             if m == 'lmf' else None for m, r in zip(table.method, table.R)]
   return table
 
 
@@ -176,7 +178,7 @@ def to_markdown(table):
   """A `model_cost_table` as Markdown (FLOPs per token or per sentence, bytes of the embedding alone)."""
   head = ['model', 'method', 'R (%)', 'rank k', 'embedding bytes', '< 16-bit', '< 8-bit', 'lookup FLOPs/token',
           'first-layer FLOPs', 'folded first-layer FLOPs', 'measured TFLite bytes', 'measured batch-1 s',
-          'measured batch-64 s']
+          'measured batch-64 s', 'measured folded batch-1 s']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
 
   def fmt(value, spec):
@@ -187,6 +189,6 @@ def to_markdown(table):
              'yes' if row.smaller_than_q16 else 'no', 'yes' if row.smaller_than_q8 else 'no', f'{row.lookup_flops:,}',
              f'{row.first_layer_flops:,} / {row.first_layer_per}', f'{row.folded_first_layer_flops:,}',
              fmt(row.measured_tflite_bytes, ',.0f'), fmt(row.measured_seconds_batch1, '.2f'),
-             fmt(row.measured_seconds_batch64, '.2f')]
+             fmt(row.measured_seconds_batch64, '.2f'), fmt(row.measured_folded_seconds_batch1, '.2f')]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from lmf_tf import callbacks, export, input_pipeline, training
+from lmf_tf import models as lmf_models
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -65,6 +66,7 @@ class InferenceVariant:
   name: str  # e.g. 'online R=90 + int8'
   checkpoint_dir: str
   kind: str = 'float32'  # export.KINDS
+  fold: bool = False  # fold the projection V_kᵀ into the next layer (`export.fold_projection`)
 
 
 def test_sequences(checkpoint_dir):
@@ -93,13 +95,15 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
   """
   if repeats < 1:
     raise ValueError(f'repeats must be >= 1, got {repeats}')
-  models, rows, runners = {}, [], {}
+  loaded, rows, runners = {}, [], {}
   for variant in variants:
-    if variant.checkpoint_dir not in models:
-      models[variant.checkpoint_dir] = training.load_trained_model(variant.checkpoint_dir)[0]
-    model = models[variant.checkpoint_dir]
-    row = {'name': variant.name, 'kind': variant.kind, 'checkpoint_dir': variant.checkpoint_dir,
-           'embedding_rank': callbacks.embedding_rank(model)}
+    key = variant.checkpoint_dir, variant.fold
+    if key not in loaded:
+      loaded[key] = export.load_for_export(*key)[0]
+    model = loaded[key]
+    rank = lmf_models.word_embedding(model).output_dim if variant.fold else callbacks.embedding_rank(model)
+    row = {'name': variant.name, 'kind': variant.kind, 'fold': variant.fold, 'checkpoint_dir': variant.checkpoint_dir,
+           'embedding_rank': rank}
     for batch_size in batch_sizes:
       flatbuffer = export.to_tflite(model, variant.kind, batch_size)
       runners[variant.name, batch_size] = export.TfliteClassifier(flatbuffer, num_threads=num_threads)
@@ -139,15 +143,18 @@ TABLE4_REDUCTIONS = (50, 75, 90)
 
 def table4_variants(model, workdir='checkpoints', seed=1, dataset='sst2'):
   """The rows of Table 4 for one model, from the `best/` checkpoints of its training runs with `seed`:
-  uncompressed float32, online LMF at R = 50, 75, 90, the uncompressed model as TFLite float16 and int8 (real
-  16- and 8-bit kernels), and online R = 90 then int8 (both methods stacked)."""
+  uncompressed float32, online LMF at R = 50, 75, 90 as trained and with the projection folded into the next
+  layer, the uncompressed model as TFLite float16 and int8 (real 16- and 8-bit kernels), and online R = 90 then
+  int8 (both methods stacked), as trained and folded."""
   def best(reduction):
     return f'{workdir}/{dataset}_{model}_R{reduction}_seed{seed}/best'
 
   return ([InferenceVariant('uncompressed', best(0))]
           + [InferenceVariant(f'online R={r}', best(r)) for r in TABLE4_REDUCTIONS]
+          + [InferenceVariant(f'online R={r} folded', best(r), fold=True) for r in TABLE4_REDUCTIONS]
           + [InferenceVariant('TFLite float16', best(0), 'float16'), InferenceVariant('TFLite int8', best(0), 'int8'),
-             InferenceVariant('online R=90 + int8', best(90), 'int8')])
+             InferenceVariant('online R=90 + int8', best(90), 'int8'),
+             InferenceVariant('online R=90 folded + int8', best(90), 'int8', fold=True)])
 
 
 def table4(models=('lstm', 'dan'), workdir='checkpoints', seed=1, repeats=5, batch_sizes=(1, 64), echo=print):

@@ -55,9 +55,29 @@ def test_export_checkpoint_and_time_inference(tiny_config, tmp_path):
   assert (tmp_path / 'export' / 'vocabulary.txt').exists()
   sequences, labels = benchmarks.test_sequences(best)
   assert len(sequences) == len(labels) == 12
-  variants = [benchmarks.InferenceVariant('online', best), benchmarks.InferenceVariant('online + int8', best, 'int8')]
+  folded = export.export_checkpoint(best, str(tmp_path / 'folded'), kinds=('float32',), fold=True)
+  assert folded['float32'] < sizes['float32']
+  variants = [benchmarks.InferenceVariant('online', best), benchmarks.InferenceVariant('online + int8', best, 'int8'),
+              benchmarks.InferenceVariant('folded', best, fold=True)]
   rows = benchmarks.time_inference(variants, sequences, labels, batch_sizes=(1, 5), repeats=2)
-  assert [r['name'] for r in rows] == ['online', 'online + int8']
+  assert [r['name'] for r in rows] == ['online', 'online + int8', 'folded']
   assert rows[0]['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
-  assert rows[0]['embedding_rank'] == results['rank']
+  assert rows[2]['test_accuracy'] == rows[0]['test_accuracy']
+  assert rows[0]['embedding_rank'] == rows[2]['embedding_rank'] == results['rank']
   assert len(rows[1]['pass_seconds_batch5']) == 2 and rows[1]['latency_ms_p99'] >= rows[1]['latency_ms_p50'] > 0
+
+
+@pytest.mark.parametrize('name', ['lstm', 'dan'])
+def test_folded_projection_predicts_the_same_with_fewer_weights(name):
+  config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16))
+  model = models.MODELS[name].build(config)
+  model(_ids(2, 3, 300))
+  compression.compress_model(model, rank=3)
+  folded = export.fold_projection(model, config, name)
+  ids = _ids(4, 9, 300)
+  np.testing.assert_allclose(folded.predict(ids, verbose=0), model.predict(ids, verbose=0), atol=1e-5)
+  assert models.word_embedding(folded).output_dim == 3 and not models.word_embedding(folded).is_compressed
+  width = 4 * 8 if name == 'lstm' else 32
+  assert models.count_params(model) - models.count_params(folded) == 3 * 16 + 16 * width - 3 * width
+  with pytest.raises(ConfigError, match='not compressed'):
+    export.fold_projection(models.MODELS[name].build(config), config, name)
