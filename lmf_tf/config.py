@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from lmf_tf import datasets
 from lmf_tf.datasets import DATA_DIR, DEFAULT_TFDS_DIR
 from lmf_tf.errors import ConfigError
 
@@ -23,7 +24,7 @@ class TrainConfig:
   dataset: str = 'sst2'
   data_dir: str = DATA_DIR  # the vendored files
   tfds_dir: str = DEFAULT_TFDS_DIR  # where tensorflow-datasets keeps prepared data
-  train_level: str = 'phrase'
+  train_level: str | None = None  # a local data set's builder config; None: its default (sst2: phrase)
   tfds_text_key: str = 'sentence'  # for a TFDS catalog data set: its text feature,
   tfds_label_key: str = 'label'  # its label feature,
   tfds_splits: str = 'train,validation,test'  # and its train, dev and test splits (TFDS split syntax)
@@ -67,10 +68,12 @@ class TrainConfig:
   eval_every_steps: int | None = None  # also record dev accuracy every N steps (paper Figure 3)
 
   def resolved(self):
-    """A copy with the model's defaults filled in, and online compression at the middle epoch if R or rank is
-    given without a step."""
+    """A copy with the model's defaults filled in, the local data set's default config (`--train_level`) if none
+    is given, and online compression at the middle epoch if R or rank is given without a step."""
     defaults = MODEL_DEFAULTS.get(self.model, MODEL_DEFAULTS['lstm'])
     config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+    if config.train_level is None and config.dataset in datasets.LOCAL_DATASETS:
+      config.train_level = datasets.local_config(config.dataset)
     if config.compress and config.compress_at_step is None and config.compress_at_epoch is None:
       config.compress_at_epoch = config.epochs // 2
     return config
@@ -103,7 +106,8 @@ class TrainConfig:
     def need(ok, message):
       if not ok:
         raise ConfigError(message)
-    need(self.train_level in ('phrase', 'sentence'), f'--train_level must be phrase or sentence, not {self.train_level!r}')
+    if self.dataset in datasets.LOCAL_DATASETS:
+      datasets.local_config(self.dataset, self.train_level)  # ConfigError naming the data set's valid configs
     need(len(self.tfds_splits.split(',')) == 3,
          f'--tfds_splits needs three comma-separated splits (train, dev, test), got {self.tfds_splits!r}')
     need(self.optimizer in OPTIMIZERS, f'--optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}')

@@ -4,6 +4,7 @@ import dataclasses
 
 from absl import flags
 
+from lmf_tf import datasets
 from lmf_tf.config import LR_SCHEDULES, MODEL_DEFAULTS, OPTIMIZERS, TrainConfig
 
 _D = TrainConfig()
@@ -16,8 +17,8 @@ def _per_model(name):
 def define_train_flags():
   """Defines the flags of `scripts/train.py`; defaults come from `TrainConfig`."""
   # Data.
-  flags.DEFINE_string('dataset', _D.dataset, 'Local data set (sst2) or a tensorflow-datasets catalog name '
-                      '(needs a network the first time, e.g. glue/sst2).')
+  flags.DEFINE_string('dataset', _D.dataset, f'Local data set ({", ".join(datasets.LOCAL_DATASETS)}) or a '
+                      'tensorflow-datasets catalog name (needs a network the first time, e.g. glue/sst2).')
   flags.DEFINE_string('data_dir', _D.data_dir, 'Folder of the vendored data files.')
   flags.DEFINE_string('tfds_dir', _D.tfds_dir, 'Where tensorflow-datasets keeps prepared data.')
   flags.DEFINE_string('tfds_text_key', _D.tfds_text_key, 'Catalog data sets: the text feature.')
@@ -25,8 +26,10 @@ def define_train_flags():
   flags.DEFINE_string('tfds_splits', _D.tfds_splits, 'Catalog data sets: train, dev and test splits, comma-'
                       'separated, in TFDS split syntax. GLUE hides its test labels: e.g. '
                       '"train[:95%],train[95%:],validation" for glue/sst2.')
-  flags.DEFINE_enum('train_level', _D.train_level, ['phrase', 'sentence'],
-                    'SST-2 training data: GLUE phrases (default, as the authors) or the 6,920 sentences.')
+  flags.DEFINE_string('train_level', _D.train_level, 'Which config of the local data set, default first: ' +
+                      '; '.join(f'{name} {"|".join(spec.configs)}' for name, spec in datasets.LOCAL_DATASETS.items()) +
+                      '. sst2: GLUE phrases (as the authors) or the 6,920 sentences; clinc150: with out-of-scope '
+                      'as a 151st class or not.')
   flags.DEFINE_integer('max_train_examples', None, 'Train on the first N training examples only (smoke tests).')
   flags.DEFINE_integer('max_length', None, 'Truncate token sequences to this length.')
   flags.DEFINE_integer('batch_size', _D.batch_size, 'Examples per mini-batch.')
