@@ -91,13 +91,21 @@ class TrainConfig:
 
   @property
   def run_name(self):
-    """`<dataset>_<model>_R<R>_seed<s>` (R0 = uncompressed; `_k<rank>` when the rank is given directly)."""
+    """`<dataset>_<model>_R<R>_seed<s>` (R0 = uncompressed; `_k<rank>` when the rank is given directly).
+
+    A local data set's non-default config is part of the data set's name (`clinc150-with_oos_lstm_R90_seed1`),
+    so runs on two configs never share a checkpoint or results file.
+    """
     tag = f'k{self.rank}' if self.rank is not None else f'R{self.reduction or 0:g}'
     if self.offline:
       tag = 'offline_' + tag
     if (self.optimizer, self.lr_schedule) != ('adam', 'calr'):
       tag += f'_{self.optimizer}-{self.lr_schedule}'
-    return f'{self.dataset.replace("/", "-")}_{self.model}_{tag}_seed{self.seed}'
+    dataset = self.dataset.replace('/', '-')
+    if (self.dataset in datasets.LOCAL_DATASETS and self.train_level is not None
+        and self.train_level != datasets.local_config(self.dataset)):
+      dataset += f'-{self.train_level}'
+    return f'{dataset}_{self.model}_{tag}_seed{self.seed}'
 
   def validate(self):
     """Raises ConfigError naming the flag for any invalid or inconsistent setting (on a `resolved()` config)."""

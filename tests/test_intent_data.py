@@ -170,3 +170,11 @@ def test_clinc150_bad_pairs_name_file_and_line(copy_of):
   edit_lines(path, pair + 1, lines[pair].rstrip().rstrip(','))  # the comma after the utterance is missing
   with pytest.raises(DataFormatError, match=rf"data_full\.json:{pair + 2}: invalid JSON \(Expecting ',' delimiter\)"):
     datasets.clinc150_splits(str(folder.parent))
+
+
+def test_run_names_keep_configs_apart():
+  assert TrainConfig(dataset='clinc150', model='lstm', reduction=90).resolved().run_name == 'clinc150_lstm_R90_seed1'
+  assert (TrainConfig(dataset='clinc150', model='lstm', reduction=90, train_level='with_oos').resolved().run_name
+          == 'clinc150-with_oos_lstm_R90_seed1')
+  assert TrainConfig(model='dan').resolved().run_name == 'sst2_dan_R0_seed1'
+  assert TrainConfig(model='dan', train_level='sentence').run_name == 'sst2-sentence_dan_R0_seed1'
