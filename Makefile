@@ -22,7 +22,7 @@ run_seed = $(word 2,$(subst _seed, ,$(1)))
 
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
-.PHONY: venv test sst2-lstm sst2-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline \
+.PHONY: venv test sst2-lstm sst2-dan intent-lstm intent-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline \
 	bench-inference analysis clean-venv
 
 venv: $(STAMP)
@@ -42,6 +42,15 @@ sst2-lstm: $(STAMP)
 
 sst2-dan: $(STAMP)
 	$(PY) scripts/train.py --dataset=sst2 --model=dan --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)
+
+# Intent classification (issue 5): DATASET is clinc150 (default), snips, atis or banking77.
+DATASET ?= clinc150
+
+intent-lstm: $(STAMP)
+	$(PY) scripts/train.py --dataset=$(DATASET) --model=lstm --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)
+
+intent-dan: $(STAMP)
+	$(PY) scripts/train.py --dataset=$(DATASET) --model=dan --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)
 
 # The SST-2 measurement: LSTM and DAN-RAND, R in MEASURE_R, seeds in SEEDS. Each run is a file target, so
 # finished runs are skipped and `make -j2 measure-sst2` runs two at a time.
