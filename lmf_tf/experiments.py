@@ -18,6 +18,10 @@ from lmf_tf.config import TrainConfig, derived_run_name
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE2_REDUCTIONS = (10, 30, 50, 70, 90, 95, 99)  # the paper's R, and beyond it, 95 and 99
 QUICK_REDUCTIONS = (50, 90)
+# Table 3 (issue 5): the paper's intent set is proprietary; CLINC150 and SNIPS stand in for it.
+TABLE3_DATASETS = ('clinc150', 'snips')
+TABLE3_REDUCTIONS = (50, 70, 90)
+QUICK_TABLE3 = (('clinc150',), (90,))  # quick plan: data sets and R
 FIGURE3_EVAL_EVERY = 100  # steps between dev evaluations for Figure 3
 
 # Table 1: learning-rate policies on the uncompressed models. Adagrad and constant Adam use the usual rates
@@ -42,6 +46,7 @@ class Run:
   argv: tuple
   requires: str | None = None  # a run whose checkpoint this one needs
   resume_state: str | None = None  # a training run's state file: if it exists, the run is resumed
+  dataset: str = 'sst2'
 
   def command(self):
     resume = self.resume_state is not None and os.path.exists(self.resume_state)
@@ -51,18 +56,20 @@ class Run:
     return os.path.exists(os.path.join(results_dir, self.name + '.json'))
 
 
-def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', results_dir='results', **flags):
-  config = TrainConfig(model=model, seed=seed, reduction=reduction or None, offline=method == 'offline',
+def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', results_dir='results', dataset='sst2',
+               **flags):
+  config = TrainConfig(dataset=dataset, model=model, seed=seed, reduction=reduction or None,
+                       offline=method == 'offline',
                        **{k: v for k, v in flags.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
-  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train.py'), f'--model={model}', f'--seed={seed}',
-          '--tensorboard=false', f'--workdir={workdir}', f'--results_dir={results_dir}']
+  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train.py'), f'--dataset={dataset}', f'--model={model}',
+          f'--seed={seed}', '--tensorboard=false', f'--workdir={workdir}', f'--results_dir={results_dir}']
   if reduction:
     argv.append(f'--reduction={reduction:g}')
   if method == 'offline':
     argv.append('--offline')
   argv += [f'--{k}={v}' for k, v in flags.items()]
   return Run(config.run_name, table, model, method, float(reduction), seed, tuple(argv),
-             resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'))
+             resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'), dataset=dataset)
 
 
 STACKED_REDUCTION = 90  # online LMF, then 8-bit quantization of its checkpoint (beyond the paper; issue 6)
@@ -77,11 +84,14 @@ def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', wo
   method = 'keras_int8' if keras_int8 else f'quant{bits}'
   if source.method == 'online':
     method = f'online+{method}'
-  return Run(name, 'table2', source.model, method, source.reduction, source.seed, tuple(argv), requires=source.name)
+  table = 'table3' if source.table == 'table3' else 'table2'
+  return Run(name, table, source.model, method, source.reduction, source.seed, tuple(argv), requires=source.name,
+             dataset=source.dataset)
 
 
 def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir='results'):
-  """All runs of Tables 1-2 and Figure 3: 3 seeds and 7 values of R, or with `quick` 1 seed and R in {50, 90}."""
+  """All runs of Tables 1-3 and Figure 3: 3 seeds, 7 values of R on SST-2 and 3 on CLINC150 and SNIPS; or with
+  `quick` 1 seed, R in {50, 90} on SST-2 and R = 90 on CLINC150."""
   seeds = (1,) if quick else (1, 2, 3)
   reductions = QUICK_REDUCTIONS if quick else TABLE2_REDUCTIONS
   where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
@@ -101,6 +111,15 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
         runs.append(_train_run('table2', model, 'offline', seed, r, **where))
         if r == STACKED_REDUCTION:
           runs.append(_quantize_run(runs[-2], bits=8, **where))
+  intent_sets, intent_reductions = QUICK_TABLE3 if quick else (TABLE3_DATASETS, TABLE3_REDUCTIONS)
+  for dataset in intent_sets:
+    for model in models:
+      for seed in seeds:
+        base = _train_run('table3', model, 'uncompressed', seed, dataset=dataset, **where)
+        runs += [base, _quantize_run(base, bits=16, **where), _quantize_run(base, bits=8, **where)]
+        for r in intent_reductions:
+          runs.append(_train_run('table3', model, 'online', seed, r, dataset=dataset, **where))
+          runs.append(_train_run('table3', model, 'offline', seed, r, dataset=dataset, **where))
   return runs
 
 

@@ -87,12 +87,14 @@ def size_accuracy(frame, model, path):
 
 
 def write_all(results_dir, runs):
+  """Figures 2-3 and the size-accuracy plots of SST-2 (Tables 1-2) from the planned runs' JSONs."""
+  runs = [r for r in runs if r.table != 'table3']
   frame = reporting.plan_frame(results_dir, runs)
   # Figure 3 takes the recovery curve of any seed that has one, even outside a quick plan's single seed.
   from lmf_tf import experiments  # pylint: disable=g-import-not-at-top
   models = tuple(sorted(frame.model.unique()))
   every_seed = reporting.plan_frame(results_dir, [r for r in experiments.plan(False, models, results_dir=results_dir)
-                                                  if r.method == 'online'])
+                                                  if r.method == 'online' and r.table != 'table3'])
   curves = pd.concat([frame[frame.method != 'online'], every_seed], ignore_index=True)
   paths = [figure2(os.path.join(results_dir, 'figure2_learning_rates.png'))]
   for model in models:

@@ -90,8 +90,8 @@ def plan_frame(results_dir, runs):
   from lmf_tf import experiments  # pylint: disable=g-import-not-at-top  (experiments imports config only)
   rows = []
   for run in runs:
-    row = {'name': run.name, 'table': run.table, 'model': run.model, 'method': run.method, 'R': run.reduction,
-           'seed': run.seed}
+    row = {'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
+           'R': run.reduction, 'seed': run.seed}
     path = os.path.join(results_dir, run.name + '.json')
     failure = experiments.failure_path(results_dir, run.name)
     if os.path.exists(path):
@@ -154,6 +154,19 @@ def table2(frame):
   return table.sort_values(['model', 'order', 'R']).drop(columns='order').reset_index(drop=True)
 
 
+def table3(frame):
+  """Table 3 (the paper's intent set, here CLINC150 and SNIPS): like Table 2, per data set."""
+  rows = frame[frame.table == 'table3']
+  table = aggregate(rows, ['dataset', 'model', 'method', 'R'])
+  if table.empty:
+    return table
+  base = table[table.method == 'uncompressed'].set_index(['dataset', 'model']).test_mean
+  table['relative_degradation_pct'] = [100 * (base.get((d, m), float('nan')) - t) / base.get((d, m), float('nan'))
+                                       for d, m, t in zip(table.dataset, table.model, table.test_mean)]
+  table['order'] = table.method.map(METHOD_ORDER.index)
+  return table.sort_values(['dataset', 'model', 'order', 'R']).drop(columns='order').reset_index(drop=True)
+
+
 def table1_markdown(table):
   lines = ['| model | LR policy | test acc. (%) | dev acc. (%) | seeds |', '|---|---|---|---|---|']
   for row in table.itertuples():
@@ -163,23 +176,27 @@ def table1_markdown(table):
 
 
 def table2_markdown(table):
-  lines = ['| model | method | R (%) | rank k | checkpoint bytes | test acc. (%) | rel. degradation (%) | seeds |',
-           '|---|---|---|---|---|---|---|---|']
+  """Markdown of `table2` or, with its `dataset` column first, `table3`."""
+  with_dataset = 'dataset' in table.columns
+  head = (['data set'] if with_dataset else []) + ['model', 'method', 'R (%)', 'rank k', 'checkpoint bytes',
+                                                    'test acc. (%)', 'rel. degradation (%)', 'seeds']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for row in table.itertuples():
     size = '-' if pd.isna(row.bytes) else f'{row.bytes:,.0f}'
     degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
     rank = '-' if row.rank is None or pd.isna(row.rank) else f'{int(row.rank)}'
-    lines.append(f'| {row.model} | {row.method} | {row.R:g} | {rank} | {size} | {_accuracy(row)} | {degradation} '
-                 f'| {row.seeds} |')
+    cells = ([row.dataset] if with_dataset else []) + [row.model, row.method, f'{row.R:g}', rank, size,
+                                                       _accuracy(row), degradation, row.seeds]
+    lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
 
 def write_paper_tables(results_dir, runs):
-  """Writes results/table{1,2}.{md,csv} from the planned runs' JSONs; returns the paths."""
+  """Writes results/table{1,2,3}.{md,csv} from the planned runs' JSONs; returns the paths."""
   frame = plan_frame(results_dir, runs)
   paths = []
-  for name, table, markdown in (('table1', table1(frame), table1_markdown), ('table2', table2(frame),
-                                                                             table2_markdown)):
+  for name, table, markdown in (('table1', table1(frame), table1_markdown), ('table2', table2(frame), table2_markdown),
+                                ('table3', table3(frame), table2_markdown)):
     for ext, text in (('md', markdown(table)), ('csv', table.to_csv(index=False, float_format='%.4f'))):
       path = os.path.join(results_dir, f'{name}.{ext}')
       io_utils.write_text_atomic(path, text)

@@ -59,6 +59,19 @@ def test_table2_means_stds_and_missing_runs(hand_made):
   assert '| dan | offline | 90 | - | - | missing | - | 0/3 |' in markdown
 
 
+def test_table3_per_data_set(tmp_path):
+  results = tmp_path / 'results'
+  (results / 'failed').mkdir(parents=True)
+  runs = [r for r in experiments.plan(quick=True, models=('lstm',), results_dir=str(results)) if r.table == 'table3']
+  for seed_acc, name in ((0.90, 'clinc150_lstm_R0_seed1'), (0.88, 'clinc150_lstm_R90_seed1')):
+    write_result(results, name, seed_acc, rank=4 if 'R90' in name else None)
+  table = reporting.table3(reporting.plan_frame(str(results), runs)).set_index(['dataset', 'method', 'R'])
+  assert table.loc[('clinc150', 'online', 90.0), 'relative_degradation_pct'] == pytest.approx(100 * 0.02 / 0.90)
+  assert table.loc[('clinc150', 'offline', 90.0), 'status'] == 'missing'
+  markdown = reporting.table2_markdown(table.reset_index())
+  assert markdown.startswith('| data set | model |') and '| clinc150 | lstm | online | 90 | 4 |' in markdown
+
+
 def test_table1_policies(hand_made):
   results, runs = hand_made
   table = reporting.table1(reporting.plan_frame(str(results), runs))
@@ -79,10 +92,15 @@ def test_tables_and_figures_are_written(hand_made):
 
 
 def test_plan_sizes():
-  assert len(experiments.plan(quick=True)) == 24
+  # Quick: SST-2 as below with 1 seed and 2 R; CLINC150 base, q16, q8, online and offline at R=90, per model.
+  assert len(experiments.plan(quick=True)) == 24 + 2 * 5
   full = experiments.plan()
-  # Per seed: base, 3 policies, q16, q8, online and offline at 7 R, online R=90 then q8; per model one Keras int8.
-  assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7 + 1) + 1)
+  # SST-2 per seed: base, 3 policies, q16, q8, online and offline at 7 R, online R=90 then q8; per model one Keras
+  # int8. Table 3 per data set, model and seed: base, q16, q8, online and offline at 3 R.
+  assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7 + 1) + 1) + 2 * 2 * 3 * (3 + 2 * 3)
+  table3 = [r for r in full if r.table == 'table3']
+  assert {r.dataset for r in table3} == {'clinc150', 'snips'} and all(r.name.startswith(r.dataset) for r in table3)
+  assert all(f'--dataset={r.dataset}' in r.argv for r in table3 if r.method != 'quant8' and r.method != 'quant16')
   assert len({r.name for r in full}) == len(full)
   quant = [r for r in full if r.method in ('quant8', 'online+quant8')]
   assert all(r.name == r.requires.replace('_seed', '_q8_seed') for r in quant)
