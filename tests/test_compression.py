@@ -167,3 +167,38 @@ def test_plain_embedding_in_a_subclassed_model_gets_a_clear_error():
   model(np.ones((1, 3), np.int32))
   with pytest.raises(ConfigError, match='subclassed model cannot be cloned'):
     compression.compress_model(model, rank=2)
+
+
+def test_gram_route_matches_the_svd_on_a_tall_matrix():
+  rng = np.random.default_rng(1)
+  # Decaying spectrum, as trained embeddings have; 1,000 x 20 in blocks of 64 rows (not a divisor of 1,000).
+  w = (rng.normal(size=(1000, 20)) * np.geomspace(10, 0.01, 20)).astype(np.float32)
+  exact = compression.truncated_svd(w, 6, method='svd')
+  gram = compression.gram_truncated_svd(w, 6, chunk_rows=64)
+  np.testing.assert_allclose(gram.singular_values, exact.singular_values, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(gram.left @ gram.right, exact.left @ exact.right, atol=1e-4)
+  assert gram.discarded_error == pytest.approx(np.linalg.norm(w - gram.left @ gram.right), rel=1e-4)
+  assert gram.left.dtype == gram.right.dtype == np.float32 and gram.left.shape == (1000, 6)
+  with pytest.raises(ConfigError, match='SVD method'):
+    compression.truncated_svd(w, 6, method='qr')
+
+
+def test_auto_method_uses_the_gram_route_only_for_large_tall_matrices(monkeypatch):
+  calls = []
+  monkeypatch.setattr(compression, 'gram_truncated_svd', lambda m, k: calls.append(m.shape))
+  monkeypatch.setattr(compression, 'GRAM_MIN_ELEMENTS', 1000)
+  compression.truncated_svd(np.ones((100, 5), np.float32), 2)  # 500 entries: plain SVD
+  compression.truncated_svd(np.ones((40, 30), np.float32), 2)  # 1,200 entries but not tall: plain SVD
+  compression.truncated_svd(np.ones((400, 5), np.float32), 2)  # Gram route
+  assert calls == [(400, 5)]
+
+
+def test_compression_scale_benchmark_on_a_small_vocabulary():
+  from lmf_tf import benchmarks  # pylint: disable=g-import-not-at-top
+  rows = benchmarks.compression_scale(vocab_sizes=(2000,), dim=30, reduction=90, full_svd_up_to=2000,
+                                      echo=lambda _: None)
+  (row,) = rows
+  assert row['rank'] == compression.rank_for_reduction(90, 2000, 30) == 2
+  assert row['matrix_bytes'] == 2000 * 30 * 4
+  assert row['gram_seconds'] > 0 and row['svd_seconds'] > 0 and row['swap_seconds'] > 0
+  assert 0 < row['energy_kept'] < 1 and row['swap_peak_extra_bytes'] >= 0

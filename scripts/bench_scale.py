@@ -1,0 +1,29 @@
+"""Time and peak memory of compressing a V x 300 embedding at R = 90 for V = 100k and 1M (the paper's sizes).
+
+  python scripts/bench_scale.py --vocab_sizes=100000,1000000 --dim=300 --reduction=90 --output=results/bench_scale.json
+"""
+
+import json
+
+from absl import app, flags
+
+from lmf_tf import benchmarks, io_utils
+
+flags.DEFINE_list('vocab_sizes', ['100000', '1000000'], 'Vocabulary sizes V.')
+flags.DEFINE_integer('dim', 300, 'Embedding width d.')
+flags.DEFINE_float('reduction', 90, 'R in percent.')
+flags.DEFINE_integer('full_svd_up_to', 1_000_000, 'Also time the plain float64 SVD for V up to this.')
+flags.DEFINE_string('output', 'results/bench_scale.json', 'Where to write the measurements (JSON).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  rows = benchmarks.compression_scale(tuple(int(v) for v in FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
+                                      FLAGS.full_svd_up_to)
+  io_utils.write_json_atomic(FLAGS.output, {'rows': rows})
+  print(json.dumps(rows, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)
