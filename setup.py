@@ -17,5 +17,5 @@ setup(
         'matplotlib>=3.8',
         'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
     ],
-    extras_require={'dev': ['pytest>=8']},
+    extras_require={'dev': ['pytest>=8', 'hypothesis>=6']},
 )

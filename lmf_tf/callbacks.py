@@ -1,7 +1,7 @@
 """Keras callbacks for training: per-epoch dev/test evaluation with best-on-dev selection, and resumable state."""
 
 import glob
-import json
+import math
 import os
 import shutil
 import time
@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import logging
 
 from lmf_tf import io_utils, model_size
-from lmf_tf.errors import CheckpointNotFoundError
+from lmf_tf.errors import CheckpointNotFoundError, TrainingDivergedError
 from lmf_tf.layers import CompressibleEmbedding
 
 STATE_FILE = 'state.json'
@@ -113,6 +113,29 @@ class DevCurve(keras.callbacks.Callback):
       self.points.append([step, float(accuracy), embedding_rank(self.model)])
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+  """Stops training with TrainingDivergedError as soon as a batch's loss is NaN or infinite.
+
+  Raised from the batch, before the epoch ends, so neither the training state nor the best checkpoint is written
+  from diverged weights: the last good epoch's files stay as they are, and `--resume` continues from them.
+  (Keras's `TerminateOnNaN` only sets `stop_training`, after which the epoch's end would still save.)
+  """
+
+  def __init__(self, train_dir):
+    super().__init__()
+    self.train_dir = train_dir
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get('loss')
+    if loss is not None and not math.isfinite(float(loss)):
+      state_path = os.path.join(self.train_dir, STATE_FILE)
+      last = (f'the last good state is {state_path} (epoch {read_state(self.train_dir)["epoch"]}); fix the cause, '
+              'then continue with --resume') if os.path.exists(state_path) else 'no epoch had finished yet'
+      raise TrainingDivergedError(
+          f'the training loss became {float(loss)} at step {int(self.model.optimizer.iterations)} (batch {batch + 1} '
+          f'of the epoch); {last}. A lower learning rate (--lr_upper / --learning_rate) usually helps.')
+
+
 class TrainingState(keras.callbacks.Callback):
   """Checkpoints the full training state (model weights, optimizer slots and step) after every epoch.
 
@@ -129,7 +152,8 @@ class TrainingState(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     os.makedirs(self.directory, exist_ok=True)
     prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{epoch + 1}'))
-    state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix), 'rank': embedding_rank(self.model),
+    state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix),
+             'checkpoint_sha256': io_utils.checkpoint_digest(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
     self.evaluation.commit_best()
@@ -155,8 +179,7 @@ def read_state(directory):
   path = os.path.join(directory, STATE_FILE)
   if not os.path.exists(path):
     raise CheckpointNotFoundError(f'--resume: no training checkpoint to resume from ({path} does not exist)')
-  with open(path) as f:
-    return json.load(f)
+  return io_utils.read_json(path, '--resume: training state')
 
 
 def restore_training_state(model, directory, state):
@@ -164,6 +187,7 @@ def restore_training_state(model, directory, state):
   prefix = os.path.join(directory, state['checkpoint'])
   if not os.path.exists(prefix + '.index'):
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} named in {directory}/{STATE_FILE} is missing')
+  io_utils.verify_checkpoint(prefix, state.get('checkpoint_sha256'), '--resume: training checkpoint')
   model.optimizer.build(model.trainable_variables)
   try:
     training_checkpoint(model).read(prefix).assert_existing_objects_matched()

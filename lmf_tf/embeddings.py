@@ -38,8 +38,8 @@ def read_word_vectors(path, vocabulary, seed=0, oov_scale=0.25):
   Returns:
     `EmbeddingMatrix` with `matrix` float32[len(vocabulary), d].
   Raises:
-    DataFormatError: a line with a different number of values than the first vector line, or a non-number,
-      naming `path:line`.
+    DataFormatError: a line with a different number of values than the first vector line, a non-number or a
+      non-finite value, naming `path:line`.
     FileNotFoundError: no such file.
   """
   if not os.path.exists(path):
@@ -63,9 +63,12 @@ def read_word_vectors(path, vocabulary, seed=0, oov_scale=0.25):
     word = parts[0]
     if word in index and word not in vectors:
       try:
-        vectors[word] = np.asarray(parts[1:], dtype=np.float32)
+        vector = np.asarray(parts[1:], dtype=np.float32)
       except ValueError:
         raise DataFormatError(f'{path}:{lineno}: a value of {word!r} is not a number') from None
+      if not np.all(np.isfinite(vector)):  # 'nan', 'inf' or a value beyond float32 would poison training
+        raise DataFormatError(f'{path}:{lineno}: a value of {word!r} is not finite (nan, inf or beyond float32)')
+      vectors[word] = vector
   if dim is None:
     raise DataFormatError(f'{path}: no word vectors found')
   rng = np.random.default_rng(seed)

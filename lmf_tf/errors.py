@@ -19,3 +19,15 @@ class ConfigError(LmfError, ValueError):
 
 class CheckpointNotFoundError(LmfError, FileNotFoundError):
   """A checkpoint that was asked for does not exist (message names the path)."""
+
+
+class CorruptFileError(LmfError):
+  """A checkpoint, state or results file exists but is truncated or corrupted (message names the file)."""
+
+
+class TrainingDivergedError(LmfError):
+  """The training loss became NaN or infinite (message names the step and the last good checkpoint)."""
+
+
+class RunLockedError(LmfError):
+  """Another live process is writing the same run directory (message names it and the process)."""

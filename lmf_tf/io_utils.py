@@ -1,6 +1,7 @@
 """Atomic file output: a failure never leaves a half-written file in place of a good one."""
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -48,6 +49,84 @@ def write_json_atomic(path, obj):
       f.write('\n')
       f.flush()
       os.fsync(f.fileno())
+
+
+def read_json(path, what='file'):
+  """The JSON value in `path`; a truncated or corrupted file raises CorruptFileError naming it and `what` it is."""
+  from lmf_tf.errors import CorruptFileError  # pylint: disable=g-import-not-at-top
+  try:
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CorruptFileError(f'{what} {path} is truncated or corrupted ({type(e).__name__}: {e}); delete it and '
+                           'run again to rebuild it') from None
+
+
+def checkpoint_files(prefix):
+  """The files of the TF checkpoint `prefix`: `<prefix>.index` and its `.data-*` shards, sorted."""
+  return sorted(glob.glob(glob.escape(prefix) + '.data-*')) + [prefix + '.index']
+
+
+def checkpoint_digest(prefix):
+  """sha256 over a TF checkpoint's `.index` and `.data-*` files (recorded at save, checked at load)."""
+  return files_digest(checkpoint_files(prefix), length=64)
+
+
+def verify_checkpoint(prefix, expected_digest, what='checkpoint'):
+  """Raises CorruptFileError naming the checkpoint if its files no longer have the digest recorded at save."""
+  from lmf_tf.errors import CorruptFileError  # pylint: disable=g-import-not-at-top
+  if expected_digest is None:  # written before digests were recorded
+    return
+  files = checkpoint_files(prefix)
+  missing = [p for p in files if not os.path.exists(p)]
+  actual = None if missing else checkpoint_digest(prefix)
+  if actual != expected_digest:
+    raise CorruptFileError(f'{what} {prefix} is truncated or corrupted: the sha256 of {", ".join(files)} differs '
+                           'from the one recorded when it was written')
+
+
+@contextlib.contextmanager
+def run_lock(directory):
+  """Holds `<directory>/.lock` (created exclusively, holding this process's pid) for the body.
+
+  A second process asking for the same directory gets RunLockedError naming the directory and the holder; a lock
+  left behind by a process that no longer exists (killed with SIGKILL, say) is taken over.
+  """
+  from lmf_tf.errors import RunLockedError  # pylint: disable=g-import-not-at-top
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, '.lock')
+  for _ in range(2):
+    try:
+      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      break
+    except FileExistsError:
+      try:
+        with open(path) as f:
+          holder = int(f.read().strip() or 0)
+      except (OSError, ValueError):
+        holder = 0
+      if holder and holder != os.getpid() and _process_exists(holder):
+        raise RunLockedError(f'{directory} is being written by another run (pid {holder}); wait for it, or give '
+                             'this run another --workdir or --seed') from None
+      os.remove(path)  # stale: its process is gone
+  else:
+    raise RunLockedError(f'could not take the lock {path}')
+  with os.fdopen(fd, 'w') as f:
+    f.write(str(os.getpid()))
+  try:
+    yield
+  finally:
+    os.remove(path)
+
+
+def _process_exists(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:  # exists, owned by someone else
+    return True
+  return True
 
 
 def files_digest(paths, length=12):

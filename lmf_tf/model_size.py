@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 
 from lmf_tf import io_utils
-from lmf_tf.errors import CheckpointNotFoundError
+from lmf_tf.errors import CheckpointNotFoundError, CorruptFileError
 
 PREFIX = 'model'
 
@@ -78,15 +78,31 @@ def save_inference_checkpoint(model, directory, metadata=None, checkpoint=None):
     os.makedirs(tmp)
     (checkpoint or weights_checkpoint(model)).write(os.path.join(tmp, PREFIX))
     _meta_graph(model, os.path.join(tmp, PREFIX + '.meta'))
+    metadata = {**(metadata or {}), 'checkpoint_sha256': io_utils.checkpoint_digest(os.path.join(tmp, PREFIX))}
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
-      json.dump(metadata or {}, f, indent=2, sort_keys=True)
+      json.dump(metadata, f, indent=2, sort_keys=True)
   return measure(directory, num_params)
 
 
+def verify_inference_checkpoint(directory):
+  """Raises CorruptFileError if `<directory>/config.json` or the checkpoint files are truncated or corrupted."""
+  config_path = os.path.join(directory, 'config.json')
+  if os.path.exists(config_path):
+    io_utils.verify_checkpoint(os.path.join(directory, PREFIX),
+                               io_utils.read_json(config_path, 'checkpoint config').get('checkpoint_sha256'),
+                               'inference checkpoint')
+
+
 def restore_inference_checkpoint(model, directory):
-  """Loads weights saved by `save_inference_checkpoint` into `model` (same architecture and rank)."""
+  """Loads weights saved by `save_inference_checkpoint` into `model` (same architecture and rank), after checking
+  the files against the digest recorded when they were written."""
   prefix = os.path.join(directory, PREFIX)
   if not os.path.exists(prefix + '.index'):
     raise CheckpointNotFoundError(f'no checkpoint at {prefix} (expected {prefix}.index)')
-  weights_checkpoint(model).read(prefix).assert_existing_objects_matched().expect_partial()
+  verify_inference_checkpoint(directory)
+  try:
+    weights_checkpoint(model).read(prefix).assert_existing_objects_matched().expect_partial()
+  except tf.errors.OpError as e:
+    raise CorruptFileError(f'inference checkpoint {prefix} cannot be read ({type(e).__name__}: '
+                           f'{str(e).splitlines()[0]})') from None
   return model

@@ -1,7 +1,6 @@
 """Post-training baselines on a trained model: fixed-point quantization (ours) and Keras's `model.quantize`."""
 
 import dataclasses
-import json
 import os
 import time
 
@@ -43,8 +42,7 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
   test = model.evaluate(data.test, verbose=0, return_dict=True)['accuracy']
   output_dir = output_dir or os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), tag)
   # The source's metadata, so `training.load_trained_model` can rebuild the model and read the stored integers.
-  with open(os.path.join(checkpoint_dir, 'config.json')) as f:
-    metadata = json.load(f)
+  metadata = io_utils.read_json(os.path.join(checkpoint_dir, 'config.json'), 'checkpoint config')
   metadata.update(source=os.path.abspath(checkpoint_dir), method=method,
                   vocabulary=os.path.relpath(os.path.join(checkpoint_dir, metadata['vocabulary']), output_dir),
                   quantized=None if method == 'keras_int8' else {'bits': bits, 'per_channel': per_channel})

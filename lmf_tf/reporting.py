@@ -1,7 +1,6 @@
 """Tables from the per-run result JSONs in `results/` (built with pandas, never typed by hand)."""
 
 import glob
-import json
 import os
 
 import pandas as pd
@@ -27,8 +26,7 @@ def load_runs(results_dir, pattern='*.json'):
   """
   rows = []
   for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
-    with open(path) as f:
-      run = json.load(f)
+    run = io_utils.read_json(path, 'results file')
     if 'config' not in run or 'best' not in run:
       continue  # not a training run (e.g. a benchmark)
     config = run['config']
@@ -95,8 +93,7 @@ def plan_frame(results_dir, runs):
     path = os.path.join(results_dir, run.name + '.json')
     failure = experiments.failure_path(results_dir, run.name)
     if os.path.exists(path):
-      with open(path) as f:
-        result = json.load(f)
+      result = io_utils.read_json(path, 'results file')
       row.update(status='done', **result_row(result))
     elif os.path.exists(failure):
       message = open(failure).read().strip()

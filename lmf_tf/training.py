@@ -1,7 +1,6 @@
 """Train, compress online, evaluate and report a text classifier: `train_and_evaluate(config)`."""
 
 import dataclasses
-import json
 import os
 import platform
 import shutil
@@ -132,8 +131,15 @@ def train_and_evaluate(config: TrainConfig):
     <results_dir>/<run>.json: config, per-epoch history, best epoch, rank, parameter counts, bytes, wall time.
   Returns:
     (model, results dict).
+  Raises:
+    RunLockedError: if another live process is training the same run (same workdir and run name).
   """
   config = config.resolved().validate()
+  with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
+    return _train_and_evaluate(config)
+
+
+def _train_and_evaluate(config):
   start = time.time()
   run_dir = os.path.join(config.workdir, config.run_name)
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
@@ -166,7 +172,7 @@ def train_and_evaluate(config: TrainConfig):
   if state:
     lmf_callbacks.restore_training_state(model, train_dir, state)
 
-  callbacks = []
+  callbacks = [lmf_callbacks.StopOnNonFiniteLoss(train_dir)]
   online = None
   if config.compress:
     online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
@@ -247,8 +253,8 @@ def load_trained_model(checkpoint_dir):
   meta_path = os.path.join(checkpoint_dir, 'config.json')
   if not os.path.exists(meta_path):
     raise CheckpointNotFoundError(f'no trained model at {checkpoint_dir} (expected {meta_path})')
-  with open(meta_path) as f:
-    meta = json.load(f)
+  model_size.verify_inference_checkpoint(checkpoint_dir)
+  meta = io_utils.read_json(meta_path, 'checkpoint config')
   config = TrainConfig(**{**meta['config'], 'resume': False})
   vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
   spec = models.get_model_spec(config.model)

@@ -1,0 +1,143 @@
+"""Property-based tests (hypothesis): readers and the tokenizer take any input and either load it correctly or
+fail with a DataFormatError naming the file and line, never with an error from deep inside Python or TensorFlow."""
+
+import os
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmf_tf import datasets, embeddings, input_pipeline
+from lmf_tf.errors import DataFormatError
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# Text of a field: any Unicode except the separators the formats use (tab, and the line feed / carriage return
+# that end a line), with at least one non-space character.
+FIELD = st.text(st.characters(blacklist_characters='\t\n\r', blacklist_categories=('Cs',)), min_size=1,
+                max_size=200).filter(lambda t: t.strip())
+LINE_END = st.sampled_from(['\n', '\r\n'])
+
+
+def _write(content, binary=False):
+  fd, path = tempfile.mkstemp(suffix='.txt')
+  with os.fdopen(fd, 'wb') as f:
+    f.write(content if binary else content.encode('utf-8'))
+  return path
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(FIELD, st.integers(0, 1)), min_size=1, max_size=20), end=LINE_END,
+       bom=st.booleans(), header=st.booleans(), blank_lines=st.booleans())
+def test_well_formed_tsv_round_trips(rows, end, bom, header, blank_lines):
+  lines = (['sentence\tlabel'] if header else []) + [f'{text}\t{label}' for text, label in rows]
+  if blank_lines:
+    lines.insert(len(lines) // 2 + int(header), '   ')
+  path = _write(('\ufeff' if bom else '') + end.join(lines) + end)
+  try:
+    examples = datasets.read_labelled_tsv(path, header=header)
+  finally:
+    os.remove(path)
+  assert [(e.text, e.label) for e in examples] == rows
+
+
+@SETTINGS
+@given(content=st.binary(max_size=2000) | st.text(max_size=2000).map(lambda t: t.encode('utf-8', 'surrogatepass')))
+def test_any_bytes_as_tsv_load_or_fail_with_a_named_line(content):
+  path = _write(content, binary=True)
+  try:
+    try:
+      examples = datasets.read_labelled_tsv(path, num_classes=3)
+    except DataFormatError as e:
+      assert str(e).startswith(f'{path}:')
+    else:
+      assert all(e.label in (0, 1, 2) and e.text.strip() for e in examples)
+  finally:
+    os.remove(path)
+
+
+def test_very_long_lines_and_tabs_inside_text():
+  path = _write('x' * 1_000_000 + '\t1\nword\twith tab\t0\n')
+  try:
+    with pytest.raises(DataFormatError, match=r':2: expected "text<TAB>label" \(2 tab-separated fields\), found 3'):
+      datasets.read_labelled_tsv(path)
+  finally:
+    os.remove(path)
+  path = _write('x' * 1_000_000 + '\tpositive\n')
+  try:
+    with pytest.raises(DataFormatError, match=r":1: label 'positive' is not an integer"):
+      datasets.read_labelled_tsv(path)
+  finally:
+    os.remove(path)
+
+
+WORD = st.text(st.characters(blacklist_characters=' \t\n\r', blacklist_categories=('Cs', 'Zs', 'Zl', 'Zp', 'Cc')),
+               min_size=1, max_size=12)
+
+
+@SETTINGS
+@given(words=st.lists(WORD, min_size=1, max_size=15, unique=True), dim=st.integers(1, 6), end=LINE_END,
+       bom=st.booleans(), word2vec_header=st.booleans(), data=st.data())
+def test_well_formed_vectors_load(words, dim, end, bom, word2vec_header, data):
+  values = data.draw(st.lists(st.lists(st.floats(-1e6, 1e6, width=32), min_size=dim, max_size=dim),
+                              min_size=len(words), max_size=len(words)))
+  lines = [f'{len(words)} {dim}'] if word2vec_header else []
+  lines += [w + ' ' + ' '.join(repr(v) for v in vec) for w, vec in zip(words, values)]
+  path = _write(('\ufeff' if bom else '') + end.join(lines) + end)
+  vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>'] + words)
+  try:
+    result = embeddings.read_word_vectors(path, vocabulary)
+  finally:
+    os.remove(path)
+  assert result.matrix.shape == (len(words) + 2, dim) and result.found == len(words)
+  np.testing.assert_array_equal(result.matrix[2:], np.asarray(values, np.float32))
+
+
+@SETTINGS
+@given(content=st.binary(max_size=2000) | st.text(max_size=2000).map(lambda t: t.encode('utf-8', 'surrogatepass')))
+def test_any_bytes_as_vectors_load_or_fail_with_a_named_line(content):
+  path = _write(content, binary=True)
+  vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>', 'a', 'b'])
+  try:
+    try:
+      result = embeddings.read_word_vectors(path, vocabulary)
+    except DataFormatError as e:
+      assert str(e).startswith(f'{path}')
+    else:
+      assert np.all(np.isfinite(result.matrix))
+  finally:
+    os.remove(path)
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '-inf', '1e39'])
+def test_non_finite_vectors_are_rejected(value):
+  path = _write(f'a 0.5 {value}\n')
+  try:
+    with pytest.raises(DataFormatError, match=r":1: a value of 'a' is not finite"):
+      embeddings.read_word_vectors(path, input_pipeline.Vocabulary(['<pad>', '<unk>', 'a']))
+  finally:
+    os.remove(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(texts=st.lists(st.text(max_size=300) | st.text('good film\x1c\x1d\t\x0b ', max_size=30), min_size=1,
+                      max_size=8))
+def test_the_tokenizer_maps_any_text_to_known_ids(texts):
+  vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>', 'good', 'film'])
+  ids = vocabulary.encode(texts).to_list()
+  assert len(ids) == len(texts)
+  for text, row in zip(texts, ids):
+    assert all(1 <= i < len(vocabulary) for i in row)  # never the padding id
+    if text.isascii():  # ASCII: lower-cased, split on whitespace; unknown words map to <unk> (1)
+      words = _ascii_words(text)
+      assert row == [{'good': 2, 'film': 3}.get(w, 1) for w in words]
+
+
+def _ascii_words(text):
+  # The tokenizer's whitespace for ASCII: space, \t, \n, \v, \f, \r (not the separators \x1c-\x1f, which
+  # Python's str.split also treats as whitespace).
+  for c in '\t\n\x0b\x0c\r':
+    text = text.replace(c, ' ')
+  return [w for w in text.lower().split(' ') if w]
