@@ -7,6 +7,7 @@ import shutil
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -109,7 +110,11 @@ class DevCurve(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations.numpy())
     if step % self.every_steps == 0:
+      # `evaluate` resets the metrics that `fit` is accumulating for the epoch: keep them.
+      running = [v.numpy() for v in self.model.metrics_variables]
       accuracy = self.model.evaluate(self.dev, verbose=0, return_dict=True)['accuracy']
+      for variable, value in zip(self.model.metrics_variables, running):
+        variable.assign(value)
       self.points.append([step, float(accuracy), embedding_rank(self.model)])
 
 
@@ -137,29 +142,72 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
 
 class TrainingState(keras.callbacks.Callback):
-  """Checkpoints the full training state (model weights, optimizer slots and step) after every epoch.
+  """Checkpoints the full training state (model weights, optimizer slots and step, dropout generators, the running
+  training metrics) after every epoch and, with `every_steps`, every that many optimizer steps within an epoch.
 
-  Files in `directory`: `ckpt-<epoch>.{index,data-*}` (tf.train.Checkpoint) and `state.json`, which points at the
-  newest complete checkpoint and holds what the run needs to continue (epoch, rank, history, best). `state.json` is
-  replaced atomically after the checkpoint is written, so a crash at any point leaves the previous good state.
-  `extra_state()` returns more JSON-able state to store (e.g. the compression report).
+  Files in `directory`: `ckpt-<step>.{index,data-*}` (tf.train.Checkpoint) and `state.json`, which points at the
+  newest complete checkpoint and holds what the run needs to continue: `epoch` (epochs completed),
+  `batches_done` (batches of the next epoch already trained; 0 at an epoch's end), rank, history, best, and the
+  checkpoint's sha256. `state.json` is replaced atomically after the checkpoint is written, so a crash at any point
+  leaves the previous good state. `extra_state()` returns more JSON-able state to store (e.g. the compression
+  report, the dev curve).
   """
 
-  def __init__(self, directory, evaluation, extra_state=lambda: {}):
+  def __init__(self, directory, evaluation, extra_state=lambda: {}, every_steps=None, steps_per_epoch=None):
     super().__init__()
+    if every_steps is not None and not steps_per_epoch:
+      raise ValueError('every_steps needs steps_per_epoch')
     self.directory, self.evaluation, self.extra_state = directory, evaluation, extra_state
+    self.every_steps, self.steps_per_epoch = every_steps, steps_per_epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self.every_steps is None:
+      return
+    step = int(self.model.optimizer.iterations)
+    epoch, batches_done = divmod(step, self.steps_per_epoch)
+    if step % self.every_steps == 0 and batches_done:  # an epoch's last step is saved by on_epoch_end
+      self._save(epoch, batches_done)
 
   def on_epoch_end(self, epoch, logs=None):
+    self._save(epoch + 1, 0)
+    self.evaluation.commit_best()
+
+  def _save(self, epoch, batches_done):
     os.makedirs(self.directory, exist_ok=True)
-    prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{epoch + 1}'))
-    state = {'epoch': epoch + 1, 'checkpoint': os.path.basename(prefix),
+    step = int(self.model.optimizer.iterations)
+    prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{step}'))
+    state = {'epoch': epoch, 'batches_done': batches_done, 'step': step, 'checkpoint': os.path.basename(prefix),
              'checkpoint_sha256': io_utils.checkpoint_digest(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
-    self.evaluation.commit_best()
     for old in glob.glob(os.path.join(self.directory, 'ckpt-*')):
       if not os.path.basename(old).startswith(os.path.basename(prefix) + '.'):
         os.remove(old)
+
+
+class RestoreMetrics(keras.callbacks.Callback):
+  """Puts back the running training metrics saved mid-epoch (loss and accuracy so far in that epoch).
+
+  `fit` builds its metrics only when it starts and resets them at each epoch's beginning, so they cannot be
+  restored with the rest of the state before `fit`: this callback reads them from the checkpoint `prefix` in the
+  first `on_epoch_begin`, which runs after that reset.
+  """
+
+  def __init__(self, prefix):
+    """`prefix`: the mid-epoch checkpoint resumed from, or None (resuming at an epoch's start, or not at all)."""
+    super().__init__()
+    self.prefix = prefix
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if self.prefix is not None:
+      # The compiled metrics (accuracy) are built at the first training step: build them now with a dummy update,
+      # which the restore then overwrites.
+      self.model.compute_metrics(None, np.zeros((1,), np.int64),
+                                 np.full((1, self.model.output_shape[-1]), 1.0 / self.model.output_shape[-1],
+                                         np.float32))
+      tf.train.Checkpoint(metrics=_keyed(self.model.metrics_variables)).read(
+          self.prefix).expect_partial().assert_existing_objects_matched()
+      self.prefix = None
 
 
 def training_checkpoint(model):
@@ -169,9 +217,13 @@ def training_checkpoint(model):
   `tf.train.Checkpoint(model=model)` is not enough with Keras 3: it reaches the layers' weights only through the
   optimizer and misses the non-trainable state.
   """
-  # Keyed by position and name: paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`).
-  keyed = lambda variables: {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
-  return tf.train.Checkpoint(model=keyed(model.variables), optimizer=keyed(model.optimizer.variables))
+  return tf.train.Checkpoint(model=_keyed(model.variables), optimizer=_keyed(model.optimizer.variables),
+                             metrics=_keyed(model.metrics_variables))
+
+
+def _keyed(variables):
+  """Keyed by position and name: variable paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`)."""
+  return {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
 
 
 def read_state(directory):
@@ -190,7 +242,9 @@ def restore_training_state(model, directory, state):
   io_utils.verify_checkpoint(prefix, state.get('checkpoint_sha256'), '--resume: training checkpoint')
   model.optimizer.build(model.trainable_variables)
   try:
-    training_checkpoint(model).read(prefix).assert_existing_objects_matched()
+    # The training metrics are built only inside `fit`: `RestoreMetrics` reads them then.
+    tf.train.Checkpoint(model=_keyed(model.variables), optimizer=_keyed(model.optimizer.variables)).read(
+        prefix).expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None
   logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations))

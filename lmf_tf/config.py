@@ -66,6 +66,8 @@ class TrainConfig:
   resume: bool = False
   tensorboard: bool = True
   eval_every_steps: int | None = None  # also record dev accuracy every N steps (paper Figure 3)
+  checkpoint_every_steps: int | None = None  # also save the training state every N steps (mid-epoch resume)
+  deterministic: bool = False  # TensorFlow op determinism: a resumed run ends bitwise like an uninterrupted one
 
   def resolved(self):
     """A copy with the model's defaults filled in, the local data set's default config (`--train_level`) if none
@@ -128,6 +130,8 @@ class TrainConfig:
     need(self.learning_rate > 0, f'--learning_rate must be > 0, got {self.learning_rate}')
     need(self.eval_every_steps is None or self.eval_every_steps >= 1,
          f'--eval_every_steps must be >= 1, got {self.eval_every_steps}')
+    need(self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
+         f'--checkpoint_every_steps must be >= 1, got {self.checkpoint_every_steps}')
     need(self.max_train_examples is None or self.max_train_examples >= 1,
          f'--max_train_examples must be >= 1, got {self.max_train_examples}')
     need(not (self.reduction is not None and self.rank is not None), 'give only one of --reduction (R) and --rank')

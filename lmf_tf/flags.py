@@ -68,9 +68,14 @@ def define_train_flags():
   flags.DEFINE_integer('seed', _D.seed, 'Seeds weights, dropout and shuffling.')
   flags.DEFINE_string('workdir', _D.workdir, 'Where run directories (checkpoints, TensorBoard) go.')
   flags.DEFINE_string('results_dir', _D.results_dir, 'Where the results JSON goes.')
-  flags.DEFINE_bool('resume', _D.resume, 'Continue an interrupted run from its last epoch checkpoint.')
+  flags.DEFINE_bool('resume', _D.resume, 'Continue an interrupted run from its last checkpoint (end of an epoch, or '
+                    'mid-epoch with --checkpoint_every_steps).')
   flags.DEFINE_bool('tensorboard', _D.tensorboard, 'Write TensorBoard logs.')
   flags.DEFINE_integer('eval_every_steps', None, 'Also record dev accuracy every N steps (for Figure 3).')
+  flags.DEFINE_integer('checkpoint_every_steps', None, 'Also save the training state every N steps, so that a run '
+                       'killed mid-epoch resumes from there.')
+  flags.DEFINE_bool('deterministic', _D.deterministic, 'TensorFlow op determinism (tf.config.experimental.'
+                    'enable_op_determinism): with --resume, the run ends bitwise like an uninterrupted one.')
 
 
 def config_from_flags(flag_values=flags.FLAGS):

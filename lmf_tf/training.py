@@ -1,6 +1,7 @@
 """Train, compress online, evaluate and report a text classifier: `train_and_evaluate(config)`."""
 
 import dataclasses
+import functools
 import os
 import platform
 import shutil
@@ -140,6 +141,8 @@ def train_and_evaluate(config: TrainConfig):
 
 
 def _train_and_evaluate(config):
+  if config.deterministic:
+    tf.config.experimental.enable_op_determinism()
   start = time.time()
   run_dir = os.path.join(config.workdir, config.run_name)
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
@@ -172,7 +175,9 @@ def _train_and_evaluate(config):
   if state:
     lmf_callbacks.restore_training_state(model, train_dir, state)
 
-  callbacks = [lmf_callbacks.StopOnNonFiniteLoss(train_dir)]
+  batches_done = state.get('batches_done', 0) if state else 0
+  resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
+  callbacks = [lmf_callbacks.RestoreMetrics(resumed_from), lmf_callbacks.StopOnNonFiniteLoss(train_dir)]
   online = None
   if config.compress:
     online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
@@ -198,15 +203,20 @@ def _train_and_evaluate(config):
     return {'compression': compression_report, 'dev_curve': curve.points if curve else None,
             'wall_seconds': (state or {}).get('wall_seconds', 0.0) + time.time() - start}
 
-  callbacks += [evaluation, lmf_callbacks.TrainingState(train_dir, evaluation, extra_state)]
+  callbacks += [evaluation, lmf_callbacks.TrainingState(train_dir, evaluation, extra_state,
+                                                        config.checkpoint_every_steps, data.steps_per_epoch)]
   if config.tensorboard:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, 'tensorboard'), update_freq='epoch',
                                                  profile_batch=0))
-  initial_epoch = state['epoch'] if state else 0
-  if initial_epoch < config.epochs:
-    model.fit(data.train_epochs(initial_epoch, config.epochs), epochs=config.epochs, initial_epoch=initial_epoch,
-              steps_per_epoch=data.steps_per_epoch, callbacks=callbacks, verbose=0,
-              shuffle=False)  # The pipeline shuffles, seeded per epoch.
+  epoch = state['epoch'] if state else 0
+  fit = functools.partial(model.fit, callbacks=callbacks, verbose=0, shuffle=False)  # The pipeline shuffles.
+  if batches_done:  # Resumed mid-epoch: the rest of that epoch, from the batch after the last one trained.
+    fit(data.train_epochs(epoch, epoch + 1).skip(batches_done), epochs=epoch + 1, initial_epoch=epoch,
+        steps_per_epoch=data.steps_per_epoch - batches_done)
+    epoch += 1
+  if epoch < config.epochs:
+    fit(data.train_epochs(epoch, config.epochs), epochs=config.epochs, initial_epoch=epoch,
+        steps_per_epoch=data.steps_per_epoch)
   extra = extra_state()
   if evaluation.best is None:
     raise ConfigError(
