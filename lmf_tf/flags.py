@@ -1,10 +1,11 @@
-"""absl flags for the text-classification scripts, defined once, grouped as `config.TrainConfig`."""
+"""absl flags, defined once: the text-classification scripts (grouped as `config.TrainConfig`) and the language-
+model script (`lm_models.LmConfig`)."""
 
 import dataclasses
 
 from absl import flags
 
-from lmf_tf import datasets
+from lmf_tf import datasets, lm_models
 from lmf_tf.config import LR_SCHEDULES, MODEL_DEFAULTS, OPTIMIZERS, TrainConfig
 
 _D = TrainConfig()
@@ -81,3 +82,26 @@ def define_train_flags():
 def config_from_flags(flag_values=flags.FLAGS):
   """A `TrainConfig` from the parsed flags (called by scripts only; library code never reads FLAGS)."""
   return TrainConfig(**{f.name: flag_values[f.name].value for f in dataclasses.fields(TrainConfig)})
+
+
+def define_lm_flags():
+  """Defines the flags of `scripts/train_lm.py`: a named config (`lm_models.LM_CONFIGS`) and run settings."""
+  preset = lm_models.LmConfig()
+  sizes = '; '.join(f'{n} {c.hidden_size} units, {c.num_steps} steps, dropout {c.dropout:g}, {c.epochs} epochs'
+                    for n, c in lm_models.LM_CONFIGS.items())
+  flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), f'Zaremba et al. (2014) LSTM LM size: {sizes}.')
+  flags.DEFINE_integer('epochs', None, 'Override the config\'s number of epochs.')
+  flags.DEFINE_integer('max_steps', None, 'Stop after this many training steps in all (smoke runs); valid and test '
+                       'perplexity are still measured and the checkpoint written.')
+  flags.DEFINE_integer('eval_batch_size', preset.eval_batch_size, 'Streams for valid/test perplexity (1: every '
+                       'token but the first is predicted).')
+  flags.DEFINE_integer('seed', preset.seed, 'Seeds the weights and dropout.')
+  flags.DEFINE_string('data_dir', preset.data_dir, 'Folder with ptb.{train,valid,test}.txt.')
+  flags.DEFINE_string('workdir', preset.workdir, 'Where run directories (checkpoint, vocabulary) go.')
+  flags.DEFINE_string('results_dir', preset.results_dir, 'Where the results JSON goes.')
+
+
+def lm_config_from_flags(flag_values=flags.FLAGS):
+  """An `lm_models.LmConfig` from the parsed flags of `define_lm_flags` (scripts only)."""
+  names = ('epochs', 'max_steps', 'eval_batch_size', 'seed', 'data_dir', 'workdir', 'results_dir')
+  return lm_models.get_lm_config(flag_values.config, **{n: flag_values[n].value for n in names})

@@ -1,0 +1,259 @@
+"""Train and evaluate the PTB LSTM language model: `train_lm(config)` and `evaluate_perplexity(model, dataset)`.
+
+Training follows Zaremba et al. (2014, §4.1): truncated BPTT over `batch_size` contiguous streams in windows of
+`num_steps` (`lm_data.tbptt_dataset`), the LSTM state carried from each window to the next and reset to zero at
+the start of every epoch (`lm_models` docstring); plain SGD on the cross-entropy summed over the T steps of a
+window and averaged over its B streams (so a learning rate of 1 means what it means in the paper), the gradient
+clipped to a global norm (`max_grad_norm`), and the rate decayed per epoch (`schedules.DelayedEpochDecay`).
+
+Perplexity, the metric of Zaremba et al. and of Grachev et al. (2017, §5), over the N predicted words w_i:
+
+    PPL = exp(-(1/N) Σ_i ln p(w_i | w_<i)),
+
+the exponential of the mean cross-entropy in nats per word. A model that predicts the uniform distribution over
+V words has ln p = -ln V for every word, so PPL = V (worked example: V = 10,000 -> 10,000).
+"""
+
+import dataclasses
+import math
+import os
+import platform
+import time
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lmf_tf import io_utils, lm_data, lm_models, model_size, schedules
+from lmf_tf.errors import CheckpointNotFoundError, TrainingDivergedError
+
+
+def token_cross_entropy(targets, logits):
+  """-ln softmax(logits)[target]: int32[B, T], float32[B, T, V] -> float32[B, T], in nats."""
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+
+def create_optimizer(config, steps_per_epoch):
+  """SGD with global-norm clipping and the Zaremba et al. per-epoch decay, built for `steps_per_epoch`."""
+  schedule = schedules.DelayedEpochDecay(config.learning_rate, config.lr_decay, config.decay_after_epochs,
+                                         steps_per_epoch)
+  return keras.optimizers.SGD(schedule, global_clipnorm=config.max_grad_norm)
+
+
+def make_train_step(model, optimizer):
+  """A compiled step `(inputs int32[B, T], targets int32[B, T], state) -> (mean cross-entropy float32[], state)`.
+
+  The loss whose gradient is taken is the cross-entropy summed over the T steps and averaged over the B streams
+  (Zaremba et al. 2014; the TensorFlow tutorial's `average_across_timesteps=False`); the returned value is its
+  mean per word. Call it again after the model's variables change (e.g. a factorized embedding).
+  """
+  optimizer.build(model.trainable_variables)
+
+  @tf.function
+  def train_step(inputs, targets, state):
+    with tf.GradientTape() as tape:
+      logits, final_state = model(inputs, initial_state=state, training=True)
+      cross_entropy = tf.reduce_mean(token_cross_entropy(targets, logits))
+      loss = cross_entropy * tf.cast(tf.shape(targets)[1], tf.float32)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    return cross_entropy, final_state
+
+  return train_step
+
+
+_EVAL_STEPS = weakref.WeakKeyDictionary()  # model -> (ids of its variables, compiled evaluation step)
+
+
+def _eval_step(model):
+  """The compiled `(inputs, targets, state) -> (summed cross-entropy float32[], state)` for `model`, traced once
+  per set of variables (so a structural change such as a factorized embedding is picked up)."""
+  key = tuple(id(v) for v in model.weights)
+  cached = _EVAL_STEPS.get(model)
+  if cached is None or cached[0] != key:
+    @tf.function(reduce_retracing=True)
+    def eval_step(inputs, targets, state):
+      logits, final_state = model(inputs, initial_state=state, training=False)
+      return tf.reduce_sum(token_cross_entropy(targets, logits)), final_state
+
+    cached = _EVAL_STEPS[model] = (key, eval_step)
+  return cached[1]
+
+
+def evaluate_perplexity(model, dataset):
+  """Perplexity of `model` on consecutive TBPTT windows, the state carried across them from a zero start.
+
+  Args:
+    model: an `lm_models.LstmLanguageModel` (anything with `model(ids, initial_state, training)` ->
+      `(logits, state)` and `zero_state(batch_size)`).
+    dataset: (inputs, targets) windows `int32[B, T]` in stream order, as `lm_data.tbptt_dataset`; the last may be
+      shorter in T.
+  Returns:
+    {'perplexity': exp(cross_entropy), 'cross_entropy': mean nats per word, 'words': N predicted words,
+     'seconds': wall time, 'words_per_second': N / seconds}.
+  """
+  step = _eval_step(model)
+  start = time.perf_counter()
+  state, total, words = None, 0.0, 0
+  for inputs, targets in dataset:
+    if state is None:
+      state = model.zero_state(inputs.shape[0])
+    summed, state = step(inputs, targets, state)
+    total += float(summed)
+    words += int(np.prod(targets.shape))
+  if words == 0:
+    raise ValueError('evaluate_perplexity: the dataset holds no window')
+  seconds = time.perf_counter() - start
+  cross_entropy = total / words
+  return {'perplexity': math.exp(cross_entropy), 'cross_entropy': cross_entropy, 'words': words,
+          'seconds': seconds, 'words_per_second': words / seconds}
+
+
+@dataclasses.dataclass
+class _Progress:
+  """Counters over the whole run; the first step (which traces the graph) is left out of the speed."""
+  step: int = 0
+  timed_words: int = 0
+  timed_seconds: float = 0.0
+
+
+def _train_epoch(model, train_step, dataset, config, epoch, num_steps, progress, log_every):
+  """Runs `num_steps` windows of `dataset` from a zero state; returns (mean cross-entropy, words/s this epoch)."""
+  state = model.zero_state(config.batch_size)
+  words_per_step = config.batch_size * config.num_steps
+  total, count, epoch_words, epoch_seconds = 0.0, 0, 0, 0.0
+  for inputs, targets in dataset.take(num_steps):
+    start = time.perf_counter()
+    cross_entropy, state = train_step(inputs, targets, state)
+    cross_entropy = float(cross_entropy)
+    seconds = time.perf_counter() - start
+    progress.step += 1
+    if not math.isfinite(cross_entropy):
+      raise TrainingDivergedError(
+          f'the training loss became {cross_entropy} at step {progress.step} (window {count + 1} of epoch '
+          f'{epoch + 1}); nothing of this run was saved. A lower --learning_rate or --max_grad_norm usually helps.')
+    total, count = total + cross_entropy, count + 1
+    if progress.step > 1:
+      progress.timed_words += words_per_step
+      progress.timed_seconds += seconds
+      epoch_words, epoch_seconds = epoch_words + words_per_step, epoch_seconds + seconds
+    if log_every and count % log_every == 0:
+      logging.info('epoch %d window %d/%d train_ppl %.2f wps %.0f', epoch + 1, count, num_steps,
+                   math.exp(total / count), epoch_words / max(epoch_seconds, 1e-9))
+  return total / count, epoch_words / max(epoch_seconds, 1e-9)
+
+
+def train_lm(config: lm_models.LmConfig):
+  """Trains the LSTM LM of `config` on its corpus; evaluates valid perplexity after every epoch and test at the end.
+
+  Writes, atomically:
+    <workdir>/<run>/final/model.{data-*,index,meta} and config.json: the final model's inference checkpoint;
+    <workdir>/<run>/vocab.txt: the vocabulary, one word a line in id order;
+    <results_dir>/<run>.json: config, data sizes, parameter count, per-epoch history, valid and test perplexity,
+      training words per second, checkpoint bytes (.data + .index + .meta), wall time.
+  Returns:
+    (model, results dict).
+  Raises:
+    DataFormatError, FileNotFoundError, ConfigError: bad data or settings, before anything is written.
+    TrainingDivergedError: if the loss becomes NaN or infinite.
+    RunLockedError: if another live process is training the same run.
+  """
+  config = config.validate()
+  with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
+    return _train_lm(config)
+
+
+def _train_lm(config):
+  wall_start = time.time()
+  run_dir = os.path.join(config.workdir, config.run_name)
+  final_dir = os.path.join(run_dir, 'final')
+  keras.utils.set_random_seed(config.seed)
+
+  corpus = lm_data.load_corpus(config.data_dir)
+  sizes = corpus.sizes()
+  train_data = lm_data.tbptt_dataset(corpus.train, config.batch_size, config.num_steps)
+  steps_per_epoch = lm_data.num_windows(sizes['train'], config.batch_size, config.num_steps)
+  valid_data, test_data = (lm_data.tbptt_dataset(ids, config.eval_batch_size, config.num_steps, drop_remainder=False)
+                           for ids in (corpus.valid, corpus.test))
+  logging.info('Data %s: train %d, valid %d, test %d tokens (with <eos>); vocabulary %d; %d windows of %d x %d '
+               'an epoch.', config.data_dir, sizes['train'], sizes['valid'], sizes['test'], sizes['vocab_size'],
+               steps_per_epoch, config.batch_size, config.num_steps)
+
+  model = lm_models.build_lm(config, sizes['vocab_size'])
+  optimizer = create_optimizer(config, steps_per_epoch)
+  train_step = make_train_step(model, optimizer)
+  total_steps = config.epochs * steps_per_epoch
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  log_every = config.log_every_steps or max(1, steps_per_epoch // 10)
+
+  progress, history, valid = _Progress(), [], None
+  for epoch in range(config.epochs):
+    if progress.step >= total_steps:
+      break
+    epoch_start = time.time()
+    lr = float(optimizer.learning_rate)  # the schedule's value at this epoch's first step
+    epoch_steps = min(steps_per_epoch, total_steps - progress.step)
+    train_ce, train_wps = _train_epoch(model, train_step, train_data, config, epoch, epoch_steps, progress,
+                                       log_every)
+    valid = evaluate_perplexity(model, valid_data)
+    history.append({'epoch': epoch + 1, 'step': progress.step, 'windows': epoch_steps, 'learning_rate': lr,
+                    'train_perplexity': math.exp(train_ce), 'valid_perplexity': valid['perplexity'],
+                    'train_words_per_second': train_wps, 'seconds': time.time() - epoch_start})
+    logging.info('epoch %3d/%d step %8d lr %.3e train_ppl %9.2f valid_ppl %9.2f wps %6.0f time %7.1fs',
+                 epoch + 1, config.epochs, progress.step, lr, math.exp(train_ce), valid['perplexity'], train_wps,
+                 history[-1]['seconds'])
+  test = evaluate_perplexity(model, test_data)
+
+  vocab_path = os.path.join(run_dir, 'vocab.txt')
+  corpus.vocabulary.save(vocab_path)
+  metadata = {'config': dataclasses.asdict(config), 'model': model.get_config(),
+              'vocabulary': os.path.relpath(vocab_path, final_dir)}
+  size = model_size.save_inference_checkpoint(model, final_dir, metadata)
+  results = {
+      'run': config.run_name,
+      'task': 'ptb_lm',
+      'config': dataclasses.asdict(config),
+      'data': {**sizes, 'windows_per_epoch': steps_per_epoch, 'valid_words_predicted': valid['words'],
+               'test_words_predicted': test['words']},
+      'params': lm_models.count_params(model),
+      'steps': progress.step,
+      'stopped_by_max_steps': progress.step < config.epochs * steps_per_epoch,
+      'history': history,
+      'valid_perplexity': valid['perplexity'],
+      'test_perplexity': test['perplexity'],
+      'valid': valid,
+      'test': test,
+      'train_words_per_second': progress.timed_words / max(progress.timed_seconds, 1e-9),
+      'checkpoint_bytes': size.as_dict(),
+      'checkpoint_dir': os.path.abspath(final_dir),
+      'wall_seconds': round(time.time() - wall_start, 1),
+      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'numpy': np.__version__,
+                      'python': platform.python_version(), 'machine': platform.machine(),
+                      'cpus': os.cpu_count()},
+  }
+  path = os.path.join(config.results_dir, config.run_name + '.json')
+  io_utils.write_json_atomic(path, results)
+  logging.info('After %d steps: valid ppl %.2f, test ppl %.2f; %.0f words/s in training; checkpoint %d bytes '
+               '(%d params); wrote %s in %.0fs.', progress.step, valid['perplexity'], test['perplexity'],
+               results['train_words_per_second'], size.total_bytes, results['params'], path, results['wall_seconds'])
+  return model, results
+
+
+def load_trained_lm(checkpoint_dir):
+  """Rebuilds the model saved by `train_lm` in `<run>/final`, with its weights (checked against their digest).
+
+  Returns:
+    (model, LmConfig, LmVocabulary).
+  """
+  meta_path = os.path.join(checkpoint_dir, 'config.json')
+  if not os.path.exists(meta_path):
+    raise CheckpointNotFoundError(f'no trained language model at {checkpoint_dir} (expected {meta_path})')
+  meta = io_utils.read_json(meta_path, 'checkpoint config')
+  config = lm_models.LmConfig(**meta['config'])
+  vocabulary = lm_data.LmVocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
+  model = lm_models.build_lm(config, len(vocabulary), embedding_rank=meta['model']['embedding_rank'])
+  model_size.restore_inference_checkpoint(model, checkpoint_dir)
+  return model, config, vocabulary

@@ -1,0 +1,24 @@
+"""Train the Zaremba et al. (2014) LSTM language model on Penn Treebank; report valid/test perplexity and size.
+
+  python scripts/train_lm.py --config=small
+  python scripts/train_lm.py --config=small --max_steps=200   # a smoke run
+"""
+
+import tensorflow as tf
+from absl import app
+
+from lmf_tf import flags as lmf_flags
+from lmf_tf import lm_training, training
+
+lmf_flags.define_lm_flags()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  tf.get_logger().setLevel('WARNING')
+  training.run_or_exit(lambda: lm_training.train_lm(lmf_flags.lm_config_from_flags()))
+
+
+if __name__ == '__main__':
+  app.run(main)
