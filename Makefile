@@ -23,7 +23,7 @@ run_seed = $(word 2,$(subst _seed, ,$(1)))
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
 .PHONY: venv test sst2-lstm sst2-dan intent-lstm intent-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline \
-	bench-inference analysis bench-scale clean-venv
+	bench-inference analysis bench-scale ptb-lm clean-venv
 
 venv: $(STAMP)
 
@@ -96,6 +96,12 @@ bench-inference: $(TABLE4_RUNS)
 
 analysis: $(STAMP)
 	$(PY) scripts/analyze.py --models=lstm,dan --table4=results/table4.json --output=results/analysis
+
+# Penn Treebank language model (issue 7, baseline only so far): CONFIG is small, medium or large.
+CONFIG ?= small
+
+ptb-lm: $(STAMP)
+	$(PY) scripts/train_lm.py --config=$(CONFIG) $(ARGS)
 
 # The compression step at the paper's vocabulary sizes (issue 8): V = 100k and 1M, d = 300, R = 90.
 bench-scale: $(STAMP)
