@@ -43,8 +43,8 @@ def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_con
   best = result['checkpoint_dir']
   train_dir = os.path.join(tiny_config['workdir'], result['run'], 'train')
   # The training checkpoint: one flipped byte.
-  _corrupt(glob.glob(os.path.join(train_dir, 'ckpt-1.data-*'))[0])
-  with pytest.raises(CorruptFileError, match=r'training checkpoint .*ckpt-1 is truncated or corrupted'):
+  _corrupt(glob.glob(os.path.join(train_dir, 'ckpt-*.data-*'))[0])
+  with pytest.raises(CorruptFileError, match=r'training checkpoint .*ckpt-\d+ is truncated or corrupted'):
     _train(tiny_config, epochs=2, resume=True)
   # The state file, truncated.
   _corrupt(os.path.join(train_dir, 'state.json'), truncate=True)
