@@ -137,8 +137,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
       last = (f'the last good state is {state_path} (epoch {read_state(self.train_dir)["epoch"]}); fix the cause, '
               'then continue with --resume') if os.path.exists(state_path) else 'no epoch had finished yet'
       raise TrainingDivergedError(
-          f'the training loss became {float(loss)} at step {int(self.model.optimizer.iterations)} (batch {batch + 1} '
-          f'of the epoch); {last}. A lower learning rate (--lr_upper / --learning_rate) usually helps.')
+          f'the training loss became {float(loss)} at step {int(self.model.optimizer.iterations.numpy())} '
+          f'(batch {batch + 1} of the epoch); {last}. A lower learning rate (--lr_upper / --learning_rate) usually helps.')
 
 
 class TrainingState(keras.callbacks.Callback):
@@ -163,7 +163,7 @@ class TrainingState(keras.callbacks.Callback):
   def on_train_batch_end(self, batch, logs=None):
     if self.every_steps is None:
       return
-    step = int(self.model.optimizer.iterations)
+    step = int(self.model.optimizer.iterations.numpy())
     epoch, batches_done = divmod(step, self.steps_per_epoch)
     if step % self.every_steps == 0 and batches_done:  # an epoch's last step is saved by on_epoch_end
       self._save(epoch, batches_done)
@@ -174,7 +174,7 @@ class TrainingState(keras.callbacks.Callback):
 
   def _save(self, epoch, batches_done):
     os.makedirs(self.directory, exist_ok=True)
-    step = int(self.model.optimizer.iterations)
+    step = int(self.model.optimizer.iterations.numpy())
     prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{step}'))
     state = {'epoch': epoch, 'batches_done': batches_done, 'step': step, 'checkpoint': os.path.basename(prefix),
              'checkpoint_sha256': io_utils.checkpoint_digest(prefix), 'rank': embedding_rank(self.model),
@@ -247,4 +247,4 @@ def restore_training_state(model, directory, state):
         prefix).expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None
-  logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations))
+  logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations.numpy()))

@@ -286,12 +286,13 @@ class OnlineCompression(keras.callbacks.Callback):
     return any(l.is_compressed for l in self.model._flatten_layers() if isinstance(l, CompressibleEmbedding))
 
   def _swap(self):
-    _, self.reports = compress_model(self.model, reduction=self.reduction, rank=self.rank)
-    rebuild_optimizer(self.model)
+    with self.model.distribute_strategy.scope():  # new variables are mirrored like the others
+      _, self.reports = compress_model(self.model, reduction=self.reduction, rank=self.rank)
+      rebuild_optimizer(self.model)
     self.swap_step = int(self.model.optimizer.iterations.numpy())
 
   def on_train_begin(self, logs=None):
-    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations) >= self.at_step:
+    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations.numpy()) >= self.at_step:
       self._swap()  # --compress_at_step=0: compress before the first step
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -299,5 +300,5 @@ class OnlineCompression(keras.callbacks.Callback):
       self._swap()
 
   def on_train_batch_end(self, batch, logs=None):
-    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations) >= self.at_step:
+    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations.numpy()) >= self.at_step:
       self._swap()

@@ -68,6 +68,8 @@ class TrainConfig:
   eval_every_steps: int | None = None  # also record dev accuracy every N steps (paper Figure 3)
   checkpoint_every_steps: int | None = None  # also save the training state every N steps (mid-epoch resume)
   deterministic: bool = False  # TensorFlow op determinism: a resumed run ends bitwise like an uninterrupted one
+  strategy: str = 'default'  # tf.distribute: default, mirrored or multi_worker (lmf_tf/distribution.py)
+  cpu_devices: int | None = None  # split the CPU into N logical devices (mirrored training without GPUs)
 
   def resolved(self):
     """A copy with the model's defaults filled in, the local data set's default config (`--train_level`) if none
@@ -130,6 +132,9 @@ class TrainConfig:
     need(self.learning_rate > 0, f'--learning_rate must be > 0, got {self.learning_rate}')
     need(self.eval_every_steps is None or self.eval_every_steps >= 1,
          f'--eval_every_steps must be >= 1, got {self.eval_every_steps}')
+    need(self.strategy in ('default', 'mirrored', 'multi_worker'),
+         f'--strategy={self.strategy!r}; choose one of default, mirrored, multi_worker')
+    need(self.cpu_devices is None or self.cpu_devices >= 1, f'--cpu_devices must be >= 1, got {self.cpu_devices}')
     need(self.checkpoint_every_steps is None or self.checkpoint_every_steps >= 1,
          f'--checkpoint_every_steps must be >= 1, got {self.checkpoint_every_steps}')
     need(self.max_train_examples is None or self.max_train_examples >= 1,

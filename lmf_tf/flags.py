@@ -75,6 +75,11 @@ def define_train_flags():
   flags.DEFINE_integer('eval_every_steps', None, 'Also record dev accuracy every N steps (for Figure 3).')
   flags.DEFINE_integer('checkpoint_every_steps', None, 'Also save the training state every N steps, so that a run '
                        'killed mid-epoch resumes from there.')
+  flags.DEFINE_enum('strategy', _D.strategy, ['default', 'mirrored', 'multi_worker'],
+                    'tf.distribute strategy: mirrored = all local GPUs (or --cpu_devices logical CPUs); multi_worker '
+                    '= several machines, each configured by its TF_CONFIG.')
+  flags.DEFINE_integer('cpu_devices', None, 'Split the CPU into N logical devices (to try --strategy=mirrored '
+                       'without GPUs).')
   flags.DEFINE_bool('deterministic', _D.deterministic, 'TensorFlow op determinism (tf.config.experimental.'
                     'enable_op_determinism): with --resume, the run ends bitwise like an uninterrupted one.')
 

@@ -13,7 +13,8 @@ import tensorflow as tf
 from absl import logging
 
 from lmf_tf import callbacks as lmf_callbacks
-from lmf_tf import compression, datasets, embeddings, input_pipeline, io_utils, model_size, models, schedules
+from lmf_tf import compression, datasets, distribution, embeddings, input_pipeline, io_utils, model_size, models
+from lmf_tf import schedules
 from lmf_tf.config import TrainConfig
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError, LmfError
 
@@ -141,6 +142,7 @@ def train_and_evaluate(config: TrainConfig):
 
 
 def _train_and_evaluate(config):
+  strategy = distribution.create_strategy(config.strategy, config.cpu_devices)  # before any TensorFlow op
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   start = time.time()
@@ -154,7 +156,11 @@ def _train_and_evaluate(config):
   data = prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
   # Again after the data: a first-time tensorflow-datasets preparation draws from the global generators.
   keras.utils.set_random_seed(config.seed)
-  model, embedding_info = build_model(config, data.vocabulary, data.num_classes)
+  with strategy.scope():
+    model, embedding_info = build_model(config, data.vocabulary, data.num_classes)
+  if strategy.num_replicas_in_sync > 1:
+    logging.info('Training under %s with %d replicas; each global batch of %d is split between them.',
+                 type(strategy).__name__, strategy.num_replicas_in_sync, config.batch_size)
   params_uncompressed = models.count_params(model)
   layer = models.word_embedding(model)
   if config.compress:  # R / rank against V and d, and the swap step against the length of training.
@@ -169,11 +175,12 @@ def _train_and_evaluate(config):
                     config.run_name, run_dir)
     shutil.rmtree(train_dir)
   data.vocabulary.save(vocab_path)
-  if state and state.get('rank'):
-    compression.compress_layer(layer, rank=state['rank'])
-    compression.rebuild_optimizer(model)
-  if state:
-    lmf_callbacks.restore_training_state(model, train_dir, state)
+  with strategy.scope():
+    if state and state.get('rank'):
+      compression.compress_layer(layer, rank=state['rank'])
+      compression.rebuild_optimizer(model)
+    if state:
+      lmf_callbacks.restore_training_state(model, train_dir, state)
 
   batches_done = state.get('batches_done', 0) if state else 0
   resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
@@ -221,7 +228,7 @@ def _train_and_evaluate(config):
   if evaluation.best is None:
     raise ConfigError(
         f'the model was never compressed: --compress_at_step={config.compress_at_step} lies beyond the '
-        f'{int(model.optimizer.iterations)} steps of training')
+        f'{int(model.optimizer.iterations.numpy())} steps of training')
   results = {
       'run': config.run_name,
       'method': config.method,

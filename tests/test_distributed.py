@@ -1,0 +1,42 @@
+"""Training, the online swap, checkpointing and resume under `--strategy=mirrored` on two logical CPU devices.
+
+Logical devices must be configured before TensorFlow starts, so each run is its own process (scripts/train.py).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lmf_tf import distribution, training
+from lmf_tf.errors import ConfigError
+
+
+def _train(repo_root, tiny_config, **flags):
+  args = {**tiny_config, 'model': 'lstm', 'seed': 7, 'epochs': 2, 'reduction': 50, 'compress_at_step': 5,
+          'strategy': 'mirrored', 'cpu_devices': 2, **flags}
+  return subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'train.py')]
+                        + [f'--{k}={v}' for k, v in args.items()],
+                        env=dict(os.environ, PYTHONPATH=repo_root, TF_CPP_MIN_LOG_LEVEL='3'),
+                        capture_output=True, text=True, timeout=400)
+
+
+def test_mirrored_training_swap_checkpoint_and_resume(tiny_config, repo_root):
+  first = _train(repo_root, tiny_config, epochs=1)
+  assert first.returncode == 0, first.stderr[-3000:]
+  assert 'MirroredStrategy with 2 replicas' in first.stderr
+  assert 'Compressed word_embedding' in first.stderr  # the swap, inside fit, under the strategy
+  resumed = _train(repo_root, tiny_config, resume=True)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'Resumed from' in resumed.stderr
+  results = json.load(open(os.path.join(tiny_config['results_dir'], 'sst2_lstm_R50_seed7.json')))
+  assert [h['epoch'] for h in results['history']] == [1, 2] and results['rank'] is not None
+  model, _, _ = training.load_trained_model(results['checkpoint_dir'])  # loads without any strategy
+  assert model.get_layer('word_embedding').rank == results['rank']
+
+
+def test_unknown_strategy():
+  with pytest.raises(ConfigError, match='--strategy'):
+    distribution.create_strategy('tpu')
