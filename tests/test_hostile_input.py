@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis): readers and the tokenizer take any input and either load it correctly or
 fail with a DataFormatError naming the file and line, never with an error from deep inside Python or TensorFlow."""
 
+import json
 import os
 import tempfile
 
@@ -141,3 +142,62 @@ def _ascii_words(text):
   for c in '\t\n\x0b\x0c\r':
     text = text.replace(c, ' ')
   return [w for w in text.lower().split(' ') if w]
+
+
+ANY_BYTES = st.binary(max_size=1500) | st.text(max_size=1500).map(lambda t: t.encode('utf-8', 'surrogatepass'))
+
+
+def _loads_or_names_a_file(read, *paths):
+  try:
+    read(*paths)
+  except DataFormatError as e:
+    assert any(str(e).startswith(p) for p in paths), str(e)
+
+
+@SETTINGS
+@given(content=ANY_BYTES, header=st.booleans())
+def test_any_bytes_as_intent_csv_load_or_fail_with_a_named_line(content, header):
+  path = _write((b'text,category\n' if header else b'') + content, binary=True)
+  try:
+    _loads_or_names_a_file(datasets.read_labelled_csv, path)
+  finally:
+    os.remove(path)
+
+
+@SETTINGS
+@given(texts=ANY_BYTES, labels=ANY_BYTES)
+def test_any_bytes_as_line_aligned_files_load_or_fail_with_a_named_line(texts, labels):
+  text_path, label_path = _write(texts, binary=True), _write(labels, binary=True)
+  try:
+    _loads_or_names_a_file(datasets.read_line_aligned, text_path, label_path)
+  finally:
+    os.remove(text_path)
+    os.remove(label_path)
+
+
+@SETTINGS
+@given(content=ANY_BYTES)
+def test_any_bytes_as_label_list_or_clinc_json_load_or_fail_with_a_named_file(content):
+  path = _write(content, binary=True)
+  try:
+    _loads_or_names_a_file(datasets.read_label_list, path)
+    _loads_or_names_a_file(datasets.read_clinc_json, path)
+  finally:
+    os.remove(path)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+                        st.sampled_from(['train', 'val', 'test', 'oos_train', 'x']), children, max_size=4),
+                    max_leaves=20)
+
+
+@SETTINGS
+@given(value=JSON)
+def test_any_json_structure_as_clinc_or_label_list_loads_or_fails_cleanly(value):
+  path = _write(json.dumps(value))
+  try:
+    _loads_or_names_a_file(datasets.read_label_list, path)
+    _loads_or_names_a_file(datasets.read_clinc_json, path)
+  finally:
+    os.remove(path)
