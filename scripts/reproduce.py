@@ -15,6 +15,8 @@ flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to run.')
 flags.DEFINE_list('methods', None, 'Only these methods (uncompressed, online, offline, quant16, quant8, keras_int8, '
                   'adagrad, adam, clr); tables and figures still cover the whole plan.')
+flags.DEFINE_list('tables', None, 'Only the runs of these tables (table1, table2, table3); tables and figures '
+                  'still cover the whole plan.')
 flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
 flags.DEFINE_bool('tables_only', False, 'Only rebuild tables and figures from the results there are.')
 flags.DEFINE_string('results_dir', 'results', 'Where result JSONs, tables and figures go.')
@@ -30,7 +32,9 @@ def main(argv):
       print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
     return
   if not FLAGS.tables_only:
-    chosen = [r for r in runs if FLAGS.methods is None or r.method in FLAGS.methods]
+    chosen = [r for r in runs if (FLAGS.methods is None or r.method in FLAGS.methods)
+              and (FLAGS.tables is None or r.table in FLAGS.tables or (r.table == 'both' and {'table1', 'table2'} &
+                                                                        set(FLAGS.tables)))]
     try:
       experiments.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
     except experiments.Stopped as stopped:
