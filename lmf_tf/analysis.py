@@ -115,7 +115,8 @@ def embedding_costs(vocab_size, dim, next_layer_width, rank=None, bits=FLOAT_BIT
 
 
 def lstm_flops_per_token(input_dim, units):
-  """Matrix FLOPs of one LSTM step: [x, h] (1 x (d + h)) times the 4 gate matrices ((d + h) x 4h)."""
+  """Matrix FLOPs of one LSTM step as Keras computes it: x W (d x 4h) and h U (h x 4h) as two products, summed
+  (4h more than one product of [x, h] with the stacked (d + h) x 4h matrix, whose sums include that addition)."""
   return matmul_flops(input_dim, 4 * units) + matmul_flops(units, 4 * units)
 
 

@@ -119,26 +119,46 @@ class DevCurve(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-  """Stops training with TrainingDivergedError as soon as a batch's loss is NaN or infinite.
+  """Stops training with TrainingDivergedError as soon as a batch's loss, or a weight, is NaN or infinite.
 
-  Raised from the batch, before the epoch ends, so neither the training state nor the best checkpoint is written
-  from diverged weights: the last good epoch's files stay as they are, and `--resume` continues from them.
-  (Keras's `TerminateOnNaN` only sets `stop_training`, after which the epoch's end would still save.)
+  The loss is checked after every batch. The weights are checked where a save may follow (every `every_steps`
+  steps and at each epoch's end), since the step that breaks them still reports the finite loss computed before
+  its update. Place this callback before the ones that save (`EpochEvaluation`, `TrainingState`): the error is
+  raised before anything is written from diverged weights, so the last good files stay as they are, and
+  `--resume` continues from them. (Keras's `TerminateOnNaN` only sets `stop_training`, after which the epoch's
+  end would still save.)
   """
 
-  def __init__(self, train_dir):
+  def __init__(self, train_dir, every_steps=None):
     super().__init__()
-    self.train_dir = train_dir
+    self.train_dir, self.every_steps = train_dir, every_steps
 
   def on_train_batch_end(self, batch, logs=None):
     loss = (logs or {}).get('loss')
+    step = int(self.model.optimizer.iterations.numpy())
     if loss is not None and not math.isfinite(float(loss)):
-      state_path = os.path.join(self.train_dir, STATE_FILE)
-      last = (f'the last good state is {state_path} (epoch {read_state(self.train_dir)["epoch"]}); fix the cause, '
-              'then continue with --resume') if os.path.exists(state_path) else 'no epoch had finished yet'
-      raise TrainingDivergedError(
-          f'the training loss became {float(loss)} at step {int(self.model.optimizer.iterations.numpy())} '
-          f'(batch {batch + 1} of the epoch); {last}. A lower learning rate (--lr_upper / --learning_rate) usually helps.')
+      raise self._diverged(f'the training loss became {float(loss)} at step {step}')
+    if self.every_steps and step % self.every_steps == 0:
+      self._check_weights(step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._check_weights(int(self.model.optimizer.iterations.numpy()))
+
+  def _check_weights(self, step):
+    for variable in self.model.trainable_variables:
+      if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+        raise self._diverged(f'weight {variable.path} became NaN or infinite by step {step}')
+
+  def _diverged(self, what):
+    state_path = os.path.join(self.train_dir, STATE_FILE)
+    if os.path.exists(state_path):
+      state = read_state(self.train_dir)
+      last = (f'the last good state is {state_path} (step {state.get("step", "?")}, epoch {state["epoch"]} done); '
+              'fix the cause, then continue with --resume')
+    else:
+      last = 'no training state was saved yet'
+    return TrainingDivergedError(f'{what}; {last}. A lower learning rate (--lr_upper / --learning_rate) usually '
+                                 'helps.')
 
 
 class TrainingState(keras.callbacks.Callback):
@@ -176,7 +196,8 @@ class TrainingState(keras.callbacks.Callback):
     os.makedirs(self.directory, exist_ok=True)
     step = int(self.model.optimizer.iterations.numpy())
     prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{step}'))
-    state = {'epoch': epoch, 'batches_done': batches_done, 'step': step, 'checkpoint': os.path.basename(prefix),
+    state = {'epoch': epoch, 'batches_done': batches_done, 'step': step, 'steps_per_epoch': self.steps_per_epoch,
+             'checkpoint': os.path.basename(prefix),
              'checkpoint_sha256': io_utils.checkpoint_digest(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)

@@ -163,6 +163,11 @@ def export_checkpoint(checkpoint_dir, output_dir, kinds=KINDS, batch_size=1, fol
   """Exports a trained checkpoint (uncompressed, online-compressed or fixed-point quantized, which is
   de-quantized first) as `<output_dir>/model_<kind>.tflite` for each kind; with `fold`, the compressed
   embedding's projection is folded into the next layer first (`fold_projection`). Returns {kind: bytes}."""
+  unknown = [k for k in kinds if k not in KINDS]
+  if unknown:
+    raise ConfigError(f'--kinds: {", ".join(unknown)} is not one of {", ".join(KINDS)}')
+  if batch_size < 1:
+    raise ConfigError(f'--batch_size must be >= 1, got {batch_size}')
   model, vocabulary, _ = load_for_export(checkpoint_dir, fold)
   os.makedirs(output_dir, exist_ok=True)
   vocabulary.save(os.path.join(output_dir, 'vocabulary.txt'))

@@ -1,6 +1,7 @@
 """Atomic file output: a failure never leaves a half-written file in place of a good one."""
 
 import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -87,46 +88,31 @@ def verify_checkpoint(prefix, expected_digest, what='checkpoint'):
 
 @contextlib.contextmanager
 def run_lock(directory):
-  """Holds `<directory>/.lock` (created exclusively, holding this process's pid) for the body.
+  """Holds an exclusive lock on `<directory>/.lock` (`fcntl.flock`, which also records this process's pid there).
 
-  A second process asking for the same directory gets RunLockedError naming the directory and the holder; a lock
-  left behind by a process that no longer exists (killed with SIGKILL, say) is taken over.
+  A second process asking for the same directory gets RunLockedError naming the directory and the holder's pid.
+  The kernel releases the lock when its holder exits, even by SIGKILL, so a dead run never blocks a new one.
+  Local file systems only: a lock held on another machine through a network file system may not be seen.
   """
   from lmf_tf.errors import RunLockedError  # pylint: disable=g-import-not-at-top
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, '.lock')
-  for _ in range(2):
+  with open(path, 'a+') as f:
     try:
-      fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-      break
-    except FileExistsError:
-      try:
-        with open(path) as f:
-          holder = int(f.read().strip() or 0)
-      except (OSError, ValueError):
-        holder = 0
-      if holder and holder != os.getpid() and _process_exists(holder):
-        raise RunLockedError(f'{directory} is being written by another run (pid {holder}); wait for it, or give '
-                             'this run another --workdir or --seed') from None
-      os.remove(path)  # stale: its process is gone
-  else:
-    raise RunLockedError(f'could not take the lock {path}')
-  with os.fdopen(fd, 'w') as f:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or 'unknown'
+      raise RunLockedError(f'{directory} is being written by another run (pid {holder}); wait for it, or give this '
+                           'run another --workdir or --seed') from None
+    f.seek(0)
+    f.truncate()
     f.write(str(os.getpid()))
-  try:
-    yield
-  finally:
-    os.remove(path)
-
-
-def _process_exists(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:  # exists, owned by someone else
-    return True
-  return True
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def files_digest(paths, length=12):

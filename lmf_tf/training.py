@@ -183,8 +183,12 @@ def _train_and_evaluate(config):
       lmf_callbacks.restore_training_state(model, train_dir, state)
 
   batches_done = state.get('batches_done', 0) if state else 0
+  if batches_done and state.get('steps_per_epoch') != data.steps_per_epoch:
+    raise ConfigError(f'--resume mid-epoch: the saved run has {state.get("steps_per_epoch")} batches per epoch, this '
+                      f'one {data.steps_per_epoch}; resume with the same --batch_size and --max_train_examples')
   resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
-  callbacks = [lmf_callbacks.RestoreMetrics(resumed_from), lmf_callbacks.StopOnNonFiniteLoss(train_dir)]
+  callbacks = [lmf_callbacks.RestoreMetrics(resumed_from),
+               lmf_callbacks.StopOnNonFiniteLoss(train_dir, config.checkpoint_every_steps)]
   online = None
   if config.compress:
     online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
@@ -217,7 +221,7 @@ def _train_and_evaluate(config):
                                                  profile_batch=0))
   epoch = state['epoch'] if state else 0
   fit = functools.partial(model.fit, callbacks=callbacks, verbose=0, shuffle=False)  # The pipeline shuffles.
-  if batches_done:  # Resumed mid-epoch: the rest of that epoch, from the batch after the last one trained.
+  if batches_done and epoch < config.epochs:  # Resumed mid-epoch: the rest of that epoch, after its last batch.
     fit(data.train_epochs(epoch, epoch + 1).skip(batches_done), epochs=epoch + 1, initial_epoch=epoch,
         steps_per_epoch=data.steps_per_epoch - batches_done)
     epoch += 1

@@ -4,9 +4,9 @@ float32, 16/8-bit quantization and LMF at each R, next to the measured Table 4 (
   python scripts/analyze.py --models=lstm,dan --table4=results/table4.json --output=results/analysis
 """
 
-import json
 import os
 
+import pandas as pd
 from absl import app, flags
 
 from lmf_tf import analysis, io_utils, training
@@ -23,8 +23,7 @@ def main(argv):
   del argv
   measured = {}
   if os.path.exists(FLAGS.table4):
-    with open(FLAGS.table4) as f:
-      measured = json.load(f)['table']
+    measured = training.run_or_exit(io_utils.read_json, FLAGS.table4, 'Table 4 file').get('table', {})
   tables = []
   for name in FLAGS.models:
     model, _, config = training.run_or_exit(training.load_trained_model,
@@ -32,7 +31,7 @@ def main(argv):
     table = analysis.model_cost_table(model, config.model, measured.get(name, []))
     tables.append(table)
   io_utils.write_text_atomic(FLAGS.output + '.md', '\n'.join(analysis.to_markdown(t) for t in tables))
-  io_utils.write_text_atomic(FLAGS.output + '.csv', '\n'.join(t.to_csv(index=False) for t in tables))
+  io_utils.write_text_atomic(FLAGS.output + '.csv', pd.concat(tables, ignore_index=True).to_csv(index=False))
   print(open(FLAGS.output + '.md').read())
 
 

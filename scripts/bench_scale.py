@@ -12,7 +12,8 @@ from lmf_tf import benchmarks, io_utils
 flags.DEFINE_list('vocab_sizes', ['100000', '1000000'], 'Vocabulary sizes V.')
 flags.DEFINE_integer('dim', 300, 'Embedding width d.')
 flags.DEFINE_float('reduction', 90, 'R in percent.')
-flags.DEFINE_integer('full_svd_up_to', 1_000_000, 'Also time the plain float64 SVD for V up to this.')
+flags.DEFINE_integer('full_svd_up_to', 100_000, 'Also time the plain float64 SVD for V up to this (1M words '
+                     'needs about 10 GB of memory).')
 flags.DEFINE_string('output', 'results/bench_scale.json', 'Where to write the measurements (JSON).')
 FLAGS = flags.FLAGS
 

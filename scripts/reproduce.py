@@ -1,7 +1,8 @@
-"""Run every missing experiment of the paper's Tables 1-2 and Figures 2-3, then rebuild tables and figures.
+"""Run every missing experiment of Tables 1-3 and Figures 2-3, then rebuild tables and figures.
 
-  python scripts/reproduce.py --jobs=2            # 3 seeds, R in 10..99 (many hours on 2 CPU cores)
-  python scripts/reproduce.py --quick --jobs=2    # 1 seed, R in {50, 90}
+  python scripts/reproduce.py --jobs=2            # 3 seeds; SST-2 R in 10..99, CLINC150/SNIPS R in 50..90 (hours)
+  python scripts/reproduce.py --quick --jobs=2    # 1 seed; SST-2 R in {50, 90}, CLINC150 R = 90
+  python scripts/reproduce.py --tables=table3     # only Table 3's runs
   python scripts/reproduce.py --dry_run           # list the runs and which are done
 Finished runs are skipped, so an interrupted reproduction continues where it stopped.
 """
@@ -10,11 +11,12 @@ from absl import app, flags
 
 from lmf_tf import experiments, figures, reporting
 
-flags.DEFINE_bool('quick', False, 'One seed and R in {50, 90} instead of 3 seeds and R in 10..99.')
+flags.DEFINE_bool('quick', False, 'One seed, R in {50, 90} on SST-2 and R = 90 on CLINC150, instead of 3 seeds, '
+                  'R in 10..99 on SST-2 and R in {50, 70, 90} on CLINC150 and SNIPS.')
 flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to run.')
 flags.DEFINE_list('methods', None, 'Only these methods (uncompressed, online, offline, quant16, quant8, keras_int8, '
-                  'adagrad, adam, clr); tables and figures still cover the whole plan.')
+                  'online+quant8, adagrad, adam, clr); tables and figures still cover the whole plan.')
 flags.DEFINE_list('tables', None, 'Only the runs of these tables (table1, table2, table3); tables and figures '
                   'still cover the whole plan.')
 flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
@@ -32,6 +34,11 @@ def main(argv):
       print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
     return
   if not FLAGS.tables_only:
+    for flag, values, known in (('--methods', FLAGS.methods, {r.method for r in runs}),
+                                ('--tables', FLAGS.tables, {'table1', 'table2', 'table3'})):
+      unknown = sorted(set(values or ()) - known)
+      if unknown:
+        raise app.UsageError(f'{flag}: {", ".join(unknown)} not among {", ".join(sorted(known))}')
     chosen = [r for r in runs if (FLAGS.methods is None or r.method in FLAGS.methods)
               and (FLAGS.tables is None or r.table in FLAGS.tables or (r.table == 'both' and {'table1', 'table2'} &
                                                                         set(FLAGS.tables)))]

@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from lmf_tf import callbacks, reporting, training
+from lmf_tf import callbacks, models, reporting, training
 from lmf_tf.config import TrainConfig
 from lmf_tf.errors import CorruptFileError, RunLockedError, TrainingDivergedError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train(tiny_config, **overrides):
@@ -21,12 +24,29 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_config):
   _, first = _train(tiny_config, epochs=1)
   train_dir = os.path.join(tiny_config['workdir'], first['run'], 'train')
   state_before = open(os.path.join(train_dir, 'state.json')).read()
-  with pytest.raises(TrainingDivergedError, match=r'loss became (nan|inf).*state.json \(epoch 1\).*--resume'):
+  with pytest.raises(TrainingDivergedError,
+                     match=r'(loss became (nan|inf)|became NaN or infinite).*state.json \(step \d+, epoch 1 done\)'):
     _train(tiny_config, epochs=2, resume=True, lr_upper=1e30, lr_lower=1e29)
   assert open(os.path.join(train_dir, 'state.json')).read() == state_before
   model, _, _ = training.load_trained_model(first['checkpoint_dir'])  # the best checkpoint is intact
   assert model is not None
   assert json.load(open(os.path.join(tiny_config['results_dir'], first['run'] + '.json')))['best_epoch'] == 1
+
+
+def test_weights_that_went_nan_are_caught_before_a_save(tmp_path):
+  # The step that breaks the weights still reports the finite loss computed before its update.
+  model = models.dan_classifier(models.ModelConfig(vocab_size=20, embedding_dim=4, dan_hidden=(3,)))
+  model.compile(optimizer='adam', loss='sparse_categorical_crossentropy')
+  model.optimizer.build(model.trainable_variables)
+  guard = callbacks.StopOnNonFiniteLoss(str(tmp_path), every_steps=1)
+  guard.set_model(model)
+  guard.on_epoch_end(0)  # finite: nothing happens
+  model.get_layer('hidden0').kernel.assign(np.full((4, 3), np.nan, np.float32))
+  with pytest.raises(TrainingDivergedError, match=r'weight hidden0/kernel became NaN or infinite by step 0; no '
+                                                  r'training state was saved yet'):
+    guard.on_epoch_end(0)
+  with pytest.raises(TrainingDivergedError, match='hidden0/kernel'):
+    guard.on_train_batch_end(0, {'loss': 0.5})
 
 
 def _corrupt(path, truncate=False):
@@ -65,15 +85,21 @@ def test_two_runs_on_one_directory_do_not_clobber_each_other(tiny_config):
   run_dir = os.path.join(tiny_config['workdir'], TrainConfig(**dict(tiny_config, model='dan', seed=3)).resolved()
                          .run_name)
   os.makedirs(run_dir)
-  holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+  # Another process holds the run's lock (as a running training would), then is killed with SIGKILL.
+  holder = subprocess.Popen([sys.executable, '-c', f"""
+import sys
+from lmf_tf import io_utils
+with io_utils.run_lock({run_dir!r}):
+  print('locked', flush=True)
+  sys.stdin.read()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=REPO))
   try:
-    with open(os.path.join(run_dir, '.lock'), 'w') as f:
-      f.write(str(holder.pid))
+    assert holder.stdout.readline().strip() == 'locked'
     with pytest.raises(RunLockedError, match=f'{run_dir} is being written by another run \\(pid {holder.pid}\\)'):
       _train(tiny_config, epochs=1)
     assert os.listdir(run_dir) == ['.lock']  # nothing written
   finally:
     holder.kill()
     holder.wait()
-  _, result = _train(tiny_config, epochs=1)  # the holder is gone: its stale lock is taken over
-  assert result['best_epoch'] == 1 and not os.path.exists(os.path.join(run_dir, '.lock'))
+  _, result = _train(tiny_config, epochs=1)  # the kernel released the dead holder's lock
+  assert result['best_epoch'] == 1
