@@ -12,6 +12,9 @@ Model building, the online compression swap (new factor variables, a new optimiz
 inside `strategy.scope()`, so their variables are mirrored too.
 """
 
+import dataclasses
+import os
+
 import tensorflow as tf
 
 from lmf_tf.errors import ConfigError
@@ -42,3 +45,21 @@ def create_strategy(name='default', cpu_devices=None):
   gpus = tf.config.list_logical_devices('GPU')
   devices = [d.name for d in (gpus or tf.config.list_logical_devices('CPU'))]
   return tf.distribute.MirroredStrategy(devices)
+
+
+def is_chief(strategy):
+  """True unless `strategy` is a multi-worker strategy and this process is not its chief (worker 0, or `chief`)."""
+  resolver = getattr(strategy, 'cluster_resolver', None)
+  if resolver is None or not getattr(resolver, 'task_type', None):
+    return True
+  return resolver.task_type == 'chief' or (resolver.task_type == 'worker' and resolver.task_id == 0)
+
+
+def worker_config(config, strategy):
+  """`config` for this process: the chief writes to the run's directories; every other worker of a multi-worker
+  run writes its (identical) checkpoints and results under `<workdir>/.worker<i>/`, so workers sharing a file
+  system never write the same files."""
+  if is_chief(strategy):
+    return config
+  scratch = os.path.join(config.workdir, f'.worker{strategy.cluster_resolver.task_id}')
+  return dataclasses.replace(config, workdir=scratch, results_dir=os.path.join(scratch, 'results'))

@@ -137,12 +137,13 @@ def train_and_evaluate(config: TrainConfig):
     RunLockedError: if another live process is training the same run (same workdir and run name).
   """
   config = config.resolved().validate()
-  with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
-    return _train_and_evaluate(config)
-
-
-def _train_and_evaluate(config):
   strategy = distribution.create_strategy(config.strategy, config.cpu_devices)  # before any TensorFlow op
+  config = distribution.worker_config(config, strategy)  # only the chief writes the run's files
+  with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
+    return _train_and_evaluate(config, strategy)
+
+
+def _train_and_evaluate(config, strategy):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   start = time.time()

@@ -40,3 +40,24 @@ def test_mirrored_training_swap_checkpoint_and_resume(tiny_config, repo_root):
 def test_unknown_strategy():
   with pytest.raises(ConfigError, match='--strategy'):
     distribution.create_strategy('tpu')
+
+
+class _Resolver:
+  def __init__(self, task_type, task_id):
+    self.task_type, self.task_id = task_type, task_id
+
+
+class _Strategy:
+  def __init__(self, resolver=None):
+    self.cluster_resolver = resolver
+
+
+def test_only_the_chief_writes_the_run_directories():
+  from lmf_tf.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  config = TrainConfig(workdir='ck', results_dir='res')
+  assert distribution.is_chief(_Strategy()) and distribution.is_chief(_Strategy(_Resolver('worker', 0)))
+  assert distribution.is_chief(_Strategy(_Resolver('chief', 0)))
+  assert distribution.worker_config(config, _Strategy(_Resolver('worker', 0))) is config
+  other = distribution.worker_config(config, _Strategy(_Resolver('worker', 2)))
+  scratch = os.path.join('ck', '.worker2')
+  assert (other.workdir, other.results_dir) == (scratch, os.path.join(scratch, 'results'))
