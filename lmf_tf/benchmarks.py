@@ -116,14 +116,14 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
     rows.append(row)
   latencies = {variant.name: [] for variant in variants}
   passes = {(variant.name, b): [] for variant in variants for b in batch_sizes}
+  padded = {b: [export.pad(export.fill_batch(sequences[i:i + b], b)) for i in range(0, len(sequences), b)]
+            for b in batch_sizes}  # the same batches for every variant and pass
   for repeat in range(repeats + 1):  # pass 0 is the warm-up
     for variant in variants:
       for batch_size in batch_sizes:
         runner = runners[variant.name, batch_size]
-        batches = [export.pad(export.fill_batch(sequences[i:i + batch_size], batch_size))
-                   for i in range(0, len(sequences), batch_size)]
         start = time.perf_counter()
-        for batch in batches:
+        for batch in padded[batch_size]:
           call_start = time.perf_counter()
           runner(batch)
           if batch_size == 1 and repeat:
