@@ -1,6 +1,7 @@
 """Property-based tests (hypothesis): readers and the tokenizer take any input and either load it correctly or
 fail with a DataFormatError naming the file and line, never with an error from deep inside Python or TensorFlow."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -22,11 +23,16 @@ FIELD = st.text(st.characters(blacklist_characters='\t\n\r', blacklist_categorie
 LINE_END = st.sampled_from(['\n', '\r\n'])
 
 
-def _write(content, binary=False):
+@contextlib.contextmanager
+def _written(content, binary=False):
+  """A temporary file holding `content` (str, written as UTF-8, or bytes), removed afterwards."""
   fd, path = tempfile.mkstemp(suffix='.txt')
   with os.fdopen(fd, 'wb') as f:
     f.write(content if binary else content.encode('utf-8'))
-  return path
+  try:
+    yield path
+  finally:
+    os.remove(path)
 
 
 @SETTINGS
@@ -36,42 +42,30 @@ def test_well_formed_tsv_round_trips(rows, end, bom, header, blank_lines):
   lines = (['sentence\tlabel'] if header else []) + [f'{text}\t{label}' for text, label in rows]
   if blank_lines:
     lines.insert(len(lines) // 2 + int(header), '   ')
-  path = _write(('\ufeff' if bom else '') + end.join(lines) + end)
-  try:
+  with _written(('\ufeff' if bom else '') + end.join(lines) + end) as path:
     examples = datasets.read_labelled_tsv(path, header=header)
-  finally:
-    os.remove(path)
   assert [(e.text, e.label) for e in examples] == rows
 
 
 @SETTINGS
 @given(content=st.binary(max_size=2000) | st.text(max_size=2000).map(lambda t: t.encode('utf-8', 'surrogatepass')))
 def test_any_bytes_as_tsv_load_or_fail_with_a_named_line(content):
-  path = _write(content, binary=True)
-  try:
+  with _written(content, binary=True) as path:
     try:
       examples = datasets.read_labelled_tsv(path, num_classes=3)
     except DataFormatError as e:
       assert str(e).startswith(f'{path}:')
     else:
       assert all(e.label in (0, 1, 2) and e.text.strip() for e in examples)
-  finally:
-    os.remove(path)
 
 
 def test_very_long_lines_and_tabs_inside_text():
-  path = _write('x' * 1_000_000 + '\t1\nword\twith tab\t0\n')
-  try:
+  with _written('x' * 1_000_000 + '\t1\nword\twith tab\t0\n') as path:
     with pytest.raises(DataFormatError, match=r':2: expected "text<TAB>label" \(2 tab-separated fields\), found 3'):
       datasets.read_labelled_tsv(path)
-  finally:
-    os.remove(path)
-  path = _write('x' * 1_000_000 + '\tpositive\n')
-  try:
+  with _written('x' * 1_000_000 + '\tpositive\n') as path:
     with pytest.raises(DataFormatError, match=r":1: label 'positive' is not an integer"):
       datasets.read_labelled_tsv(path)
-  finally:
-    os.remove(path)
 
 
 WORD = st.text(st.characters(blacklist_characters=' \t\n\r', blacklist_categories=('Cs', 'Zs', 'Zl', 'Zp', 'Cc')),
@@ -86,12 +80,9 @@ def test_well_formed_vectors_load(words, dim, end, bom, word2vec_header, data):
                               min_size=len(words), max_size=len(words)))
   lines = [f'{len(words)} {dim}'] if word2vec_header else []
   lines += [w + ' ' + ' '.join(repr(v) for v in vec) for w, vec in zip(words, values)]
-  path = _write(('\ufeff' if bom else '') + end.join(lines) + end)
   vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>'] + words)
-  try:
+  with _written(('\ufeff' if bom else '') + end.join(lines) + end) as path:
     result = embeddings.read_word_vectors(path, vocabulary)
-  finally:
-    os.remove(path)
   assert result.matrix.shape == (len(words) + 2, dim) and result.found == len(words)
   np.testing.assert_array_equal(result.matrix[2:], np.asarray(values, np.float32))
 
@@ -99,27 +90,21 @@ def test_well_formed_vectors_load(words, dim, end, bom, word2vec_header, data):
 @SETTINGS
 @given(content=st.binary(max_size=2000) | st.text(max_size=2000).map(lambda t: t.encode('utf-8', 'surrogatepass')))
 def test_any_bytes_as_vectors_load_or_fail_with_a_named_line(content):
-  path = _write(content, binary=True)
   vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>', 'a', 'b'])
-  try:
+  with _written(content, binary=True) as path:
     try:
       result = embeddings.read_word_vectors(path, vocabulary)
     except DataFormatError as e:
       assert str(e).startswith(f'{path}')
     else:
       assert np.all(np.isfinite(result.matrix))
-  finally:
-    os.remove(path)
 
 
 @pytest.mark.parametrize('value', ['nan', 'inf', '-inf', '1e39'])
 def test_non_finite_vectors_are_rejected(value):
-  path = _write(f'a 0.5 {value}\n')
-  try:
+  with _written(f'a 0.5 {value}\n') as path:
     with pytest.raises(DataFormatError, match=r":1: a value of 'a' is not finite"):
       embeddings.read_word_vectors(path, input_pipeline.Vocabulary(['<pad>', '<unk>', 'a']))
-  finally:
-    os.remove(path)
 
 
 @settings(max_examples=40, deadline=None)
@@ -157,33 +142,23 @@ def _loads_or_names_a_file(read, *paths):
 @SETTINGS
 @given(content=ANY_BYTES, header=st.booleans())
 def test_any_bytes_as_intent_csv_load_or_fail_with_a_named_line(content, header):
-  path = _write((b'text,category\n' if header else b'') + content, binary=True)
-  try:
+  with _written((b'text,category\n' if header else b'') + content, binary=True) as path:
     _loads_or_names_a_file(datasets.read_labelled_csv, path)
-  finally:
-    os.remove(path)
 
 
 @SETTINGS
 @given(texts=ANY_BYTES, labels=ANY_BYTES)
 def test_any_bytes_as_line_aligned_files_load_or_fail_with_a_named_line(texts, labels):
-  text_path, label_path = _write(texts, binary=True), _write(labels, binary=True)
-  try:
+  with _written(texts, binary=True) as text_path, _written(labels, binary=True) as label_path:
     _loads_or_names_a_file(datasets.read_line_aligned, text_path, label_path)
-  finally:
-    os.remove(text_path)
-    os.remove(label_path)
 
 
 @SETTINGS
 @given(content=ANY_BYTES)
 def test_any_bytes_as_label_list_or_clinc_json_load_or_fail_with_a_named_file(content):
-  path = _write(content, binary=True)
-  try:
+  with _written(content, binary=True) as path:
     _loads_or_names_a_file(datasets.read_label_list, path)
     _loads_or_names_a_file(datasets.read_clinc_json, path)
-  finally:
-    os.remove(path)
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -195,9 +170,6 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 @SETTINGS
 @given(value=JSON)
 def test_any_json_structure_as_clinc_or_label_list_loads_or_fails_cleanly(value):
-  path = _write(json.dumps(value))
-  try:
+  with _written(json.dumps(value)) as path:
     _loads_or_names_a_file(datasets.read_label_list, path)
     _loads_or_names_a_file(datasets.read_clinc_json, path)
-  finally:
-    os.remove(path)
