@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 
+from absl import logging
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -140,3 +142,19 @@ def numbered_lines(path):
       if lineno == 1:
         text = text.lstrip('\ufeff')  # a byte-order mark
       yield lineno, text
+
+
+def relocated_data_dir(recorded, vendored, repo_root):
+  """The data folder recorded in a checkpoint's config, or the vendored one if the recorded folder is gone and was
+  the vendored folder of a clone that has moved (it ends in the same path below the clone: `data`, `data/ptb`).
+
+  Checkpoints record absolute paths; a repository that is moved or cloned elsewhere would otherwise be unable to
+  quantize, compress or evaluate its own checkpoints.
+  """
+  if os.path.isdir(recorded) or not os.path.isdir(vendored):
+    return recorded
+  below_root = os.path.relpath(vendored, repo_root).split(os.sep)
+  if os.path.normpath(recorded).split(os.sep)[-len(below_root):] != below_root:
+    return recorded
+  logging.warning('data folder %s (recorded in the checkpoint) is gone; using the vendored %s', recorded, vendored)
+  return vendored

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from lmf_tf import callbacks, models, reporting, training
+from lmf_tf import callbacks, io_utils, models, reporting, training
 from lmf_tf.config import TrainConfig
 from lmf_tf.errors import CorruptFileError, RunLockedError, TrainingDivergedError
 
@@ -103,3 +103,16 @@ with io_utils.run_lock({run_dir!r}):
     holder.wait()
   _, result = _train(tiny_config, epochs=1)  # the kernel released the dead holder's lock
   assert result['best_epoch'] == 1
+
+
+def test_a_moved_clone_finds_its_vendored_data_again(tmp_path):
+  root = tmp_path / 'new_clone'
+  for below in ('data', 'data/ptb'):
+    vendored = root / below
+    vendored.mkdir(parents=True, exist_ok=True)
+    gone = str(tmp_path / 'old_clone' / below)
+    assert io_utils.relocated_data_dir(gone, str(vendored), str(root)) == str(vendored)
+  # A folder that still exists, or one that was not the vendored one, is kept (and fails later, by name).
+  assert io_utils.relocated_data_dir(str(tmp_path), str(vendored), str(root)) == str(tmp_path)
+  other = str(tmp_path / 'old_clone' / 'my_data' / 'ptb')
+  assert io_utils.relocated_data_dir(other, str(vendored), str(root)) == other
