@@ -23,7 +23,7 @@ run_seed = $(word 2,$(subst _seed, ,$(1)))
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
 .PHONY: venv test sst2-lstm sst2-dan intent-lstm intent-dan measure-sst2 table-sst2 reproduce reproduce-quick tables bench-pipeline \
-	bench-inference analysis bench-scale ptb-lm clean-venv
+	bench-inference analysis bench-scale ptb-lm ptb-table clean-venv
 
 venv: $(STAMP)
 
@@ -97,11 +97,16 @@ bench-inference: $(TABLE4_RUNS)
 analysis: $(STAMP)
 	$(PY) scripts/analyze.py --models=lstm,dan --table4=results/table4.json --output=results/analysis
 
-# Penn Treebank language model (issue 7, baseline only so far): CONFIG is small, medium or large.
+# Penn Treebank language model (issue 7): CONFIG is small, medium or large.
 CONFIG ?= small
 
 ptb-lm: $(STAMP)
 	$(PY) scripts/train_lm.py --config=$(CONFIG) $(ARGS)
+
+# The LM compression table: the CONFIG baseline, then low-rank, pruning, quantization and TT, each fine-tuned;
+# words/s timed side by side at the end. Finished runs are skipped.
+ptb-table: $(STAMP)
+	$(PY) scripts/ptb_table.py --config=$(CONFIG) --jobs=$(JOBS)
 
 # The compression step at the paper's vocabulary sizes (issue 8): V = 100k and 1M, d = 300, R = 90. The plain
 # float64 SVD is timed too up to FULL_SVD_UP_TO words (at 1M it needs about 10 GB of memory).

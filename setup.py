@@ -16,6 +16,7 @@ setup(
         'pandas>=2',
         'matplotlib>=3.8',
         'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
+        'tensorly>=0.9',  # TT-SVD for the tensor-train LM layers (issue 7); we do not write our own TT-SVD
     ],
     extras_require={'dev': ['pytest>=8', 'hypothesis>=6']},
 )

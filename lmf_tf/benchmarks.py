@@ -141,6 +141,38 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
 
 
 
+def lm_inference_speed(checkpoint_dirs, words=10_000, repeats=3, batch_size=1):
+  """Words per second of each trained LM (`lm_training.load_trained_lm`) on the first `words` test words, side by
+  side: one warm-up pass, then `repeats` passes in which the models take turns; the median pass counts.
+
+  A pass is `lm_training.evaluate_perplexity` over TBPTT windows of the model's `num_steps` with `batch_size`
+  streams, the state carried, as at deployment of a next-word model. Returns {checkpoint_dir: {'words_per_second',
+  'pass_seconds', 'words', 'perplexity'}}; the perplexity is of these words only (a check, not the result).
+  """
+  from lmf_tf import lm_data, lm_training  # the classifier benchmarks need neither
+
+  if repeats < 1:
+    raise ValueError(f'repeats must be >= 1, got {repeats}')
+  models, data = {}, {}
+  for directory in checkpoint_dirs:
+    model, config, _ = lm_training.load_trained_lm(directory)
+    ids = lm_data.load_corpus(config.data_dir).test[:words + 1]
+    models[directory] = model
+    data[directory] = lm_data.tbptt_dataset(ids, batch_size, config.num_steps, drop_remainder=False).cache()
+  passes = {directory: [] for directory in models}
+  results = {}
+  for repeat in range(repeats + 1):  # pass 0 is the warm-up
+    for directory, model in models.items():
+      measured = lm_training.evaluate_perplexity(model, data[directory])
+      if repeat:
+        passes[directory].append(measured['seconds'])
+      results[directory] = {'words': measured['words'], 'perplexity': measured['perplexity']}
+  for directory, seconds in passes.items():
+    results[directory].update(pass_seconds=seconds,
+                              words_per_second=results[directory]['words'] / statistics.median(seconds))
+  return results
+
+
 TABLE4_REDUCTIONS = (50, 75, 90)
 
 

@@ -226,7 +226,7 @@ class RestoreMetrics(keras.callbacks.Callback):
       self.model.compute_metrics(None, np.zeros((1,), np.int64),
                                  np.full((1, self.model.output_shape[-1]), 1.0 / self.model.output_shape[-1],
                                          np.float32))
-      tf.train.Checkpoint(metrics=_keyed(self.model.metrics_variables)).read(
+      tf.train.Checkpoint(metrics=keyed_variables(self.model.metrics_variables)).read(
           self.prefix).expect_partial().assert_existing_objects_matched()
       self.prefix = None
 
@@ -238,11 +238,11 @@ def training_checkpoint(model):
   `tf.train.Checkpoint(model=model)` is not enough with Keras 3: it reaches the layers' weights only through the
   optimizer and misses the non-trainable state.
   """
-  return tf.train.Checkpoint(model=_keyed(model.variables), optimizer=_keyed(model.optimizer.variables),
-                             metrics=_keyed(model.metrics_variables))
+  return tf.train.Checkpoint(model=keyed_variables(model.variables), optimizer=keyed_variables(model.optimizer.variables),
+                             metrics=keyed_variables(model.metrics_variables))
 
 
-def _keyed(variables):
+def keyed_variables(variables):
   """Keyed by position and name: variable paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`)."""
   return {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
 
@@ -264,7 +264,7 @@ def restore_training_state(model, directory, state):
   model.optimizer.build(model.trainable_variables)
   try:
     # The training metrics are built only inside `fit`: `RestoreMetrics` reads them then.
-    tf.train.Checkpoint(model=_keyed(model.variables), optimizer=_keyed(model.optimizer.variables)).read(
+    tf.train.Checkpoint(model=keyed_variables(model.variables), optimizer=keyed_variables(model.optimizer.variables)).read(
         prefix).expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None

@@ -123,6 +123,49 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
   return runs
 
 
+# The PTB table (issue 7; Grachev et al. 2017, Table 1): the `small` baseline, then each method at two or three
+# levels, each compressed from the baseline's checkpoint and fine-tuned (quantization is not fine-tuned).
+PTB_LEVELS = (
+    ('lowrank', dict(reduction=60)),
+    ('lowrank', dict(reduction=80)),
+    ('lowrank', dict(reduction=60, matrices=('embedding', 'softmax'))),
+    ('prune', dict(sparsity=0.6)),
+    ('prune', dict(sparsity=0.8)),
+    ('prune', dict(sparsity=0.9)),
+    ('quantize', dict(bits=16)),
+    ('quantize', dict(bits=8)),
+    ('tt', dict(tt_rank=16, matrices=('embedding', 'softmax'))),
+    ('tt', dict(tt_rank=64, matrices=('embedding', 'softmax'))),
+)
+
+
+def ptb_plan(config='small', seed=1, workdir='checkpoints', results_dir='results', levels=PTB_LEVELS, **lm_flags):
+  """The runs of the PTB table: `scripts/train_lm.py` for the baseline, then `scripts/compress_lm.py` per level.
+
+  `lm_flags`: extra `--flag=value` for every run (e.g. max_steps for a smoke plan); they change the run names.
+  """
+  from lmf_tf import lm_compression, lm_models  # the classifier plan needs neither
+
+  workdir, results_dir = os.path.abspath(workdir), os.path.abspath(results_dir)
+  lm_config = lm_models.get_lm_config(config, seed=seed, max_steps=lm_flags.get('max_steps'))
+  baseline = Run(lm_config.run_name, 'ptb', config, 'baseline', 0.0, seed,
+                 (sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train_lm.py'), f'--config={config}',
+                  f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}',
+                  *[f'--{k}={v}' for k, v in lm_flags.items()]), dataset='ptb')
+  runs = [baseline]
+  baseline_dir = os.path.join(workdir, baseline.name, 'final')
+  for method, settings in levels:
+    compress = lm_compression.LmCompressionConfig(baseline_dir=baseline_dir, method=method, seed=seed, **settings,
+                                                  **lm_flags).validate()
+    argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'compress_lm.py'), f'--baseline_dir={baseline_dir}',
+            f'--method={method}', f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}']
+    argv += [f'--{k}={",".join(v) if isinstance(v, tuple) else v}' for k, v in {**settings, **lm_flags}.items()]
+    level = settings.get('reduction') or settings.get('sparsity') or settings.get('bits') or settings['tt_rank']
+    runs.append(Run(compress.run_name(baseline.name), 'ptb', config, method, float(level), seed, tuple(argv),
+                    requires=baseline.name, dataset='ptb'))
+  return runs
+
+
 def failure_path(results_dir, name):
   return os.path.join(results_dir, 'failed', name + '.txt')
 

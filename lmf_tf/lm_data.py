@@ -32,7 +32,8 @@ from lmf_tf.errors import ConfigError, DataFormatError
 
 EOS = '<eos>'
 UNK = '<unk>'
-PTB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'data', 'ptb')
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PTB_DIR = os.path.join(REPO_ROOT, 'data', 'ptb')
 PTB_FILES = {'train': 'ptb.train.txt', 'valid': 'ptb.valid.txt', 'test': 'ptb.test.txt'}
 _ASCII_SPACE = re.compile(r'[ \t\n\r\f\v]+')  # not str.split(), which also splits on \x1c-\x1f and Unicode spaces
 

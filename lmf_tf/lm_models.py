@@ -30,9 +30,9 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from lmf_tf import lm_data
+from lmf_tf import compression, lm_data, tt_layers
 from lmf_tf.errors import ConfigError
-from lmf_tf.layers import CompressibleEmbedding
+from lmf_tf.layers import CompressibleEmbedding, LowRankDense, LowRankLSTM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +108,55 @@ LM_CONFIGS = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class LmFactorization:
+  """Which weight matrices of the LM are stored factorized, and at what rank (Grachev et al. 2017, §3.3-3.4).
+
+  Ranks of the truncated-SVD form (None: dense): `embedding_rank` (V x H), `softmax_rank` (H x V),
+  `lstm_input_rank` and `lstm_recurrent_rank` (H x 4H, the same in every layer). TT ranks (None: not TT):
+  `embedding_tt_rank` and `softmax_tt_rank`, each matrix cut into `tt_cores` cores over
+  `tt_layers.balanced_factors` of its two sides. A matrix is either low-rank or TT, not both.
+  """
+  embedding_rank: int | None = None
+  softmax_rank: int | None = None
+  lstm_input_rank: int | None = None
+  lstm_recurrent_rank: int | None = None
+  embedding_tt_rank: int | None = None
+  softmax_tt_rank: int | None = None
+  tt_cores: int = 3
+
+  def __post_init__(self):
+    for name in ('embedding', 'softmax'):
+      if getattr(self, f'{name}_rank') is not None and getattr(self, f'{name}_tt_rank') is not None:
+        raise ConfigError(f'the {name} matrix can be low-rank (--{name}_rank) or TT (--{name}_tt_rank), not both')
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      if value is not None and value < 1:
+        raise ConfigError(f'--{field.name} must be at least 1, got {value}')
+
+  @classmethod
+  def from_reduction(cls, reduction, vocab_size, hidden_size, matrices=('embedding', 'softmax', 'lstm')):
+    """Ranks that cut each named matrix by R percent: k = floor((1 - R/100) m n / (m + n)) for an m x n matrix
+    (`compression.rank_for_reduction`). Worked example, V = 10,000, H = 200, R = 60: embedding and softmax
+    k = 78, LSTM input and recurrent (200 x 800) k = 64."""
+    unknown = set(matrices) - {'embedding', 'softmax', 'lstm'}
+    if unknown:
+      raise ConfigError(f'--factorize: unknown matrices {sorted(unknown)}; choose from embedding, softmax, lstm')
+    ranks = {}
+    if 'embedding' in matrices:
+      ranks['embedding_rank'] = compression.rank_for_reduction(reduction, vocab_size, hidden_size)
+    if 'softmax' in matrices:
+      ranks['softmax_rank'] = compression.rank_for_reduction(reduction, hidden_size, vocab_size)
+    if 'lstm' in matrices:
+      k = compression.rank_for_reduction(reduction, hidden_size, 4 * hidden_size)
+      ranks.update(lstm_input_rank=k, lstm_recurrent_rank=k)
+    return cls(**ranks)
+
+  @property
+  def factorizes_lstm(self):
+    return self.lstm_input_rank is not None or self.lstm_recurrent_rank is not None
+
+
 def get_lm_config(name, **overrides):
   """The named config (`LM_CONFIGS`) with `overrides` (field=value; None values are ignored), validated."""
   if name not in LM_CONFIGS:
@@ -123,24 +172,49 @@ class LstmLanguageModel(keras.Model):
   """
 
   def __init__(self, vocab_size, hidden_size, num_layers=2, dropout=0.0, init_scale=0.1, embedding_rank=None,
-               **kwargs):
+               factorization=None, **kwargs):
     super().__init__(**kwargs)
     self.vocab_size, self.hidden_size, self.num_layers = int(vocab_size), int(hidden_size), int(num_layers)
     self.dropout_rate, self.init_scale = float(dropout), float(init_scale)
+    if isinstance(factorization, dict):
+      factorization = LmFactorization(**factorization)
+    factorization = factorization or LmFactorization()
+    if embedding_rank is not None:  # the older argument, kept so that saved configs load
+      factorization = dataclasses.replace(factorization, embedding_rank=embedding_rank)
+    self.factorization = factorization
 
     def uniform():  # a fresh initializer per weight, each drawing its seed from the global one
       return keras.initializers.RandomUniform(-self.init_scale, self.init_scale)
 
-    self.word_embedding = CompressibleEmbedding(vocab_size, hidden_size, rank=embedding_rank, mask_zero=False,
-                                                embeddings_initializer=uniform(), name='word_embedding')
+    if factorization.embedding_tt_rank is not None:
+      self.word_embedding = tt_layers.TTEmbedding(
+          tt_layers.balanced_factors(vocab_size, factorization.tt_cores),
+          tt_layers.balanced_factors(hidden_size, factorization.tt_cores), factorization.embedding_tt_rank,
+          init_scale=init_scale, name='word_embedding')
+    else:
+      self.word_embedding = CompressibleEmbedding(vocab_size, hidden_size, rank=factorization.embedding_rank,
+                                                  mask_zero=False, embeddings_initializer=uniform(),
+                                                  name='word_embedding')
     self.dropouts = [keras.layers.Dropout(self.dropout_rate, name=f'dropout{i}') for i in range(num_layers + 1)]
-    self.lstms = [
-        keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, unit_forget_bias=False,
-                          kernel_initializer=uniform(), recurrent_initializer=uniform(), bias_initializer=uniform(),
-                          name=f'lstm{i}')
-        for i in range(num_layers)]
-    self.softmax = keras.layers.Dense(vocab_size, kernel_initializer=uniform(), bias_initializer=uniform(),
-                                      name='softmax')
+    if factorization.factorizes_lstm:
+      self.lstms = [LowRankLSTM(hidden_size, factorization.lstm_input_rank, factorization.lstm_recurrent_rank,
+                                init_scale=init_scale, name=f'lstm{i}') for i in range(num_layers)]
+    else:
+      self.lstms = [
+          keras.layers.LSTM(hidden_size, return_sequences=True, return_state=True, unit_forget_bias=False,
+                            kernel_initializer=uniform(), recurrent_initializer=uniform(),
+                            bias_initializer=uniform(), name=f'lstm{i}')
+          for i in range(num_layers)]
+    if factorization.softmax_tt_rank is not None:
+      self.softmax = tt_layers.TTDense(
+          tt_layers.balanced_factors(hidden_size, factorization.tt_cores),
+          tt_layers.balanced_factors(vocab_size, factorization.tt_cores), factorization.softmax_tt_rank,
+          init_scale=init_scale, name='softmax')
+    elif factorization.softmax_rank is not None:
+      self.softmax = LowRankDense(vocab_size, factorization.softmax_rank, init_scale=init_scale, name='softmax')
+    else:
+      self.softmax = keras.layers.Dense(vocab_size, kernel_initializer=uniform(), bias_initializer=uniform(),
+                                        name='softmax')
 
   def call(self, ids, initial_state=None, training=None):
     """ids: int32[B, T]; initial_state: None or ((h, c),) * num_layers, float32[B, H] each.
@@ -166,13 +240,14 @@ class LstmLanguageModel(keras.Model):
   def get_config(self):
     return {'name': self.name, 'trainable': self.trainable, 'vocab_size': self.vocab_size,
             'hidden_size': self.hidden_size, 'num_layers': self.num_layers, 'dropout': self.dropout_rate,
-            'init_scale': self.init_scale, 'embedding_rank': self.word_embedding.rank}
+            'init_scale': self.init_scale, 'factorization': dataclasses.asdict(self.factorization)}
 
 
-def build_lm(config, vocab_size, embedding_rank=None):
-  """The `LstmLanguageModel` of `config` over a vocabulary of `vocab_size`, built (weights created); logs its size."""
+def build_lm(config, vocab_size, factorization=None):
+  """The `LstmLanguageModel` of `config` over a vocabulary of `vocab_size` (with the matrices of `factorization`
+  in low-rank or TT form), built (weights created); logs its size."""
   model = LstmLanguageModel(vocab_size, config.hidden_size, config.num_layers, config.dropout, config.init_scale,
-                            embedding_rank=embedding_rank, name=f'lstm_lm_{config.name}')
+                            factorization=factorization, name=f'lstm_lm_{config.name}')
   model(np.zeros((1, 1), np.int32))
   logging.info('Model %s: %d parameters (%s).', model.name, count_params(model),
                ', '.join(f'{layer.name} {count_params(layer)}' for layer in model.layers if layer.weights))

@@ -15,6 +15,7 @@ V words has ln p = -ln V for every word, so PPL = V (worked example: V = 10,000 
 """
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -26,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import io_utils, lm_data, lm_models, model_size, schedules
-from lmf_tf.errors import CheckpointNotFoundError, TrainingDivergedError
+from lmf_tf import callbacks, io_utils, lm_data, lm_models, model_size, pruning, quantization, schedules
+from lmf_tf.errors import CheckpointNotFoundError, ConfigError, TrainingDivergedError
 
 
 def token_cross_entropy(targets, logits):
@@ -42,12 +43,14 @@ def create_optimizer(config, steps_per_epoch):
   return keras.optimizers.SGD(schedule, global_clipnorm=config.max_grad_norm)
 
 
-def make_train_step(model, optimizer):
+def make_train_step(model, optimizer, masks=None):
   """A compiled step `(inputs int32[B, T], targets int32[B, T], state) -> (mean cross-entropy float32[], state)`.
 
   The loss whose gradient is taken is the cross-entropy summed over the T steps and averaged over the B streams
   (Zaremba et al. 2014; the TensorFlow tutorial's `average_across_timesteps=False`); the returned value is its
-  mean per word. Call it again after the model's variables change (e.g. a factorized embedding).
+  mean per word. `masks` ({`model_size.weight_dict` name: bool mask}, from `pruning.magnitude_masks`): pruned
+  weights are set back to zero after every update, so they stay zero while the rest is fine-tuned (Grachev et al.
+  2017, §3.1). Call it again after the model's variables change (e.g. a factorized embedding).
   """
   optimizer.build(model.trainable_variables)
 
@@ -59,6 +62,8 @@ def make_train_step(model, optimizer):
       loss = cross_entropy * tf.cast(tf.shape(targets)[1], tf.float32)
     gradients = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    if masks:
+      pruning.apply_masks(model, masks)
     return cross_entropy, final_state
 
   return train_step
@@ -112,7 +117,7 @@ def evaluate_perplexity(model, dataset):
 
 
 @dataclasses.dataclass
-class _Progress:
+class Progress:
   """Counters over the whole run; the first step (which traces the graph) is left out of the speed."""
   step: int = 0
   timed_words: int = 0
@@ -145,12 +150,88 @@ def _train_epoch(model, train_step, dataset, config, epoch, num_steps, progress,
   return total / count, epoch_words / max(epoch_seconds, 1e-9)
 
 
+def train_epochs(model, train_step, optimizer, train_data, valid_data, config, steps_per_epoch, total_steps,
+                 progress, history, epochs=None, first_epoch=0, after_epoch=None):
+  """Epochs `first_epoch` .. `epochs` - 1 (default `config.epochs`), at most `total_steps` steps in all, each
+  followed by the valid perplexity and `after_epoch()`; appends one record per epoch to `history` and returns the
+  last valid evaluation (None if no epoch ran)."""
+  valid = None
+  log_every = config.log_every_steps or max(1, steps_per_epoch // 10)
+  epochs = config.epochs if epochs is None else epochs
+  for epoch in range(first_epoch, epochs):
+    if progress.step >= total_steps:
+      break
+    epoch_start = time.time()
+    lr = float(optimizer.learning_rate)  # the schedule's value at this epoch's first step
+    epoch_steps = min(steps_per_epoch, total_steps - progress.step)
+    train_ce, train_wps = _train_epoch(model, train_step, train_data, config, epoch, epoch_steps, progress,
+                                       log_every)
+    valid = evaluate_perplexity(model, valid_data)
+    history.append({'epoch': epoch + 1, 'step': progress.step, 'windows': epoch_steps, 'learning_rate': lr,
+                    'train_perplexity': math.exp(train_ce), 'valid_perplexity': valid['perplexity'],
+                    'train_words_per_second': train_wps, 'seconds': time.time() - epoch_start})
+    logging.info('epoch %3d/%d step %8d lr %.3e train_ppl %9.2f valid_ppl %9.2f wps %6.0f time %7.1fs',
+                 epoch + 1, epochs, progress.step, lr, math.exp(train_ce), valid['perplexity'], train_wps,
+                 history[-1]['seconds'])
+    if after_epoch is not None:
+      after_epoch()
+  return valid
+
+
+def _training_checkpoint(model, optimizer):
+  return tf.train.Checkpoint(weights=model_size.weight_dict(model),
+                             optimizer=callbacks.keyed_variables(optimizer.variables))
+
+
+def save_training_state(train_dir, config, model, optimizer, progress, history):
+  """Replaces `<train_dir>` atomically by the state after an epoch: `ckpt` (weights, optimizer step) and
+  `state.json` (config, progress counters, history, the checkpoint's sha256)."""
+  with io_utils.atomic_path(train_dir) as tmp:
+    os.makedirs(tmp)
+    prefix = os.path.join(tmp, 'ckpt')
+    _training_checkpoint(model, optimizer).write(prefix)
+    state = {'config': dataclasses.asdict(config), 'progress': dataclasses.asdict(progress), 'history': history,
+             'checkpoint_sha256': io_utils.checkpoint_digest(prefix)}
+    with open(os.path.join(tmp, 'state.json'), 'w') as f:
+      json.dump(state, f, indent=2)
+
+
+def restore_training_state(train_dir, config, model, optimizer, progress, history):
+  """Loads what `save_training_state` wrote, if anything, into the model, optimizer, progress and history.
+
+  Returns:
+    True if a state was restored.
+  Raises:
+    ConfigError: the saved state is of another config (e.g. other epochs or learning rate) than `config`.
+    CorruptFileError: the files are truncated or do not match their digest.
+  """
+  state_path = os.path.join(train_dir, 'state.json')
+  if not os.path.exists(state_path):
+    return False
+  state = io_utils.read_json(state_path, 'training state')
+  saved = json.loads(json.dumps(dataclasses.asdict(config)))
+  if state['config'] != saved:
+    changed = sorted(k for k in saved if state['config'].get(k) != saved[k])
+    raise ConfigError(f'{state_path} is the state of a run with other settings ({", ".join(changed)}); remove '
+                      f'{train_dir} to start again, or use another --workdir')
+  prefix = os.path.join(train_dir, 'ckpt')
+  io_utils.verify_checkpoint(prefix, state['checkpoint_sha256'], 'training checkpoint')
+  _training_checkpoint(model, optimizer).read(prefix).assert_existing_objects_matched()
+  for key, value in state['progress'].items():
+    setattr(progress, key, value)
+  history[:] = state['history']
+  logging.info('Resumed %s after epoch %d (step %d).', train_dir, len(history), progress.step)
+  return True
+
+
 def train_lm(config: lm_models.LmConfig):
   """Trains the LSTM LM of `config` on its corpus; evaluates valid perplexity after every epoch and test at the end.
 
   Writes, atomically:
     <workdir>/<run>/final/model.{data-*,index,meta} and config.json: the final model's inference checkpoint;
     <workdir>/<run>/vocab.txt: the vocabulary, one word a line in id order;
+    <workdir>/<run>/train/: the training state after the last finished epoch (`save_training_state`); a run
+      started again with the same config continues from it;
     <results_dir>/<run>.json: config, data sizes, parameter count, per-epoch history, valid and test perplexity,
       training words per second, checkpoint bytes (.data + .index + .meta), wall time.
   Returns:
@@ -187,24 +268,16 @@ def _train_lm(config):
   total_steps = config.epochs * steps_per_epoch
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  log_every = config.log_every_steps or max(1, steps_per_epoch // 10)
 
-  progress, history, valid = _Progress(), [], None
-  for epoch in range(config.epochs):
-    if progress.step >= total_steps:
-      break
-    epoch_start = time.time()
-    lr = float(optimizer.learning_rate)  # the schedule's value at this epoch's first step
-    epoch_steps = min(steps_per_epoch, total_steps - progress.step)
-    train_ce, train_wps = _train_epoch(model, train_step, train_data, config, epoch, epoch_steps, progress,
-                                       log_every)
+  progress, history = Progress(), []
+  train_dir = os.path.join(run_dir, 'train')
+  restore_training_state(train_dir, config, model, optimizer, progress, history)
+  valid = train_epochs(
+      model, train_step, optimizer, train_data, valid_data, config, steps_per_epoch, total_steps, progress, history,
+      first_epoch=len(history),
+      after_epoch=lambda: save_training_state(train_dir, config, model, optimizer, progress, history))
+  if valid is None:  # resumed from the state after the last epoch
     valid = evaluate_perplexity(model, valid_data)
-    history.append({'epoch': epoch + 1, 'step': progress.step, 'windows': epoch_steps, 'learning_rate': lr,
-                    'train_perplexity': math.exp(train_ce), 'valid_perplexity': valid['perplexity'],
-                    'train_words_per_second': train_wps, 'seconds': time.time() - epoch_start})
-    logging.info('epoch %3d/%d step %8d lr %.3e train_ppl %9.2f valid_ppl %9.2f wps %6.0f time %7.1fs',
-                 epoch + 1, config.epochs, progress.step, lr, math.exp(train_ce), valid['perplexity'], train_wps,
-                 history[-1]['seconds'])
   test = evaluate_perplexity(model, test_data)
 
   vocab_path = os.path.join(run_dir, 'vocab.txt')
@@ -243,7 +316,9 @@ def _train_lm(config):
 
 
 def load_trained_lm(checkpoint_dir):
-  """Rebuilds the model saved by `train_lm` in `<run>/final`, with its weights (checked against their digest).
+  """Rebuilds a model saved by `train_lm` or `lm_compression.compress_lm` (`<run>/final`), with its weights, after
+  checking the files against their digest. Factorized models come back factorized; pruned ones (sparse storage)
+  and quantized ones (integer storage) come back as dense float weights, zeros and de-quantized values included.
 
   Returns:
     (model, LmConfig, LmVocabulary).
@@ -252,8 +327,23 @@ def load_trained_lm(checkpoint_dir):
   if not os.path.exists(meta_path):
     raise CheckpointNotFoundError(f'no trained language model at {checkpoint_dir} (expected {meta_path})')
   meta = io_utils.read_json(meta_path, 'checkpoint config')
-  config = lm_models.LmConfig(**meta['config'])
+  data_dir = io_utils.relocated_data_dir(meta['config']['data_dir'], lm_data.PTB_DIR, lm_data.REPO_ROOT)
+  config = lm_models.LmConfig(**{**meta['config'], 'data_dir': data_dir})
   vocabulary = lm_data.LmVocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
-  model = lm_models.build_lm(config, len(vocabulary), embedding_rank=meta['model']['embedding_rank'])
-  model_size.restore_inference_checkpoint(model, checkpoint_dir)
+  model_config = meta['model']
+  factorization = lm_models.LmFactorization(**model_config.get('factorization', {}))
+  if model_config.get('embedding_rank') is not None:  # written before LmFactorization existed
+    factorization = dataclasses.replace(factorization, embedding_rank=model_config['embedding_rank'])
+  model = lm_models.build_lm(config, len(vocabulary), factorization=factorization)
+  storage = meta.get('storage', 'dense')
+  if storage == 'dense':
+    model_size.restore_inference_checkpoint(model, checkpoint_dir)
+  else:
+    model_size.verify_inference_checkpoint(checkpoint_dir)
+    if storage == 'sparse':
+      pruning.restore_sparse(model, checkpoint_dir)
+    elif storage == 'quantized':
+      quantization.restore_dequantized(model, checkpoint_dir)
+    else:
+      raise CheckpointNotFoundError(f'{meta_path}: unknown storage {storage!r} (dense, sparse or quantized)')
   return model, config, vocabulary

@@ -219,3 +219,53 @@ def table4_markdown(table, batch_sizes=(1, 64)):
       cells += [f'{row.get("latency_ms_p50", float("nan")):.3f}', f'{row.get("latency_ms_p99", float("nan")):.3f}']
       lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
+
+
+PTB_METHOD_ORDER = ('baseline', 'lowrank', 'prune', 'quantize', 'tt')
+
+
+def ptb_table(runs, results_dir, speeds=None):
+  """The PTB table (issue 7): one row per run of `experiments.ptb_plan` that has a results JSON.
+
+  Columns: method, level, stored numbers, checkpoint bytes and how many times smaller than the baseline, valid
+  and test perplexity, the test change against the baseline in percent, fine-tuning wall time and epoch kept,
+  and words/s at inference from `speeds` (`benchmarks.lm_inference_speed`, keyed by checkpoint dir).
+  """
+  rows, baseline = [], None
+  for run in runs:
+    path = os.path.join(results_dir, run.name + '.json')
+    if not os.path.exists(path):
+      continue
+    result = io_utils.read_json(path, 'results')
+    if run.method == 'baseline':
+      baseline = result
+    speed = (speeds or {}).get(result['checkpoint_dir'], {}).get('words_per_second')
+    rows.append({'run': run.name, 'method': run.method, 'level': result.get('level', run.model),
+                 'params': result['params'], 'checkpoint_bytes': result['checkpoint_bytes']['total_bytes'],
+                 'valid_perplexity': result['valid_perplexity'], 'test_perplexity': result['test_perplexity'],
+                 'fine_tune_seconds': result.get('fine_tune_seconds', result.get('wall_seconds')),
+                 'chosen_epoch': result.get('chosen_epoch'), 'words_per_second': speed,
+                 'valid_perplexity_before_fine_tuning': result.get('valid_perplexity_before_fine_tuning')})
+  table = pd.DataFrame(rows)
+  if table.empty or baseline is None:
+    return table
+  table['times_smaller'] = baseline['checkpoint_bytes']['total_bytes'] / table.checkpoint_bytes
+  table['test_change_pct'] = 100 * (table.test_perplexity / baseline['test_perplexity'] - 1)
+  table['order'] = table.method.map(PTB_METHOD_ORDER.index)
+  return table.sort_values(['order', 'checkpoint_bytes'], ascending=[True, False]).drop(columns='order').reset_index(
+      drop=True)
+
+
+def ptb_table_markdown(table):
+  lines = ['| method | level | stored numbers | checkpoint (MB) | x smaller | valid ppl (before FT) | test ppl | '
+           'test vs baseline | train time | words/s (batch 1) |', '|---|---|---|---|---|---|---|---|---|---|']
+  for row in table.itertuples():
+    before = ('' if pd.isna(row.valid_perplexity_before_fine_tuning) else
+              f' ({row.valid_perplexity_before_fine_tuning:.1f})')
+    speed = '-' if pd.isna(row.words_per_second) else f'{row.words_per_second:,.0f}'
+    minutes = '-' if pd.isna(row.fine_tune_seconds) else f'{row.fine_tune_seconds / 60:.0f} min'
+    change = '-' if row.method == 'baseline' else f'{row.test_change_pct:+.1f}%'
+    lines.append(f'| {row.method} | {row.level} | {row.params:,} | {row.checkpoint_bytes / 1e6:.2f} | '
+                 f'{row.times_smaller:.2f} | {row.valid_perplexity:.2f}{before} | {row.test_perplexity:.2f} | '
+                 f'{change} | {minutes} | {speed} |')
+  return '\n'.join(lines) + '\n'

@@ -1,5 +1,6 @@
 """The PTB language-model foundation: data, TBPTT windows, state carrying, perplexity, training (issue 7)."""
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -266,3 +267,31 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path):
   _, short = lm_training.train_lm(tiny_config(tmp_path, max_steps=3))
   assert short['run'] == 'ptb_tiny_steps3_seed1' and short['steps'] == 3 and short['stopped_by_max_steps']
   assert len(short['history']) == 1 and short['history'][0]['windows'] == 3
+
+
+def test_interrupted_training_resumes_after_its_last_epoch(tmp_path, monkeypatch):
+  write_corpus(tmp_path / 'ptb')
+  _, whole = lm_training.train_lm(tiny_config(tmp_path, epochs=3, workdir=str(tmp_path / 'whole')))
+  calls = {'n': 0}
+  real_epoch = lm_training._train_epoch
+
+  def crash_in_third_epoch(*args):
+    calls['n'] += 1
+    if calls['n'] == 3:
+      raise KeyboardInterrupt('killed')
+    return real_epoch(*args)
+
+  config = tiny_config(tmp_path, epochs=3, workdir=str(tmp_path / 'cut'))
+  monkeypatch.setattr(lm_training, '_train_epoch', crash_in_third_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    lm_training.train_lm(config)
+  state = json.loads((tmp_path / 'cut' / config.run_name / 'train' / 'state.json').read_text())
+  assert state['progress']['step'] == 2 * whole['data']['windows_per_epoch'] and len(state['history']) == 2
+  monkeypatch.setattr(lm_training, '_train_epoch', real_epoch)
+  _, resumed = lm_training.train_lm(config)
+  assert [h['epoch'] for h in resumed['history']] == [1, 2, 3] and resumed['steps'] == whole['steps']
+  assert resumed['test_perplexity'] == pytest.approx(whole['test_perplexity'], rel=1e-5)
+  assert [h['learning_rate'] for h in resumed['history']] == [h['learning_rate'] for h in whole['history']]
+  # Another config in the same run directory is refused, naming what differs.
+  with pytest.raises(ConfigError, match='learning_rate'):
+    lm_training.train_lm(dataclasses.replace(config, learning_rate=0.5))

@@ -1,0 +1,322 @@
+"""Compress a trained PTB language model, fine-tune it, and measure it (Grachev, Ignatov, Savchenko 2017; issue 7).
+
+`compress_lm(config)` loads the model that `lm_training.train_lm` saved, applies one method, fine-tunes the result
+with SGD on the training set (choosing the epoch by valid perplexity, the state before fine-tuning included), and
+reports valid and test perplexity, parameters, checkpoint bytes and words per second, like `train_lm`.
+
+The methods (§3 of the paper), each a reusable piece of `lmf_tf`:
+  - 'lowrank' (§3.3): the truncated SVD W ≈ (U_k Σ_k)(V_kᵀ) of the embedding (`layers.CompressibleEmbedding`), the
+    softmax (`layers.LowRankDense`) and the LSTM input and recurrent matrices (`layers.LowRankLSTM`), with ranks
+    per matrix or from one reduction R for every chosen matrix (`lm_models.LmFactorization.from_reduction`);
+  - 'prune' (§3.1): magnitude pruning of every weight matrix to a target sparsity, fine-tuned under the fixed mask
+    (`pruning`), and stored sparsely (packed mask + non-zero values) so the checkpoint shrinks;
+  - 'quantize' (§3.2): post-training b-bit fixed-point quantization of every matrix (`quantization`, the classifier
+    baseline), stored as integers; not fine-tuned (the 8-bit model loses almost nothing, so there is nothing to
+    regain, and training through the rounding would need a straight-through estimator);
+  - 'tt' (§3.4): the embedding and softmax as tensor-train matrices (`tt_layers`), initialised by TT-SVD.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lmf_tf import compression, io_utils, lm_data, lm_models, lm_training, model_size, pruning, quantization
+from lmf_tf import schedules
+from lmf_tf.errors import ConfigError
+
+METHODS = ('lowrank', 'prune', 'quantize', 'tt')
+MATRICES = ('embedding', 'softmax', 'lstm')
+
+
+@dataclasses.dataclass(frozen=True)
+class LmCompressionConfig:
+  """One compression run of a trained LM: the method and its level, and the fine-tuning."""
+  baseline_dir: str  # <workdir>/<baseline run>/final, as written by train_lm
+  method: str = 'lowrank'
+
+  # 'lowrank': one reduction R (percent) for every matrix in `matrices`, or ranks per matrix (these win over R).
+  reduction: float | None = None
+  matrices: tuple = MATRICES
+  embedding_rank: int | None = None
+  softmax_rank: int | None = None
+  lstm_input_rank: int | None = None
+  lstm_recurrent_rank: int | None = None
+  # 'prune': the share of each weight matrix set to zero (biases are kept).
+  sparsity: float | None = None
+  # 'quantize'.
+  bits: int = 8
+  # 'tt': the TT rank of the embedding and softmax (those in `matrices`), and the number of cores.
+  tt_rank: int | None = None
+  tt_cores: int = 3
+
+  # Fine-tuning: SGD, clipped as in training, lr = fine_tune_learning_rate · fine_tune_lr_decay^epoch.
+  fine_tune_epochs: int = 1  # an epoch of `small` is about 5 minutes here
+  fine_tune_learning_rate: float = 0.1
+  fine_tune_lr_decay: float = 0.25
+  max_steps: int | None = None  # stop fine-tuning after this many steps in all (smoke runs)
+
+  seed: int = 1
+  workdir: str = 'checkpoints'
+  results_dir: str = 'results'
+
+  def validate(self):
+    """Returns self, or raises ConfigError naming the flag that is missing or out of range."""
+    if self.method not in METHODS:
+      raise ConfigError(f'--method={self.method!r}: choose one of {", ".join(METHODS)}')
+    unknown = set(self.matrices) - set(MATRICES)
+    if unknown or not self.matrices:
+      raise ConfigError(f'--matrices={",".join(self.matrices)}: choose some of {", ".join(MATRICES)}')
+    ranks = (self.embedding_rank, self.softmax_rank, self.lstm_input_rank, self.lstm_recurrent_rank)
+    if self.method == 'lowrank' and self.reduction is None and all(r is None for r in ranks):
+      raise ConfigError('--method=lowrank needs --reduction or at least one of --embedding_rank, --softmax_rank, '
+                        '--lstm_input_rank, --lstm_recurrent_rank')
+    if self.method == 'prune' and (self.sparsity is None or not 0 < self.sparsity < 1):
+      raise ConfigError(f'--method=prune needs 0 < --sparsity < 1, got {self.sparsity}')
+    if self.method == 'quantize' and self.bits not in quantization.INT_TYPES:
+      raise ConfigError(f'--bits must be one of {sorted(quantization.INT_TYPES)}, got {self.bits}')
+    if self.method == 'tt':
+      if self.tt_rank is None or self.tt_rank < 1:
+        raise ConfigError(f'--method=tt needs --tt_rank >= 1, got {self.tt_rank}')
+      if 'lstm' in self.matrices and len(self.matrices) == 1:
+        raise ConfigError('--method=tt applies to the embedding and softmax only; --matrices=lstm leaves nothing')
+    if self.fine_tune_epochs < 0 or self.fine_tune_learning_rate <= 0 or not 0 < self.fine_tune_lr_decay <= 1:
+      raise ConfigError('need --fine_tune_epochs >= 0, --fine_tune_learning_rate > 0 and 0 < --fine_tune_lr_decay '
+                        '<= 1')
+    if self.max_steps is not None and self.max_steps < 1:
+      raise ConfigError(f'--max_steps must be at least 1, got {self.max_steps}')
+    return self
+
+  @property
+  def tag(self):
+    """What the run did, for its name: lowrank_R60, lowrank_e64_s64, prune_s80, quantize_q8, tt16, and the matrices
+    when not all (TT: not both of embedding and softmax)."""
+    if self.method == 'lowrank':
+      per_matrix = [f'{p}{r}' for p, r in (('e', self.embedding_rank), ('s', self.softmax_rank),
+                                           ('i', self.lstm_input_rank), ('r', self.lstm_recurrent_rank)) if r]
+      tag = 'lowrank_' + ('_'.join(per_matrix) if per_matrix else f'R{self.reduction:g}')
+    elif self.method == 'prune':
+      tag = f'prune_s{round(100 * self.sparsity):d}'
+    elif self.method == 'quantize':
+      tag = f'quantize_q{self.bits}'
+    else:
+      tag = f'tt{self.tt_rank}'
+    matrices = tuple(m for m in self.matrices if m != 'lstm') if self.method == 'tt' else tuple(self.matrices)
+    default = ('embedding', 'softmax') if self.method == 'tt' else MATRICES
+    if matrices != default and self.method != 'quantize':
+      tag += '_' + '-'.join(matrices)
+    if self.fine_tune_epochs != 1 and self.method != 'quantize':
+      tag += f'_ft{self.fine_tune_epochs}'
+    if self.max_steps:
+      tag += f'_steps{self.max_steps}'
+    return tag
+
+  def run_name(self, baseline_run):
+    return f'{baseline_run}_{self.tag}'
+
+
+def factorization_for(config, vocab_size, hidden_size):
+  """The `LmFactorization` that `config` ('lowrank' or 'tt') asks for."""
+  if config.method == 'tt':
+    return lm_models.LmFactorization(
+        embedding_tt_rank=config.tt_rank if 'embedding' in config.matrices else None,
+        softmax_tt_rank=config.tt_rank if 'softmax' in config.matrices else None, tt_cores=config.tt_cores)
+  base = (lm_models.LmFactorization.from_reduction(config.reduction, vocab_size, hidden_size, config.matrices)
+          if config.reduction is not None else lm_models.LmFactorization())
+  overrides = {name: getattr(config, name) for name in ('embedding_rank', 'softmax_rank', 'lstm_input_rank',
+                                                        'lstm_recurrent_rank') if getattr(config, name) is not None}
+  for name, rank in overrides.items():
+    shape = {'embedding_rank': (vocab_size, hidden_size), 'softmax_rank': (hidden_size, vocab_size)}.get(
+        name, (hidden_size, 4 * hidden_size))
+    compression.validate_rank(rank, *shape, flag=f'--{name}')
+  return dataclasses.replace(base, **overrides)
+
+
+def _svd_factors(matrix, rank):
+  svd = compression.truncated_svd(np.asarray(matrix), rank)
+  return svd.left, svd.right
+
+
+def factorized_copy(model, factorization, lm_config):
+  """A new `LstmLanguageModel` with the matrices of `factorization` in low-rank (truncated SVD) or TT (TT-SVD) form
+  and every other weight copied from the dense, trained `model`."""
+  new = lm_models.build_lm(lm_config, model.vocab_size, factorization=factorization)
+  embedding = model.word_embedding.full_matrix()
+  if factorization.embedding_tt_rank is not None:
+    new.word_embedding.cores_from(embedding)
+  elif factorization.embedding_rank is not None:
+    left, right = _svd_factors(embedding, factorization.embedding_rank)
+    new.word_embedding.embedding.embeddings.assign(left)
+    new.word_embedding.projection.kernel.assign(right)
+  else:
+    new.word_embedding.embedding.embeddings.assign(embedding)
+  for old_lstm, new_lstm in zip(model.lstms, new.lstms):
+    kernel, recurrent, bias = (w.numpy() for w in (old_lstm.cell.kernel, old_lstm.cell.recurrent_kernel,
+                                                   old_lstm.cell.bias))
+    if factorization.factorizes_lstm:
+      new_lstm.set_from_lstm(kernel, recurrent, bias, _svd_factors)
+    else:
+      new_lstm.set_weights([kernel, recurrent, bias])
+  kernel, bias = model.softmax.kernel.numpy(), model.softmax.bias.numpy()
+  if factorization.softmax_tt_rank is not None:
+    new.softmax.cores_from(kernel)
+    new.softmax.bias.assign(bias)
+  elif factorization.softmax_rank is not None:
+    new.softmax.set_factors(*_svd_factors(kernel, factorization.softmax_rank), bias)
+  else:
+    new.softmax.set_weights([kernel, bias])
+  return new
+
+
+def pruning_targets(model, matrices):
+  """`weight_dict` names of the weight matrices of `matrices` (embedding, softmax, lstm), biases excluded."""
+  layer_names = {'embedding': ('word_embedding',), 'softmax': ('softmax',),
+                 'lstm': tuple(layer.name for layer in model.lstms)}
+  wanted = {name for m in matrices for name in layer_names[m]}
+  return [name for name, w in model_size.weight_dict(model).items()
+          if len(w.shape) >= 2 and name.split('.')[1] in wanted]  # names are '<model>.<layer>.<...>'
+
+
+def _stored_numbers(model, masks=None):
+  """Numbers the checkpoint keeps: every weight entry, less the pruned zeros."""
+  total = lm_models.count_params(model)
+  if masks:
+    total -= sum(int(np.sum(~m)) for m in masks.values())
+  return total
+
+
+def compress_lm(config: LmCompressionConfig):
+  """Compresses the LM in `config.baseline_dir` by `config.method`, fine-tunes it and measures it.
+
+  Writes, atomically:
+    <workdir>/<run>/final/: the compressed model's checkpoint (dense weights; for 'prune' the packed masks and
+      non-zero values; for 'quantize' the integers and scales) and config.json (with `storage`), and vocab.txt;
+    <results_dir>/<run>.json: the baseline's and this run's perplexities, parameters, checkpoint bytes, words per
+      second, the fine-tuning history and its wall time.
+  Returns:
+    (model, results dict).
+  """
+  config = config.validate()
+  baseline, lm_config, vocabulary = lm_training.load_trained_lm(config.baseline_dir)
+  baseline_meta = io_utils.read_json(os.path.join(config.baseline_dir, 'config.json'), 'checkpoint config')
+  baseline_run = os.path.basename(os.path.dirname(os.path.abspath(config.baseline_dir)))
+  run_name = config.run_name(baseline_run)
+  with io_utils.run_lock(os.path.join(config.workdir, run_name)):
+    return _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name)
+
+
+def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name):
+  wall_start = time.time()
+  keras.utils.set_random_seed(config.seed)
+  lm_config = dataclasses.replace(lm_config, seed=config.seed, workdir=config.workdir,
+                                  results_dir=config.results_dir)
+  corpus = lm_data.load_corpus(lm_config.data_dir)
+  if len(corpus.vocabulary) != len(vocabulary):
+    raise ConfigError(f'{config.baseline_dir}: the model has a vocabulary of {len(vocabulary)}, the corpus in '
+                      f'{lm_config.data_dir} one of {len(corpus.vocabulary)}')
+  sizes = corpus.sizes()
+  train_data = lm_data.tbptt_dataset(corpus.train, lm_config.batch_size, lm_config.num_steps)
+  steps_per_epoch = lm_data.num_windows(sizes['train'], lm_config.batch_size, lm_config.num_steps)
+  valid_data, test_data = (lm_data.tbptt_dataset(ids, lm_config.eval_batch_size, lm_config.num_steps,
+                                                 drop_remainder=False) for ids in (corpus.valid, corpus.test))
+
+  masks, quantized, factorization = None, None, None
+  if config.method in ('lowrank', 'tt'):
+    factorization = factorization_for(config, baseline.vocab_size, baseline.hidden_size)
+    model = factorized_copy(baseline, factorization, lm_config)
+  else:
+    model = baseline
+    if config.method == 'prune':
+      masks = pruning.magnitude_masks(model, config.sparsity, names=pruning_targets(model, config.matrices))
+      pruning.apply_masks(model, masks)
+    else:
+      quantized = quantization.quantize_model(model, config.bits)
+  logging.info('Compressed by %s: %d stored numbers (baseline %d).', config.tag, _stored_numbers(model, masks),
+               lm_models.count_params(baseline))
+
+  before = lm_training.evaluate_perplexity(model, valid_data)
+  history = [{'epoch': 0, 'step': 0, 'valid_perplexity': before['perplexity']}]
+  logging.info('Before fine-tuning: valid ppl %.2f.', before['perplexity'])
+  best = (before['perplexity'], 0, [w.numpy() for w in model.weights])
+  fine_tune_seconds = 0.0
+  progress = lm_training.Progress()
+  epochs = 0 if config.method == 'quantize' else config.fine_tune_epochs
+  if epochs:
+    start = time.time()
+    optimizer = keras.optimizers.SGD(
+        schedules.DelayedEpochDecay(config.fine_tune_learning_rate, config.fine_tune_lr_decay, 1, steps_per_epoch),
+        global_clipnorm=lm_config.max_grad_norm)
+    train_step = lm_training.make_train_step(model, optimizer, masks)
+    total_steps = min(epochs * steps_per_epoch, config.max_steps or math.inf)
+    for epoch in range(epochs):
+      epoch_history = []
+      valid = lm_training.train_epochs(model, train_step, optimizer, train_data, valid_data, lm_config,
+                                       steps_per_epoch, total_steps, progress, epoch_history, epochs=1)
+      if valid is None:
+        break
+      history.append({**epoch_history[0], 'epoch': epoch + 1})
+      if valid['perplexity'] < best[0]:
+        best = (valid['perplexity'], epoch + 1, [w.numpy() for w in model.weights])
+    fine_tune_seconds = time.time() - start
+  for variable, value in zip(model.weights, best[2]):
+    variable.assign(value)
+  valid = {'perplexity': best[0], 'epoch': best[1]}
+  test = lm_training.evaluate_perplexity(model, test_data)
+
+  run_dir = os.path.join(config.workdir, run_name)
+  final_dir = os.path.join(run_dir, 'final')
+  vocab_path = os.path.join(run_dir, 'vocab.txt')
+  vocabulary.save(vocab_path)
+  storage = 'sparse' if masks else 'quantized' if quantized else 'dense'
+  checkpoint = (pruning.sparse_checkpoint(model, masks) if masks else
+                quantization.quantized_checkpoint(model, quantized) if quantized else None)
+  metadata = {'config': dataclasses.asdict(lm_config), 'model': model.get_config(), 'storage': storage,
+              'vocabulary': os.path.relpath(vocab_path, final_dir), 'compression': dataclasses.asdict(config)}
+  size = model_size.save_inference_checkpoint(model, final_dir, metadata, checkpoint=checkpoint)
+  baseline_results_path = os.path.join(config.results_dir, baseline_run + '.json')
+  baseline_results = (io_utils.read_json(baseline_results_path, 'baseline results')
+                      if os.path.exists(baseline_results_path) else {})
+  baseline_bytes = model_size.measure(config.baseline_dir).total_bytes
+  results = {
+      'run': run_name,
+      'task': 'ptb_lm_compression',
+      'baseline_run': baseline_run,
+      'baseline_dir': os.path.abspath(config.baseline_dir),
+      'compression': dataclasses.asdict(config),
+      'method': config.method,
+      'level': config.tag,
+      'factorization': dataclasses.asdict(factorization) if factorization else None,
+      'sparsity': pruning.sparsity_of(model, masks) if masks else None,
+      'params': _stored_numbers(model, masks),
+      'baseline_params': lm_models.count_params(baseline) if factorization else lm_models.count_params(model),
+      'storage': storage,
+      'valid_perplexity_before_fine_tuning': before['perplexity'],
+      'history': history,
+      'chosen_epoch': best[1],
+      'valid_perplexity': valid['perplexity'],
+      'test_perplexity': test['perplexity'],
+      'test': test,
+      'baseline_valid_perplexity': baseline_results.get('valid_perplexity'),
+      'baseline_test_perplexity': baseline_results.get('test_perplexity'),
+      'checkpoint_bytes': size.as_dict(),
+      'baseline_checkpoint_bytes': baseline_bytes,
+      'size_ratio': baseline_bytes / size.total_bytes,
+      'fine_tune_steps': progress.step,
+      'fine_tune_seconds': round(fine_tune_seconds, 1),
+      'train_words_per_second': progress.timed_words / max(progress.timed_seconds, 1e-9) if progress.step else None,
+      'checkpoint_dir': os.path.abspath(final_dir),
+      'wall_seconds': round(time.time() - wall_start, 1),
+      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'cpus': os.cpu_count()},
+  }
+  path = os.path.join(config.results_dir, run_name + '.json')
+  io_utils.write_json_atomic(path, results)
+  logging.info('%s: valid ppl %.2f (epoch %d), test ppl %.2f; %d stored numbers, checkpoint %d bytes (%.2fx smaller '
+               'than the baseline); fine-tuning %.0fs; wrote %s.', run_name, valid['perplexity'], best[1],
+               test['perplexity'], results['params'], size.total_bytes, results['size_ratio'], fine_tune_seconds,
+               path)
+  return model, results

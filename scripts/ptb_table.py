@@ -1,0 +1,57 @@
+"""The PTB language-model compression table (issue 7): train the baseline, compress it every way, measure, tabulate.
+
+  python scripts/ptb_table.py --jobs=2          # the `small` baseline (~1 h here), then 9 compressed runs
+  python scripts/ptb_table.py --dry_run         # list the runs and which are done
+  python scripts/ptb_table.py --tables_only     # rebuild results/ptb_table.{md,csv} from what there is
+Finished runs are skipped, so an interrupted table continues with the runs it had not finished.
+"""
+
+import os
+
+from absl import app, flags
+
+from lmf_tf import benchmarks, experiments, io_utils, reporting
+
+flags.DEFINE_enum('config', 'small', ['small', 'medium', 'large'], 'The baseline LM.')
+flags.DEFINE_integer('seed', 1, 'Seed of the baseline and of the fine-tuning.')
+flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
+flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
+flags.DEFINE_integer('bench_words', 10_000, 'Test words per timing pass for the words/s column.')
+flags.DEFINE_integer('bench_repeats', 3, 'Timing passes per model (the median counts).')
+flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
+flags.DEFINE_bool('tables_only', False, 'Only rebuild the table from the results and timings there are.')
+flags.DEFINE_string('results_dir', 'results', 'Where result JSONs and the table go.')
+flags.DEFINE_string('workdir', 'checkpoints', 'Where run directories go.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
+  runs = experiments.ptb_plan(FLAGS.config, FLAGS.seed, FLAGS.workdir, FLAGS.results_dir, **extra)
+  if FLAGS.dry_run:
+    for run in runs:
+      print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
+    return
+  prefix = os.path.join(FLAGS.results_dir, f'ptb_table_{FLAGS.config}' + (f'_steps{FLAGS.max_steps}' if extra else ''))
+  speeds_path = prefix + '_speed.json'
+  if not FLAGS.tables_only:
+    try:
+      experiments.run_all(runs, FLAGS.jobs, FLAGS.results_dir)
+    except experiments.Stopped as stopped:
+      raise SystemExit(f'{stopped}: the running runs were stopped; they start again on the next call') from None
+    done = [io_utils.read_json(os.path.join(FLAGS.results_dir, r.name + '.json'), 'results')['checkpoint_dir']
+            for r in runs if r.done(FLAGS.results_dir)]
+    print(f'timing {len(done)} models at inference ({FLAGS.bench_words} test words, batch 1)')
+    io_utils.write_json_atomic(speeds_path, benchmarks.lm_inference_speed(done, FLAGS.bench_words,
+                                                                          FLAGS.bench_repeats))
+  speeds = io_utils.read_json(speeds_path, 'timings') if os.path.exists(speeds_path) else {}
+  table = reporting.ptb_table(runs, FLAGS.results_dir, speeds)
+  for ext, text in (('md', reporting.ptb_table_markdown(table) if not table.empty else ''),
+                    ('csv', table.to_csv(index=False, float_format='%.4f'))):
+    io_utils.write_text_atomic(f'{prefix}.{ext}', text)
+    print('wrote', f'{prefix}.{ext}')
+
+
+if __name__ == '__main__':
+  app.run(main)
