@@ -149,3 +149,13 @@ def lm_compression_config_from_flags(flag_values=flags.FLAGS):
   values = {f.name: flag_values[f.name].value for f in dataclasses.fields(lm_compression.LmCompressionConfig)}
   values['matrices'] = tuple(values['matrices'])
   return lm_compression.LmCompressionConfig(**values)
+
+
+def define_runner_flags():
+  """Defines the flags shared by the scripts that run a plan of experiments (`scripts/reproduce.py`,
+  `scripts/ptb_table.py`): --jobs, --dry_run, --tables_only, --results_dir, --workdir."""
+  flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
+  flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
+  flags.DEFINE_bool('tables_only', False, 'Only rebuild the tables (and figures) from the results there are.')
+  flags.DEFINE_string('results_dir', 'results', 'Where result JSONs and tables go.')
+  flags.DEFINE_string('workdir', 'checkpoints', 'Where run directories go.')

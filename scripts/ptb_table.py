@@ -10,18 +10,15 @@ import os
 
 from absl import app, flags
 
-from lmf_tf import benchmarks, experiments, io_utils, reporting
+from lmf_tf import benchmarks, experiments, io_utils, lm_models, reporting
+from lmf_tf import flags as lmf_flags
 
-flags.DEFINE_enum('config', 'small', ['small', 'medium', 'large'], 'The baseline LM.')
+flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), 'The baseline LM (lm_models.LM_CONFIGS).')
 flags.DEFINE_integer('seed', 1, 'Seed of the baseline and of the fine-tuning.')
-flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
 flags.DEFINE_integer('bench_words', 10_000, 'Test words per timing pass for the words/s column.')
 flags.DEFINE_integer('bench_repeats', 3, 'Timing passes per model (the median counts).')
-flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
-flags.DEFINE_bool('tables_only', False, 'Only rebuild the table from the results and timings there are.')
-flags.DEFINE_string('results_dir', 'results', 'Where result JSONs and the table go.')
-flags.DEFINE_string('workdir', 'checkpoints', 'Where run directories go.')
+lmf_flags.define_runner_flags()
 FLAGS = flags.FLAGS
 
 

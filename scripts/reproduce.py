@@ -10,19 +10,16 @@ Finished runs are skipped, so an interrupted reproduction continues where it sto
 from absl import app, flags
 
 from lmf_tf import experiments, figures, reporting
+from lmf_tf import flags as lmf_flags
 
 flags.DEFINE_bool('quick', False, 'One seed and R in {50, 90} on SST-2 (no Table 3), instead of 3 seeds, R in '
                   '10..99 on SST-2 and R in {50, 70, 90} on CLINC150 and SNIPS.')
-flags.DEFINE_integer('jobs', 1, 'Runs at a time (each is its own process).')
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to run.')
 flags.DEFINE_list('methods', None, 'Only these methods (uncompressed, online, offline, quant16, quant8, keras_int8, '
                   'online+quant8, adagrad, adam, clr); tables and figures still cover the whole plan.')
 flags.DEFINE_list('tables', None, 'Only the runs of these tables (table1, table2, table3); tables and figures '
                   'still cover the whole plan.')
-flags.DEFINE_bool('dry_run', False, 'Only list the runs.')
-flags.DEFINE_bool('tables_only', False, 'Only rebuild tables and figures from the results there are.')
-flags.DEFINE_string('results_dir', 'results', 'Where result JSONs, tables and figures go.')
-flags.DEFINE_string('workdir', 'checkpoints', 'Where run directories go.')
+lmf_flags.define_runner_flags()
 FLAGS = flags.FLAGS
 
 
