@@ -125,17 +125,17 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
 
 # The PTB table (issue 7; Grachev et al. 2017, Table 1): the `small` baseline, then each method at two or three
 # levels, each compressed from the baseline's checkpoint and fine-tuned (quantization is not fine-tuned).
-PTB_LEVELS = (
+PTB_LEVELS = (  # in the order they run: one level of each method first
     ('lowrank', dict(reduction=60)),
-    ('lowrank', dict(reduction=80)),
-    ('lowrank', dict(reduction=60, matrices=('embedding', 'softmax'))),
-    ('prune', dict(sparsity=0.6)),
     ('prune', dict(sparsity=0.8)),
-    ('prune', dict(sparsity=0.9)),
-    ('quantize', dict(bits=16)),
     ('quantize', dict(bits=8)),
     ('tt', dict(tt_rank=16, matrices=('embedding', 'softmax'))),
+    ('lowrank', dict(reduction=80)),
+    ('prune', dict(sparsity=0.9)),
     ('tt', dict(tt_rank=64, matrices=('embedding', 'softmax'))),
+    ('quantize', dict(bits=16)),
+    ('lowrank', dict(reduction=60, matrices=('embedding', 'softmax'))),
+    ('prune', dict(sparsity=0.6)),
 )
 
 

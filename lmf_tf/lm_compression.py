@@ -55,9 +55,11 @@ class LmCompressionConfig:
   tt_rank: int | None = None
   tt_cores: int = 3
 
-  # Fine-tuning: SGD, clipped as in training, lr = fine_tune_learning_rate · fine_tune_lr_decay^epoch.
-  fine_tune_epochs: int = 1  # an epoch of `small` is about 5 minutes here
-  fine_tune_learning_rate: float = 0.1
+  # Fine-tuning: SGD, clipped as in training, lr = fine_tune_learning_rate · fine_tune_lr_decay^epoch. The rate
+  # was chosen on valid perplexity (docs/ptb.md): far below training's 1.0, because SGD on the factors of a
+  # matrix with singular values up to ~80 takes steps up to σ² times larger on the matrix itself.
+  fine_tune_epochs: int = 2  # an epoch of `small` is 3 to 5 minutes here
+  fine_tune_learning_rate: float = 0.003
   fine_tune_lr_decay: float = 0.25
   max_steps: int | None = None  # stop fine-tuning after this many steps in all (smoke runs)
 
@@ -110,7 +112,7 @@ class LmCompressionConfig:
     default = ('embedding', 'softmax') if self.method == 'tt' else MATRICES
     if matrices != default and self.method != 'quantize':
       tag += '_' + '-'.join(matrices)
-    if self.fine_tune_epochs != 1 and self.method != 'quantize':
+    if self.fine_tune_epochs != 2 and self.method != 'quantize':
       tag += f'_ft{self.fine_tune_epochs}'
     if self.max_steps:
       tag += f'_steps{self.max_steps}'

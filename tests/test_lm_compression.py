@@ -166,7 +166,9 @@ def test_compress_lm_end_to_end(baseline, settings, storage):
   saved = json.loads((tmp_path / 'results' / f'{results["run"]}.json').read_text())
   assert saved == json.loads(json.dumps(results))
   assert saved['run'] == f'{base["run"]}_{config.tag}' and saved['storage'] == storage
-  assert saved['run'].endswith('_ft2') == (settings['method'] != 'quantize')
+  assert not saved['run'].endswith('_ft2')  # the default number of epochs is not in the name
+  assert config.__class__(**{**config.__dict__, 'fine_tune_epochs': 3}).tag.endswith('_ft3') == (
+      settings['method'] != 'quantize')
   assert saved['baseline_test_perplexity'] == base['test_perplexity']
   assert saved['checkpoint_bytes']['data_bytes'] < base['checkpoint_bytes']['data_bytes']
   assert saved['params'] < base['params'] or settings['method'] == 'quantize'
