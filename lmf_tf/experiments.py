@@ -139,30 +139,34 @@ PTB_LEVELS = (  # in the order they run: one level of each method first
 )
 
 
-def ptb_plan(config='small', seed=1, workdir='checkpoints', results_dir='results', levels=PTB_LEVELS, **lm_flags):
-  """The runs of the PTB table: `scripts/train_lm.py` for the baseline, then `scripts/compress_lm.py` per level.
+def ptb_plan(config='small', seeds=(1,), workdir='checkpoints', results_dir='results', levels=PTB_LEVELS,
+             **lm_flags):
+  """The runs of the PTB table, seed by seed: `scripts/train_lm.py` for the seed's baseline, then
+  `scripts/compress_lm.py` per level, starting from that baseline and fine-tuned with the same seed.
 
   `lm_flags`: extra `--flag=value` for every run (e.g. max_steps for a smoke plan); they change the run names.
   """
   from lmf_tf import lm_compression, lm_models  # the classifier plan needs neither
 
   workdir, results_dir = os.path.abspath(workdir), os.path.abspath(results_dir)
-  lm_config = lm_models.get_lm_config(config, seed=seed, max_steps=lm_flags.get('max_steps'))
-  baseline = Run(lm_config.run_name, 'ptb', config, 'baseline', 0.0, seed,
-                 (sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train_lm.py'), f'--config={config}',
-                  f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}',
-                  *[f'--{k}={v}' for k, v in lm_flags.items()]), dataset='ptb')
-  runs = [baseline]
-  baseline_dir = os.path.join(workdir, baseline.name, 'final')
-  for method, settings in levels:
-    compress = lm_compression.LmCompressionConfig(baseline_dir=baseline_dir, method=method, seed=seed, **settings,
-                                                  **lm_flags).validate()
-    argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'compress_lm.py'), f'--baseline_dir={baseline_dir}',
-            f'--method={method}', f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}']
-    argv += [f'--{k}={",".join(v) if isinstance(v, tuple) else v}' for k, v in {**settings, **lm_flags}.items()]
-    level = settings.get('reduction') or settings.get('sparsity') or settings.get('bits') or settings['tt_rank']
-    runs.append(Run(compress.run_name(baseline.name), 'ptb', config, method, float(level), seed, tuple(argv),
-                    requires=baseline.name, dataset='ptb'))
+  runs = []
+  for seed in seeds:
+    lm_config = lm_models.get_lm_config(config, seed=seed, max_steps=lm_flags.get('max_steps'))
+    baseline = Run(lm_config.run_name, 'ptb', config, 'baseline', 0.0, seed,
+                   (sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train_lm.py'), f'--config={config}',
+                    f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}',
+                    *[f'--{k}={v}' for k, v in lm_flags.items()]), dataset='ptb')
+    runs.append(baseline)
+    baseline_dir = os.path.join(workdir, baseline.name, 'final')
+    for method, settings in levels:
+      compress = lm_compression.LmCompressionConfig(baseline_dir=baseline_dir, method=method, seed=seed, **settings,
+                                                    **lm_flags).validate()
+      argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'compress_lm.py'), f'--baseline_dir={baseline_dir}',
+              f'--method={method}', f'--seed={seed}', f'--workdir={workdir}', f'--results_dir={results_dir}']
+      argv += [f'--{k}={",".join(v) if isinstance(v, tuple) else v}' for k, v in {**settings, **lm_flags}.items()]
+      level = settings.get('reduction') or settings.get('sparsity') or settings.get('bits') or settings['tt_rank']
+      runs.append(Run(compress.run_name(baseline.name), 'ptb', config, method, float(level), seed, tuple(argv),
+                      requires=baseline.name, dataset='ptb'))
   return runs
 
 

@@ -1,9 +1,11 @@
 """The PTB language-model compression table (issue 7): train the baseline, compress it every way, measure, tabulate.
 
-  python scripts/ptb_table.py --jobs=2          # the `small` baseline (~1 h here), then 9 compressed runs
-  python scripts/ptb_table.py --dry_run         # list the runs and which are done
-  python scripts/ptb_table.py --tables_only     # rebuild results/ptb_table.{md,csv} from what there is
-Finished runs are skipped, so an interrupted table continues with the runs it had not finished.
+  python scripts/ptb_table.py --jobs=2 --seeds=1,2   # per seed: the `small` baseline (~1 h here), then 10 compressed
+                                                     # runs (~50 min at --jobs=2); all models timed at the end
+  python scripts/ptb_table.py --dry_run               # list the runs and which are done
+  python scripts/ptb_table.py --tables_only           # rebuild results/ptb_table_small.{md,csv} from what there is
+Finished runs are skipped, so an interrupted table continues with the runs it had not finished. Writes
+`<prefix>.csv` (one row per run), `<prefix>_summary.csv` and `<prefix>.md` (mean ± std over seeds).
 """
 
 import os
@@ -14,7 +16,9 @@ from lmf_tf import benchmarks, experiments, io_utils, lm_models, reporting
 from lmf_tf import flags as lmf_flags
 
 flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), 'The baseline LM (lm_models.LM_CONFIGS).')
-flags.DEFINE_integer('seed', 1, 'Seed of the baseline and of the fine-tuning.')
+flags.DEFINE_list('seeds', ['1'], 'Seeds: each trains its own baseline and fine-tunes its own compressed models.')
+flags.register_validator('seeds', lambda seeds: seeds and all(s.strip().isdigit() for s in seeds),
+                         '--seeds must be a comma-separated list of non-negative integers, e.g. 1,2')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
 flags.DEFINE_integer('bench_words', 10_000, 'Test words per timing pass for the words/s column.')
 flags.DEFINE_integer('bench_repeats', 3, 'Timing passes per model (the median counts).')
@@ -25,7 +29,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
-  runs = experiments.ptb_plan(FLAGS.config, FLAGS.seed, FLAGS.workdir, FLAGS.results_dir, **extra)
+  runs = experiments.ptb_plan(FLAGS.config, [int(s) for s in FLAGS.seeds], FLAGS.workdir,
+                              FLAGS.results_dir, **extra)
   if FLAGS.dry_run:
     for run in runs:
       print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
@@ -44,10 +49,12 @@ def main(argv):
                                                                           FLAGS.bench_repeats))
   speeds = io_utils.read_json(speeds_path, 'timings') if os.path.exists(speeds_path) else {}
   table = reporting.ptb_table(runs, FLAGS.results_dir, speeds)
-  for ext, text in (('md', reporting.ptb_table_markdown(table) if not table.empty else ''),
-                    ('csv', table.to_csv(index=False, float_format='%.4f'))):
-    io_utils.write_text_atomic(f'{prefix}.{ext}', text)
-    print('wrote', f'{prefix}.{ext}')
+  summary = reporting.ptb_summary(table, runs)
+  for path, text in ((f'{prefix}.md', reporting.ptb_table_markdown(summary) if not summary.empty else ''),
+                     (f'{prefix}.csv', table.to_csv(index=False, float_format='%.4f')),
+                     (f'{prefix}_summary.csv', summary.to_csv(index=False, float_format='%.4f'))):
+    io_utils.write_text_atomic(path, text)
+    print('wrote', path)
 
 
 if __name__ == '__main__':

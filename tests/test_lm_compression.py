@@ -213,5 +213,43 @@ def test_ptb_table_and_inference_speed_from_result_files(baseline):
   assert row.times_smaller == pytest.approx(base['checkpoint_bytes']['total_bytes'] /
                                             quantized['checkpoint_bytes']['total_bytes'])
   assert row.test_change_pct == pytest.approx(100 * (quantized['test_perplexity'] / base['test_perplexity'] - 1))
-  markdown = reporting.ptb_table_markdown(table)
+  markdown = reporting.ptb_table_markdown(reporting.ptb_summary(table, runs))
   assert markdown.count('\n') == 4 and 'quantize_q8' in markdown and f'{row.times_smaller:.2f}' in markdown
+
+
+def test_ptb_plan_gives_each_seed_its_own_baseline(tmp_path):
+  runs = experiments.ptb_plan('small', (1, 2), str(tmp_path / 'ck'), str(tmp_path / 'results'))
+  assert len(runs) == 2 * (1 + len(experiments.PTB_LEVELS))
+  baselines = {run.seed: run for run in runs if run.method == 'baseline'}
+  assert [baselines[s].name for s in (1, 2)] == ['ptb_small_seed1', 'ptb_small_seed2']
+  for run in runs:
+    if run.method != 'baseline':
+      assert run.requires == baselines[run.seed].name and f'--seed={run.seed}' in run.argv
+      assert f'--baseline_dir={tmp_path / "ck" / baselines[run.seed].name / "final"}' in run.argv
+  assert len({run.name for run in runs}) == len(runs)
+
+
+def test_ptb_summary_compares_each_seed_with_its_own_baseline(tmp_path):
+  def write(name, bytes_, test, valid=None):
+    result = {'checkpoint_dir': str(tmp_path / name), 'params': 10, 'level': name.split('_', 2)[-1],
+              'checkpoint_bytes': {'total_bytes': bytes_}, 'valid_perplexity': valid or test + 5,
+              'test_perplexity': test, 'fine_tune_seconds': 60.0}
+    (tmp_path / (name + '.json')).write_text(json.dumps(result))
+
+  runs = [experiments.Run(f'b_s{seed}_base', 'ptb', 'tiny', 'baseline', 0.0, seed, ()) for seed in (1, 2, 3)]
+  runs += [experiments.Run(f'b_s{seed}_q8', 'ptb', 'tiny', 'quantize', 8.0, seed, ()) for seed in (1, 2, 3)]
+  write('b_s1_base', 400, 100.0)
+  write('b_s2_base', 400, 200.0)
+  write('b_s1_q8', 100, 110.0)  # +10% against seed 1's baseline
+  write('b_s2_q8', 200, 230.0)  # +15% against seed 2's baseline; seed 3 is not run
+  table = reporting.ptb_table(runs, str(tmp_path), speeds={str(tmp_path / 'b_s1_q8'): {'words_per_second': 7.0}})
+  assert list(table.run) == ['b_s1_base', 'b_s2_base', 'b_s1_q8', 'b_s2_q8']
+  assert list(table.test_change_pct.round(6)) == [0.0, 0.0, 10.0, 15.0]
+  assert list(table.times_smaller) == [1.0, 1.0, 4.0, 2.0]
+  summary = reporting.ptb_summary(table, runs).set_index('method')
+  q8 = summary.loc['quantize']
+  assert q8.seeds == '2/3' and q8.test_mean == 170.0 and q8.test_std == pytest.approx(np.std([110, 230], ddof=1))
+  assert q8.test_change_mean == pytest.approx(12.5) and q8.test_change_std == pytest.approx(np.std([10, 15], ddof=1))
+  assert q8.times_smaller == 3.0 and q8.words_per_second == 7.0  # the mean over the runs timed
+  markdown = reporting.ptb_table_markdown(summary.reset_index())
+  assert '| quantize | q8 | 2/3 |' in markdown and '170.00 ± 84.85' in markdown and '+12.5 ± 3.5%' in markdown
