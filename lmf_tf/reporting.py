@@ -59,11 +59,10 @@ def to_markdown(table):
             '| params | embedding params | checkpoint bytes (.data+.index+.meta) | wall time / run (s) |')
   lines = [header, '|' + '---|' * 12]
   for row in table.itertuples():
-    dev_std = '' if pd.isna(row.dev_std) else f' ± {row.dev_std:.2f}'
     degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
     lines.append(
         f'| {row.dataset} | {row.model} | {row.R:g} | {"-" if pd.isna(row.rank) else int(row.rank)} '
-        f'| {row.seeds.split("/")[0]} | {_accuracy(row)} | {row.dev_mean:.2f}{dev_std} | {degradation} '
+        f'| {row.seeds.split("/")[0]} | {_accuracy(row)} | {_plus_minus(row.dev_mean, row.dev_std)} | {degradation} '
         f'| {row.params:,} | {row.embedding_params:,} | {row.bytes:,.0f} | {row.wall_seconds:.0f} |')
   return '\n'.join(lines) + '\n'
 
@@ -124,11 +123,13 @@ def aggregate(frame, keys):
   return pd.DataFrame(out)
 
 
+def _plus_minus(mean, std, fmt='.2f'):
+  """'mean ± std' in `fmt` (the std without a sign), or only the mean when std is NaN (one seed)."""
+  return format(mean, fmt) + ('' if pd.isna(std) else ' ± ' + format(std, fmt.lstrip('+')))
+
+
 def _accuracy(row):
-  if pd.isna(row.test_mean):
-    return row.status
-  spread = '' if pd.isna(row.test_std) else f' ± {row.test_std:.2f}'
-  return f'{row.test_mean:.2f}{spread}'
+  return row.status if pd.isna(row.test_mean) else _plus_minus(row.test_mean, row.test_std)
 
 
 def table1(frame):
@@ -280,10 +281,6 @@ def ptb_summary(table, runs):
         'fine_tune_seconds': group.fine_tune_seconds.mean(),
         'words_per_second': group.words_per_second.astype(float).mean()})
   return pd.DataFrame(rows)
-
-
-def _plus_minus(mean, std, fmt):
-  return format(mean, fmt) + ('' if pd.isna(std) else ' ± ' + format(std, fmt.lstrip('+')))
 
 
 def ptb_table_markdown(summary):
