@@ -101,7 +101,7 @@ analysis: $(STAMP)
 CONFIG ?= small
 
 ptb-lm: $(STAMP)
-	$(PY) scripts/train_lm.py --config=$(CONFIG) $(ARGS)
+	$(PY) scripts/train_lm.py --config=$(CONFIG) --seed=$(SEED) $(ARGS)
 
 # The LM compression table: the CONFIG baseline, then low-rank, pruning, quantization and TT, each fine-tuned;
 # words/s timed side by side at the end. Each of PTB_SEEDS has its own baseline. Finished runs are skipped.

@@ -21,7 +21,7 @@ flags.register_validator('seeds', lambda seeds: seeds and all(s.strip().isdigit(
                          '--seeds must be a comma-separated list of non-negative integers, e.g. 1,2')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
 flags.DEFINE_integer('bench_words', 10_000, 'Test words per timing pass for the words/s column.')
-flags.DEFINE_integer('bench_repeats', 3, 'Timing passes per model (the median counts).')
+flags.DEFINE_integer('bench_repeats', 5, 'Timing passes per model (the fastest counts).')
 lmf_flags.define_runner_flags()
 FLAGS = flags.FLAGS
 
