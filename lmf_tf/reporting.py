@@ -285,8 +285,8 @@ def ptb_summary(table, runs):
 
 def ptb_table_markdown(summary):
   """Markdown of `ptb_summary`: perplexities and the test change as mean ± std over the seeds done."""
-  lines = ['| method | level | seeds | stored numbers | checkpoint (MB) | x smaller | valid ppl (before FT) | test ppl | '
-           'test vs baseline | train time | words/s (batch 1) |', '|---|---|---|---|---|---|---|---|---|---|---|']
+  lines = ['| method | level | seeds | stored numbers | checkpoint (MB) | x smaller | valid ppl (before FT) | '
+           'test ppl | test vs baseline | train time | words/s (batch 1) |', '|' + '---|' * 11]
   for row in summary.itertuples():
     before = '' if pd.isna(row.valid_before_fine_tuning_mean) else f' ({row.valid_before_fine_tuning_mean:.1f})'
     speed = '-' if pd.isna(row.words_per_second) else f'{row.words_per_second:,.0f}'

@@ -16,7 +16,7 @@ from lmf_tf import benchmarks, experiments, io_utils, lm_models, reporting
 from lmf_tf import flags as lmf_flags
 
 flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), 'The baseline LM (lm_models.LM_CONFIGS).')
-flags.DEFINE_list('seeds', ['1'], 'Seeds: each trains its own baseline and fine-tunes its own compressed models.')
+flags.DEFINE_list('seeds', ['1', '2'], 'Seeds: each trains its own baseline and fine-tunes its own compressed models.')
 flags.register_validator('seeds', lambda seeds: seeds and all(s.strip().isdigit() for s in seeds),
                          '--seeds must be a comma-separated list of non-negative integers, e.g. 1,2')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
