@@ -151,6 +151,28 @@ def lm_compression_config_from_flags(flag_values=flags.FLAGS):
   return lm_compression.LmCompressionConfig(**values)
 
 
+class _IntListParser(flags.ListParser):
+  """'1,2' -> [1, 2]: a comma-separated list of integers >= `minimum`; anything else is a parse error that absl
+  reports with the flag's name."""
+
+  def __init__(self, minimum):
+    super().__init__()
+    self.minimum = minimum
+
+  def parse(self, argument):
+    items = super().parse(argument)
+    if not items or not all(item.strip().lstrip('-').isdigit() and int(item) >= self.minimum for item in items):
+      raise ValueError(f'must be a comma-separated list of integers >= {self.minimum}, e.g. '
+                       f'{self.minimum},{self.minimum + 1}')
+    return [int(item) for item in items]
+
+
+def define_int_list(name, default, help_text, minimum=0, flag_values=flags.FLAGS):
+  """Defines --name as a comma-separated list of integers >= `minimum` (the value is a list of ints)."""
+  flags.DEFINE(_IntListParser(minimum), name, default, help_text, flag_values=flag_values,
+               serializer=flags.CsvListSerializer(','))
+
+
 def define_runner_flags():
   """Defines the flags shared by the scripts that run a plan of experiments (`scripts/reproduce.py`,
   `scripts/ptb_table.py`): --jobs, --dry_run, --tables_only, --results_dir, --workdir."""

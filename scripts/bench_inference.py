@@ -11,12 +11,13 @@ import tensorflow as tf
 from absl import app, flags
 
 from lmf_tf import benchmarks, io_utils, reporting, training
+from lmf_tf import flags as lmf_flags
 
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to time.')
 flags.DEFINE_string('workdir', 'checkpoints', 'Where the training runs are.')
 flags.DEFINE_integer('seed', 1, 'Which seed\'s runs to time.')
 flags.DEFINE_integer('repeats', 5, 'Timed passes over the test set (after one warm-up pass); the median is reported.')
-flags.DEFINE_list('batch_sizes', ['1', '64'], 'Batch sizes to time.')
+lmf_flags.define_int_list('batch_sizes', '1,64', 'Batch sizes to time.', minimum=1)
 flags.DEFINE_string('output', 'results/table4', 'Output path without extension (.json and .md are written).')
 FLAGS = flags.FLAGS
 
@@ -24,7 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   tf.get_logger().setLevel('ERROR')
-  batch_sizes = tuple(int(b) for b in FLAGS.batch_sizes)
+  batch_sizes = tuple(FLAGS.batch_sizes)
   table = training.run_or_exit(benchmarks.table4, FLAGS.models, FLAGS.workdir, FLAGS.seed, FLAGS.repeats,
                                batch_sizes)
   io_utils.write_json_atomic(FLAGS.output + '.json', {'cpu_count': os.cpu_count(), 'repeats': FLAGS.repeats,

@@ -8,8 +8,9 @@ import json
 from absl import app, flags
 
 from lmf_tf import benchmarks, io_utils
+from lmf_tf import flags as lmf_flags
 
-flags.DEFINE_list('vocab_sizes', ['100000', '1000000'], 'Vocabulary sizes V.')
+lmf_flags.define_int_list('vocab_sizes', '100000,1000000', 'Vocabulary sizes V.', minimum=1)
 flags.DEFINE_integer('dim', 300, 'Embedding width d.')
 flags.DEFINE_float('reduction', 90, 'R in percent.')
 flags.DEFINE_integer('full_svd_up_to', 100_000, 'Also time the plain float64 SVD for V up to this (1M words '
@@ -20,7 +21,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  rows = benchmarks.compression_scale(tuple(int(v) for v in FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
+  rows = benchmarks.compression_scale(tuple(FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
                                       FLAGS.full_svd_up_to)
   io_utils.write_json_atomic(FLAGS.output, {'rows': rows})
   print(json.dumps(rows, indent=2))

@@ -16,9 +16,8 @@ from lmf_tf import benchmarks, experiments, io_utils, lm_models, reporting
 from lmf_tf import flags as lmf_flags
 
 flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), 'The baseline LM (lm_models.LM_CONFIGS).')
-flags.DEFINE_list('seeds', ['1', '2'], 'Seeds: each trains its own baseline and fine-tunes its own compressed models.')
-flags.register_validator('seeds', lambda seeds: seeds and all(s.strip().isdigit() for s in seeds),
-                         '--seeds must be a comma-separated list of non-negative integers, e.g. 1,2')
+lmf_flags.define_int_list('seeds', '1,2', 'Seeds: each trains its own baseline and fine-tunes its own compressed '
+                           'models.')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
 flags.DEFINE_integer('bench_words', 10_000, 'Test words per timing pass for the words/s column.')
 flags.DEFINE_integer('bench_repeats', 5, 'Timing passes per model (the fastest counts).')
@@ -29,7 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
-  runs = experiments.ptb_plan(FLAGS.config, [int(s) for s in FLAGS.seeds], FLAGS.workdir,
+  runs = experiments.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,
                               FLAGS.results_dir, **extra)
   if FLAGS.dry_run:
     for run in runs:

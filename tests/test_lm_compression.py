@@ -230,6 +230,22 @@ def test_ptb_plan_gives_each_seed_its_own_baseline(tmp_path):
   assert len({run.name for run in runs}) == len(runs)
 
 
+def test_integer_list_flags_parse_to_ints_and_name_the_flag_on_bad_input():
+  from absl import flags
+  from lmf_tf import flags as lmf_flags
+  values = flags.FlagValues()
+  lmf_flags.define_int_list('seeds', '1,2', 'Seeds.', flag_values=values)
+  lmf_flags.define_int_list('batch_sizes', '1,64', 'Batch sizes.', minimum=1, flag_values=values)
+  values(['prog'])
+  assert values.seeds == [1, 2] and values.batch_sizes == [1, 64]
+  values(['prog', '--seeds=3, 0,7'])
+  assert values.seeds == [3, 0, 7]
+  for bad, name in (('--seeds=1,x', 'seeds'), ('--seeds=', 'seeds'), ('--seeds=-1', 'seeds'),
+                    ('--batch_sizes=0', 'batch_sizes'), ('--batch_sizes=1.5', 'batch_sizes')):
+    with pytest.raises(flags.IllegalFlagValueError, match=f'--{name}=.*comma-separated list of integers'):
+      values(['prog', bad])
+
+
 def test_ptb_summary_compares_each_seed_with_its_own_baseline(tmp_path):
   def write(name, bytes_, test, valid=None):
     result = {'checkpoint_dir': str(tmp_path / name), 'params': 10, 'level': name.split('_', 2)[-1],
