@@ -9,7 +9,9 @@ import os
 import pandas as pd
 from absl import app, flags
 
-from lmf_tf import analysis, io_utils, training
+from lmf_tf import cli, io_utils
+from lmf_tf.compression import analysis
+from lmf_tf.text import trained_models
 
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to analyse (their uncompressed checkpoint gives V, d, widths).')
 flags.DEFINE_string('workdir', 'checkpoints', 'Where the training runs are.')
@@ -23,10 +25,10 @@ def main(argv):
   del argv
   measured = {}
   if os.path.exists(FLAGS.table4):
-    measured = training.run_or_exit(io_utils.read_json, FLAGS.table4, 'Table 4 file').get('table', {})
+    measured = cli.run_or_exit(io_utils.read_json, FLAGS.table4, 'Table 4 file').get('table', {})
   tables = []
   for name in FLAGS.models:
-    model, _, config = training.run_or_exit(training.load_trained_model,
+    model, _, config = cli.run_or_exit(trained_models.load_trained_model,
                                             f'{FLAGS.workdir}/sst2_{name}_R0_seed{FLAGS.seed}/best')
     table = analysis.model_cost_table(model, config.model, measured.get(name, []))
     tables.append(table)

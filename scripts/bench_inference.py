@@ -10,8 +10,9 @@ import os
 import tensorflow as tf
 from absl import app, flags
 
-from lmf_tf import benchmarks, io_utils, reporting, training
-from lmf_tf import flags as lmf_flags
+from lmf_tf import cli, io_utils
+from lmf_tf.harness import bench_inference, reporting
+from lmf_tf.harness import flags as lmf_flags
 
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to time.')
 flags.DEFINE_string('workdir', 'checkpoints', 'Where the training runs are.')
@@ -26,7 +27,7 @@ def main(argv):
   del argv
   tf.get_logger().setLevel('ERROR')
   batch_sizes = tuple(FLAGS.batch_sizes)
-  table = training.run_or_exit(benchmarks.table4, FLAGS.models, FLAGS.workdir, FLAGS.seed, FLAGS.repeats,
+  table = cli.run_or_exit(bench_inference.table4, FLAGS.models, FLAGS.workdir, FLAGS.seed, FLAGS.repeats,
                                batch_sizes)
   io_utils.write_json_atomic(FLAGS.output + '.json', {'cpu_count': os.cpu_count(), 'repeats': FLAGS.repeats,
                                                        'batch_sizes': batch_sizes, 'table': table})

@@ -9,8 +9,9 @@ import json
 import tensorflow as tf
 from absl import app, flags
 
-from lmf_tf import benchmarks, io_utils, training
-from lmf_tf import flags as lmf_flags
+from lmf_tf import cli, io_utils
+from lmf_tf.harness import bench_pipeline
+from lmf_tf.text import flags as lmf_flags
 
 lmf_flags.define_train_flags()
 flags.DEFINE_string('output', 'results/bench_pipeline.json', 'Where to write the timings (JSON).')
@@ -21,7 +22,7 @@ def main(argv):
   del argv
   tf.get_logger().setLevel('WARNING')
   config = lmf_flags.config_from_flags().resolved()
-  result = training.run_or_exit(benchmarks.compare_input_pipelines, config, epochs=config.epochs)
+  result = cli.run_or_exit(bench_pipeline.compare_input_pipelines, config, epochs=config.epochs)
   result['config'] = dataclasses.asdict(config)
   io_utils.write_json_atomic(FLAGS.output, result)
   print(json.dumps({k: v for k, v in result.items() if k != 'config'}, indent=2))

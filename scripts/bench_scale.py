@@ -7,8 +7,9 @@ import json
 
 from absl import app, flags
 
-from lmf_tf import benchmarks, io_utils
-from lmf_tf import flags as lmf_flags
+from lmf_tf import io_utils
+from lmf_tf.harness import bench_scale
+from lmf_tf.harness import flags as lmf_flags
 
 lmf_flags.define_int_list('vocab_sizes', '100000,1000000', 'Vocabulary sizes V.', minimum=1)
 flags.DEFINE_integer('dim', 300, 'Embedding width d.')
@@ -21,7 +22,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  rows = benchmarks.compression_scale(tuple(FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
+  rows = bench_scale.compression_scale(tuple(FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
                                       FLAGS.full_svd_up_to)
   io_utils.write_json_atomic(FLAGS.output, {'rows': rows})
   print(json.dumps(rows, indent=2))

@@ -9,8 +9,9 @@
 import tensorflow as tf
 from absl import app
 
-from lmf_tf import flags as lmf_flags
-from lmf_tf import lm_compression, training
+from lmf_tf import cli
+from lmf_tf.lm import compression as lm_compression
+from lmf_tf.lm import flags as lmf_flags
 
 lmf_flags.define_lm_compression_flags()
 
@@ -19,7 +20,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('WARNING')
-  training.run_or_exit(lambda: lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags()))
+  cli.run_or_exit(lambda: lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags()))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,8 @@ import json
 import tensorflow as tf
 from absl import app, flags
 
-from lmf_tf import training
+from lmf_tf import cli
+from lmf_tf.text import trained_models
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py.', required=True)
 FLAGS = flags.FLAGS
@@ -17,7 +18,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   tf.get_logger().setLevel('WARNING')
-  print(json.dumps(training.run_or_exit(training.evaluate_checkpoint, FLAGS.checkpoint_dir), indent=2))
+  print(json.dumps(cli.run_or_exit(trained_models.evaluate_checkpoint, FLAGS.checkpoint_dir), indent=2))
 
 
 if __name__ == '__main__':

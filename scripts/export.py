@@ -9,12 +9,14 @@ import json
 import tensorflow as tf
 from absl import app, flags
 
-from lmf_tf import export, training
+from lmf_tf import cli
+from lmf_tf.compression.export import KINDS
+from lmf_tf.text import export
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py or quantize.py.',
                     required=True)
 flags.DEFINE_string('output_dir', None, 'Where the .tflite files go.', required=True)
-flags.DEFINE_list('kinds', list(export.KINDS), 'Which exports: float32, float16 (weights), int8 (dynamic range).')
+flags.DEFINE_list('kinds', list(KINDS), 'Which exports: float32, float16 (weights), int8 (dynamic range).')
 flags.DEFINE_integer('batch_size', 1, 'Batch size the model is converted for (fixed: the LSTM needs it static).')
 flags.DEFINE_bool('fold_projection', False, 'For a compressed model: multiply the k x d projection into the next '
                   'layer\'s input kernel (smaller and faster, same predictions up to rounding).')
@@ -24,7 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   tf.get_logger().setLevel('ERROR')
-  sizes = training.run_or_exit(export.export_checkpoint, FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
+  sizes = cli.run_or_exit(export.export_checkpoint, FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
                                FLAGS.batch_size, FLAGS.fold_projection)
   print(json.dumps(sizes, indent=2))
 

@@ -12,10 +12,12 @@ import os
 
 from absl import app, flags
 
-from lmf_tf import benchmarks, experiments, io_utils, lm_models, reporting
-from lmf_tf import flags as lmf_flags
+from lmf_tf import io_utils
+from lmf_tf.harness import bench_lm_speed, plans, ptb_reporting, runner
+from lmf_tf.harness import flags as lmf_flags
+from lmf_tf.lm.config import LM_CONFIGS
 
-flags.DEFINE_enum('config', 'small', list(lm_models.LM_CONFIGS), 'The baseline LM (lm_models.LM_CONFIGS).')
+flags.DEFINE_enum('config', 'small', list(LM_CONFIGS), 'The baseline LM (lm.config.LM_CONFIGS).')
 lmf_flags.define_int_list('seeds', '1,2', 'Seeds: each trains its own baseline and fine-tunes its own compressed '
                            'models.')
 flags.DEFINE_integer('max_steps', None, 'Smoke plan: every run stops after this many (fine-tuning) steps.')
@@ -28,7 +30,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
-  runs = experiments.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,
+  runs = plans.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,
                               FLAGS.results_dir, **extra)
   if FLAGS.dry_run:
     for run in runs:
@@ -38,18 +40,18 @@ def main(argv):
   speeds_path = prefix + '_speed.json'
   if not FLAGS.tables_only:
     try:
-      experiments.run_all(runs, FLAGS.jobs, FLAGS.results_dir)
-    except experiments.Stopped as stopped:
+      runner.run_all(runs, FLAGS.jobs, FLAGS.results_dir)
+    except runner.Stopped as stopped:
       raise SystemExit(f'{stopped}: the running runs were stopped; they start again on the next call') from None
     done = [io_utils.read_json(os.path.join(FLAGS.results_dir, r.name + '.json'), 'results')['checkpoint_dir']
             for r in runs if r.done(FLAGS.results_dir)]
     print(f'timing {len(done)} models at inference ({FLAGS.bench_words} test words, batch 1)')
-    io_utils.write_json_atomic(speeds_path, benchmarks.lm_inference_speed(done, FLAGS.bench_words,
+    io_utils.write_json_atomic(speeds_path, bench_lm_speed.lm_inference_speed(done, FLAGS.bench_words,
                                                                           FLAGS.bench_repeats))
   speeds = io_utils.read_json(speeds_path, 'timings') if os.path.exists(speeds_path) else {}
-  table = reporting.ptb_table(runs, FLAGS.results_dir, speeds)
-  summary = reporting.ptb_summary(table, runs)
-  for path, text in ((f'{prefix}.md', reporting.ptb_table_markdown(summary) if not summary.empty else ''),
+  table = ptb_reporting.ptb_table(runs, FLAGS.results_dir, speeds)
+  summary = ptb_reporting.ptb_summary(table, runs)
+  for path, text in ((f'{prefix}.md', ptb_reporting.ptb_table_markdown(summary) if not summary.empty else ''),
                      (f'{prefix}.csv', table.to_csv(index=False, float_format='%.4f')),
                      (f'{prefix}_summary.csv', summary.to_csv(index=False, float_format='%.4f'))):
     io_utils.write_text_atomic(path, text)

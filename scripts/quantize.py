@@ -7,7 +7,8 @@
 import tensorflow as tf
 from absl import app, flags
 
-from lmf_tf import post_training, training
+from lmf_tf import cli
+from lmf_tf.text import post_training
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py.', required=True)
 flags.DEFINE_enum('method', 'fixed_point', list(post_training.METHODS), 'Our fixed-point quantizer or Keras int8.')
@@ -20,7 +21,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   tf.get_logger().setLevel('WARNING')
-  training.run_or_exit(post_training.quantize_trained_model, FLAGS.checkpoint_dir, bits=FLAGS.bits,
+  cli.run_or_exit(post_training.quantize_trained_model, FLAGS.checkpoint_dir, bits=FLAGS.bits,
                        per_channel=FLAGS.per_channel, method=FLAGS.method, results_dir=FLAGS.results_dir)
 
 

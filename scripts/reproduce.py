@@ -9,8 +9,8 @@ Finished runs are skipped, so an interrupted reproduction continues where it sto
 
 from absl import app, flags
 
-from lmf_tf import experiments, figures, reporting
-from lmf_tf import flags as lmf_flags
+from lmf_tf.harness import figures, plans, reporting, runner
+from lmf_tf.harness import flags as lmf_flags
 
 flags.DEFINE_bool('quick', False, 'One seed and R in {50, 90} on SST-2 (no Table 3), instead of 3 seeds, R in '
                   '10..99 on SST-2 and R in {50, 70, 90} on CLINC150 and SNIPS.')
@@ -25,7 +25,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  runs = experiments.plan(FLAGS.quick, FLAGS.models, FLAGS.workdir, FLAGS.results_dir)
+  runs = plans.plan(FLAGS.quick, FLAGS.models, FLAGS.workdir, FLAGS.results_dir)
   if FLAGS.dry_run:
     for run in runs:
       print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
@@ -40,8 +40,8 @@ def main(argv):
               and (FLAGS.tables is None or r.table in FLAGS.tables or (r.table == 'both' and {'table1', 'table2'} &
                                                                         set(FLAGS.tables)))]
     try:
-      experiments.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
-    except experiments.Stopped as stopped:
+      runner.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
+    except runner.Stopped as stopped:
       raise SystemExit(f'{stopped}: running experiments were stopped and will resume from their last epoch '
                        'on the next call') from None
   for path in reporting.write_paper_tables(FLAGS.results_dir, runs) + figures.write_all(FLAGS.results_dir, runs):

@@ -5,7 +5,8 @@
 
 from absl import app, flags
 
-from lmf_tf import reporting, training
+from lmf_tf import cli
+from lmf_tf.harness import reporting
 
 flags.DEFINE_string('results_dir', 'results', 'Folder of per-run result JSONs.')
 flags.DEFINE_string('pattern', '*.json', 'Glob of the runs to include.')
@@ -15,7 +16,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  table = training.run_or_exit(reporting.write_summary, FLAGS.results_dir, FLAGS.pattern, FLAGS.output)
+  table = cli.run_or_exit(reporting.write_summary, FLAGS.results_dir, FLAGS.pattern, FLAGS.output)
   print(reporting.to_markdown(table))
 
 

@@ -6,8 +6,9 @@
 import tensorflow as tf
 from absl import app
 
-from lmf_tf import flags as lmf_flags
-from lmf_tf import training
+from lmf_tf import cli
+from lmf_tf.text import flags as lmf_flags
+from lmf_tf.text import training
 
 lmf_flags.define_train_flags()
 
@@ -16,7 +17,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('WARNING')
-  training.run_or_exit(lambda: training.train_and_evaluate(lmf_flags.config_from_flags()))
+  cli.run_or_exit(lambda: training.train_and_evaluate(lmf_flags.config_from_flags()))
 
 
 if __name__ == '__main__':

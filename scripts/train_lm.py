@@ -7,8 +7,9 @@
 import tensorflow as tf
 from absl import app
 
-from lmf_tf import flags as lmf_flags
-from lmf_tf import lm_training, training
+from lmf_tf import cli
+from lmf_tf.lm import flags as lmf_flags
+from lmf_tf.lm import training as lm_training
 
 lmf_flags.define_lm_flags()
 
@@ -17,7 +18,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('WARNING')
-  training.run_or_exit(lambda: lm_training.train_lm(lmf_flags.lm_config_from_flags()))
+  cli.run_or_exit(lambda: lm_training.train_lm(lmf_flags.lm_config_from_flags()))
 
 
 if __name__ == '__main__':

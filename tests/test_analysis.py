@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from lmf_tf import analysis, models
+from lmf_tf.compression import analysis
+from lmf_tf.text import models
 
 
 def test_worked_example_10000_by_300_at_rank_29():

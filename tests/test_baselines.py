@@ -5,8 +5,14 @@ import keras
 import numpy as np
 import pytest
 
-from lmf_tf import compression, model_size, models, post_training, quantization, training
-from lmf_tf.config import TrainConfig
+from lmf_tf.compression import model_size
+from lmf_tf.compression import quantization
+from lmf_tf.compression.rank import rank_for_reduction
+from lmf_tf.text import models
+from lmf_tf.text import post_training
+from lmf_tf.text import trained_models
+from lmf_tf.text import training
+from lmf_tf.text.config import TrainConfig
 from lmf_tf.errors import ConfigError
 
 
@@ -78,13 +84,13 @@ def test_offline_baseline_has_a_v_by_k_embedding_from_the_start(tiny_config):
   config = TrainConfig(**dict(tiny_config, offline=True, reduction=50, seed=2))
   model, results = training.train_and_evaluate(config)
   vocab, d = results['data']['vocab_size'], results['data']['offline_full_dim']
-  k = compression.rank_for_reduction(50, vocab, d)
+  k = rank_for_reduction(50, vocab, d)
   layer = models.word_embedding(model)
   assert (layer.input_dim, layer.output_dim) == (vocab, k) and not layer.is_compressed
   assert model.get_layer('lstm').weights[0].shape == (k, 4 * tiny_config['lstm_units'])
   assert results['method'] == 'offline' and results['run'] == 'sst2_lstm_offline_R50_seed2'
   assert 0 < results['data']['offline_energy_kept'] < 1
-  reloaded = training.evaluate_checkpoint(results['checkpoint_dir'])
+  reloaded = trained_models.evaluate_checkpoint(results['checkpoint_dir'])
   assert reloaded['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
 
 
@@ -106,5 +112,5 @@ def test_quantize_trained_model_writes_results(tiny_config, method, bits):
   assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 0.2
   assert saved['run'] == ('sst2_dan_R0_q8_seed4' if method == 'fixed_point' else 'sst2_dan_R0_kerasint8_seed4')
   if method == 'fixed_point':  # the stored integers reload, de-quantized, to the reported accuracy
-    reloaded = training.evaluate_checkpoint(saved['checkpoint_dir'])
+    reloaded = trained_models.evaluate_checkpoint(saved['checkpoint_dir'])
     assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)

@@ -2,50 +2,54 @@ import keras
 import numpy as np
 import pytest
 
-from lmf_tf import compression, models
+from lmf_tf.compression import factorization
+from lmf_tf.compression import online
+from lmf_tf.compression.rank import rank_for_reduction, reduction_of_rank, validate_rank
+from lmf_tf.harness import bench_scale
+from lmf_tf.text import models
 from lmf_tf.errors import ConfigError
-from lmf_tf.layers import CompressibleEmbedding
+from lmf_tf.compression.embedding import CompressibleEmbedding
 
 
 def test_rank_formula_worked_examples():
-  assert compression.rank_for_reduction(90, 14000, 50) == 4
-  assert compression.rank_for_reduction(90, 10000, 300) == 29
-  assert compression.rank_for_reduction(50, 10000, 50) == 24  # floor(0.5 * 49.75)
+  assert rank_for_reduction(90, 14000, 50) == 4
+  assert rank_for_reduction(90, 10000, 300) == 29
+  assert rank_for_reduction(50, 10000, 50) == 24  # floor(0.5 * 49.75)
   # Exact arithmetic: (1 - 0.3) * 100 * 100 / 200 = 35 exactly, not 34.99999.
-  assert compression.rank_for_reduction(30, 100, 100) == 35
+  assert rank_for_reduction(30, 100, 100) == 35
 
 
 def test_rank_reaches_the_reduction_asked_for():
   for r in (10, 30, 50, 70, 90, 95, 99):
-    k = compression.rank_for_reduction(r, 13827, 300)
-    assert compression.reduction_of_rank(k, 13827, 300) >= r
-    assert compression.reduction_of_rank(k + 1, 13827, 300) < r
+    k = rank_for_reduction(r, 13827, 300)
+    assert reduction_of_rank(k, 13827, 300) >= r
+    assert reduction_of_rank(k + 1, 13827, 300) < r
 
 
 @pytest.mark.parametrize('r', [0, 100, -5, 150])
 def test_reduction_outside_0_100_is_rejected(r):
   with pytest.raises(ConfigError, match='between 0 and 100'):
-    compression.rank_for_reduction(r, 1000, 50)
+    rank_for_reduction(r, 1000, 50)
 
 
 def test_reduction_that_leaves_rank_zero_names_the_largest_possible_r():
   with pytest.raises(ConfigError, match=r'R=99 leaves rank k=0 for V=100, d=10; R must be at most 89\.0000'):
-    compression.rank_for_reduction(99, 100, 10)
+    rank_for_reduction(99, 100, 10)
 
 
 def test_rank_that_would_not_shrink_the_layer_is_rejected():
   # 10,000 x 50: k < 49.75, so 49 is the largest useful rank.
-  assert compression.validate_rank(49, 10000, 50) == 49
+  assert validate_rank(49, 10000, 50) == 49
   with pytest.raises(ConfigError, match=r'1 <= k <= 49'):
-    compression.validate_rank(50, 10000, 50)
+    validate_rank(50, 10000, 50)
   with pytest.raises(ConfigError, match=r'--rank gives rank 0'):
-    compression.validate_rank(0, 10000, 50)
+    validate_rank(0, 10000, 50)
 
 
 def test_truncated_svd_error_equals_discarded_singular_values():
   rng = np.random.default_rng(0)
   w = rng.normal(size=(60, 12)).astype(np.float32)
-  svd = compression.truncated_svd(w, 5)
+  svd = factorization.truncated_svd(w, 5)
   s = np.linalg.svd(w.astype(np.float64), compute_uv=False)
   error = np.linalg.norm(w - svd.left @ svd.right)
   assert error == pytest.approx(np.sqrt(np.sum(s[5:] ** 2)), rel=1e-4)
@@ -74,12 +78,12 @@ def test_swap_gives_the_model_with_the_rank_k_reconstructed_embedding(kind):
   ids, _ = batch()
   layer = models.word_embedding(model)
   w = layer.full_matrix()
-  svd = compression.truncated_svd(w, 3)
+  svd = factorization.truncated_svd(w, 3)
   reference = tiny_model(kind)  # same architecture, uncompressed, holding W_k = U_k Σ_k V_kᵀ
   reference.set_weights(model.get_weights())
   models.word_embedding(reference).embedding.embeddings.assign(svd.left @ svd.right)
 
-  _, (report,) = compression.compress_model(model, rank=3)
+  _, (report,) = online.compress_model(model, rank=3)
 
   np.testing.assert_allclose(model(ids), reference(ids), atol=1e-5)
   assert layer.is_compressed and layer.rank == 3
@@ -96,8 +100,8 @@ def test_one_training_step_after_the_swap_changes_the_factors_and_keeps_other_we
   ids, labels = batch()
   model.train_on_batch(ids, labels)
   lstm_before = model.get_layer('lstm').get_weights()
-  compression.compress_model(model, rank=4)
-  compression.rebuild_optimizer(model)
+  online.compress_model(model, rank=4)
+  online.rebuild_optimizer(model)
   # Every other trained weight is kept by the swap.
   for a, b in zip(lstm_before, model.get_layer('lstm').get_weights()):
     np.testing.assert_array_equal(a, b)
@@ -119,11 +123,11 @@ def test_compress_model_clones_a_plain_keras_embedding_model():
   plain = keras.Model(ids_in, keras.layers.Dense(2)(x))
   ids, _ = batch(40)
   w = plain.get_layer('emb').embeddings.numpy()
-  compressed, (report,) = compression.compress_model(plain, reduction=50)
+  compressed, (report,) = online.compress_model(plain, reduction=50)
   assert compressed is not plain and isinstance(compressed.get_layer('emb'), CompressibleEmbedding)
-  assert report.rank == compression.rank_for_reduction(50, 40, 10) == 4
+  assert report.rank == rank_for_reduction(50, 40, 10) == 4
   # Same as the plain model with W replaced by W_k.
-  svd = compression.truncated_svd(w, 4)
+  svd = factorization.truncated_svd(w, 4)
   plain.get_layer('emb').embeddings.assign(svd.left @ svd.right)
   np.testing.assert_allclose(compressed(ids), plain(ids), atol=1e-5)
 
@@ -137,16 +141,16 @@ def test_compressed_layer_round_trips_through_get_config():
 
 def test_compressing_twice_is_an_error():
   model = tiny_model('dan')
-  compression.compress_model(model, rank=2)
+  online.compress_model(model, rank=2)
   with pytest.raises(ConfigError, match='no uncompressed embedding'):
-    compression.compress_model(model, rank=2)
+    online.compress_model(model, rank=2)
 
 
 def test_online_callback_swaps_at_the_requested_step():
   keras.utils.set_random_seed(4)
   model = tiny_model('dan')
   ids, labels = batch()
-  callback = compression.OnlineCompression(rank=2, at_step=3)
+  callback = online.OnlineCompression(rank=2, at_step=3)
   model.fit(np.tile(ids, (5, 1)), np.tile(labels, 5), batch_size=6, epochs=1, callbacks=[callback], verbose=0)
   assert callback.swap_step == 3
   assert models.word_embedding(model).rank == 2
@@ -166,39 +170,38 @@ def test_plain_embedding_in_a_subclassed_model_gets_a_clear_error():
   model = Classifier()
   model(np.ones((1, 3), np.int32))
   with pytest.raises(ConfigError, match='subclassed model cannot be cloned'):
-    compression.compress_model(model, rank=2)
+    online.compress_model(model, rank=2)
 
 
 def test_gram_route_matches_the_svd_on_a_tall_matrix():
   rng = np.random.default_rng(1)
   # Decaying spectrum, as trained embeddings have; 1,000 x 20 in blocks of 64 rows (not a divisor of 1,000).
   w = (rng.normal(size=(1000, 20)) * np.geomspace(10, 0.01, 20)).astype(np.float32)
-  exact = compression.truncated_svd(w, 6, method='svd')
-  gram = compression.gram_truncated_svd(w, 6, chunk_rows=64)
+  exact = factorization.truncated_svd(w, 6, method='svd')
+  gram = factorization.gram_truncated_svd(w, 6, chunk_rows=64)
   np.testing.assert_allclose(gram.singular_values, exact.singular_values, rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(gram.left @ gram.right, exact.left @ exact.right, atol=1e-4)
   assert gram.discarded_error == pytest.approx(np.linalg.norm(w - gram.left @ gram.right), rel=1e-4)
   assert gram.left.dtype == gram.right.dtype == np.float32 and gram.left.shape == (1000, 6)
   with pytest.raises(ConfigError, match='SVD method'):
-    compression.truncated_svd(w, 6, method='qr')
+    factorization.truncated_svd(w, 6, method='qr')
 
 
 def test_auto_method_uses_the_gram_route_only_for_large_tall_matrices(monkeypatch):
   calls = []
-  monkeypatch.setattr(compression, 'gram_truncated_svd', lambda m, k: calls.append(m.shape))
-  monkeypatch.setattr(compression, 'GRAM_MIN_ELEMENTS', 1000)
-  compression.truncated_svd(np.ones((100, 5), np.float32), 2)  # 500 entries: plain SVD
-  compression.truncated_svd(np.ones((40, 30), np.float32), 2)  # 1,200 entries but not tall: plain SVD
-  compression.truncated_svd(np.ones((400, 5), np.float32), 2)  # Gram route
+  monkeypatch.setattr(factorization, 'gram_truncated_svd', lambda m, k: calls.append(m.shape))
+  monkeypatch.setattr(factorization, 'GRAM_MIN_ELEMENTS', 1000)
+  factorization.truncated_svd(np.ones((100, 5), np.float32), 2)  # 500 entries: plain SVD
+  factorization.truncated_svd(np.ones((40, 30), np.float32), 2)  # 1,200 entries but not tall: plain SVD
+  factorization.truncated_svd(np.ones((400, 5), np.float32), 2)  # Gram route
   assert calls == [(400, 5)]
 
 
 def test_compression_scale_benchmark_on_a_small_vocabulary():
-  from lmf_tf import benchmarks  # pylint: disable=g-import-not-at-top
-  rows = benchmarks.compression_scale(vocab_sizes=(2000,), dim=30, reduction=90, full_svd_up_to=2000,
+  rows = bench_scale.compression_scale(vocab_sizes=(2000,), dim=30, reduction=90, full_svd_up_to=2000,
                                       echo=lambda _: None)
   (row,) = rows
-  assert row['rank'] == compression.rank_for_reduction(90, 2000, 30) == 2
+  assert row['rank'] == rank_for_reduction(90, 2000, 30) == 2
   assert row['matrix_bytes'] == 2000 * 30 * 4
   assert row['gram_seconds'] > 0 and row['svd_seconds'] > 0 and row['swap_seconds'] > 0
   assert 0 < row['energy_kept'] < 1 and row['swap_peak_extra_bytes'] >= 0

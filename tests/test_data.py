@@ -2,20 +2,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmf_tf import datasets, embeddings, input_pipeline
+from lmf_tf.text import catalog, input_pipeline
+from lmf_tf.text import readers
+from lmf_tf.text import local_splits
+from lmf_tf.text import tfds_builders
+from lmf_tf.text import word_vectors
 from lmf_tf.errors import ConfigError, DataFormatError
 
 
 def test_clean_matches_the_sentence_files():
-  assert datasets.clean_sst_text("The naïf 's -- ( funny ) film . ") == "the na f 's lrb funny rrb film"
-  assert datasets.clean_sst_text('re-imagining of "beauty" ') == 're imagining of beauty'
+  assert readers.clean_sst_text("The naïf 's -- ( funny ) film . ") == "the na f 's lrb funny rrb film"
+  assert readers.clean_sst_text('re-imagining of "beauty" ') == 're imagining of beauty'
 
 
 def test_real_sst2_split_sizes(repo_root):
-  splits = datasets.sst2_splits(f'{repo_root}/data', 'sentence')
+  splits = local_splits.sst2_splits(f'{repo_root}/data', 'sentence')
   assert {k: len(v) for k, v in splits.items()} == {'train': 6920, 'validation': 872, 'test': 1821}
   assert sum(e.label for e in splits['test']) == 909
-  phrases = datasets.sst2_splits(f'{repo_root}/data', 'phrase')
+  phrases = local_splits.sst2_splits(f'{repo_root}/data', 'phrase')
   held_out = {e.text for e in splits['validation']} | {e.text for e in splits['test']}
   # 67,349 GLUE training phrases, minus those identical to a dev or test sentence.
   assert 67_300 < len(phrases['train']) < 67_349
@@ -26,7 +30,7 @@ def test_real_sst2_split_sizes(repo_root):
 
 
 def test_phrases_identical_to_dev_or_test_are_dropped(tiny_data):
-  splits = datasets.sst2_splits(str(tiny_data), 'phrase')
+  splits = local_splits.sst2_splits(str(tiny_data), 'phrase')
   texts = [e.text for e in splits['train']]
   assert 'a dull mess number 100' not in texts  # identical to a dev sentence
   assert 'lrb truly rrb funny' in texts  # cleaned like the sentence files
@@ -45,25 +49,25 @@ def test_malformed_data_line_names_file_and_line(tiny_data, line, message):
   lines.insert(2, line)
   path.write_text('\n'.join(lines))
   with pytest.raises(DataFormatError, match=message):
-    datasets.sst2_splits(str(tiny_data), 'sentence')
+    local_splits.sst2_splits(str(tiny_data), 'sentence')
 
 
 def test_non_utf8_bytes_name_file_and_line(tiny_data, tmp_path):
   path = tiny_data / 'sst2' / 'test.tsv'
   path.write_bytes(b'fine film\t1\nbad \xff byte\t0\n')
   with pytest.raises(DataFormatError, match=r'test\.tsv:2: not UTF-8 text'):
-    datasets.sst2_splits(str(tiny_data), 'sentence')
+    local_splits.sst2_splits(str(tiny_data), 'sentence')
   vectors = tmp_path / 'vec.txt'
   vectors.write_bytes(b'\xef\xbb\xbfthe 0.1 0.2\ncaf\xe9 1 2\n')  # a BOM, then Latin-1
   vocab = input_pipeline.Vocabulary(['<pad>', '<unk>', 'the'])
   with pytest.raises(DataFormatError, match=r'vec\.txt:2: not UTF-8 text'):
-    embeddings.read_word_vectors(str(vectors), vocab)
+    word_vectors.read_word_vectors(str(vectors), vocab)
   vectors.write_bytes(b'\xef\xbb\xbfthe 0.1 0.2\n')
-  assert embeddings.read_word_vectors(str(vectors), vocab).found == 1  # the BOM is not part of the word
+  assert word_vectors.read_word_vectors(str(vectors), vocab).found == 1  # the BOM is not part of the word
 
 
 def test_local_builder_serves_splits_through_tfds(tiny_data, tmp_path):
-  splits = datasets.load_splits('sst2', 'sentence', source_dir=str(tiny_data), tfds_dir=str(tmp_path / 'tfds'))
+  splits = tfds_builders.load_splits('sst2', 'sentence', source_dir=str(tiny_data), tfds_dir=str(tmp_path / 'tfds'))
   assert splits.num_classes == 2
   assert [int(s.reduce(0, lambda n, _: n + 1)) for s in (splits.train, splits.validation, splits.test)] == [40, 12, 12]
   text, label = next(iter(splits.train))
@@ -73,15 +77,15 @@ def test_local_builder_serves_splits_through_tfds(tiny_data, tmp_path):
 def test_catalog_name_goes_through_tfds_builder_registry(tiny_data, tmp_path, monkeypatch):
   # Our builder is registered in the TFDS catalog as `lmf_sst2`; loading it by name exercises the catalog path
   # that `glue/sst2` takes for online users.
-  monkeypatch.setattr(datasets, 'DATA_DIR', str(tiny_data))
-  monkeypatch.setattr(datasets.LmfSst2.__init__, '__kwdefaults__', {'source_dir': str(tiny_data)})
-  splits = datasets.load_splits('lmf_sst2/sentence', tfds_dir=str(tmp_path / 'tfds'), text_key='text')
+  monkeypatch.setattr(catalog, 'DATA_DIR', str(tiny_data))
+  monkeypatch.setattr(tfds_builders.LmfSst2.__init__, '__kwdefaults__', {'source_dir': str(tiny_data)})
+  splits = tfds_builders.load_splits('lmf_sst2/sentence', tfds_dir=str(tmp_path / 'tfds'), text_key='text')
   assert int(splits.test.reduce(0, lambda n, _: n + 1)) == 12
 
 
 def test_unknown_dataset_name_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match="--dataset='no_such_set' is neither a local data set"):
-    datasets.load_splits('no_such_set', tfds_dir=str(tmp_path))
+    tfds_builders.load_splits('no_such_set', tfds_dir=str(tmp_path))
 
 
 def test_vocabulary_from_train_with_pad_and_unk():
@@ -135,7 +139,7 @@ def test_glove_reader(tmp_path):
   path = tmp_path / 'vec.txt'
   path.write_text('3 2\nthe 0.1 0.2\ncat 1.5 -2\ndog 3 4\n')  # with a word2vec header
   vocab = input_pipeline.Vocabulary(['<pad>', '<unk>', 'cat', 'the', 'zebra'])
-  result = embeddings.read_word_vectors(str(path), vocab, seed=0)
+  result = word_vectors.read_word_vectors(str(path), vocab, seed=0)
   assert result.matrix.shape == (5, 2) and result.found == 2 and result.searched == 3
   np.testing.assert_allclose(result.matrix[2], [1.5, -2])
   np.testing.assert_allclose(result.matrix[0], [0, 0])
@@ -147,9 +151,9 @@ def test_glove_rows_of_different_lengths_name_file_and_line(tmp_path):
   path.write_text('the 0.1 0.2 0.3\ncat 1.5 -2\n')
   vocab = input_pipeline.Vocabulary(['<pad>', '<unk>', 'cat'])
   with pytest.raises(DataFormatError, match=r'vec\.txt:2: 2 values, but earlier lines have 3'):
-    embeddings.read_word_vectors(str(path), vocab)
+    word_vectors.read_word_vectors(str(path), vocab)
   path.write_text('the 0.1 abc\n')
   with pytest.raises(DataFormatError, match=r"vec\.txt:1: a value of 'the' is not a number"):
-    embeddings.read_word_vectors(str(path), input_pipeline.Vocabulary(['<pad>', '<unk>', 'the']))
+    word_vectors.read_word_vectors(str(path), input_pipeline.Vocabulary(['<pad>', '<unk>', 'the']))
   with pytest.raises(FileNotFoundError, match='--embeddings_path'):
-    embeddings.read_word_vectors(str(tmp_path / 'missing.txt'), vocab)
+    word_vectors.read_word_vectors(str(tmp_path / 'missing.txt'), vocab)

@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from lmf_tf import distribution, training
+from lmf_tf.text import distribution
+from lmf_tf.text import trained_models
 from lmf_tf.errors import ConfigError
 
 
@@ -33,7 +34,7 @@ def test_mirrored_training_swap_checkpoint_and_resume(tiny_config, repo_root):
   assert 'Resumed from' in resumed.stderr
   results = json.load(open(os.path.join(tiny_config['results_dir'], 'sst2_lstm_R50_seed7.json')))
   assert [h['epoch'] for h in results['history']] == [1, 2] and results['rank'] is not None
-  model, _, _ = training.load_trained_model(results['checkpoint_dir'])  # loads without any strategy
+  model, _, _ = trained_models.load_trained_model(results['checkpoint_dir'])  # loads without any strategy
   assert model.get_layer('word_embedding').rank == results['rank']
 
 
@@ -53,7 +54,7 @@ class _Strategy:
 
 
 def test_only_the_chief_writes_the_run_directories():
-  from lmf_tf.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text.config import TrainConfig  # pylint: disable=g-import-not-at-top
   config = TrainConfig(workdir='ck', results_dir='res')
   assert distribution.is_chief(_Strategy()) and distribution.is_chief(_Strategy(_Resolver('worker', 0)))
   assert distribution.is_chief(_Strategy(_Resolver('chief', 0)))

@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from lmf_tf import benchmarks, compression, export, models, training
-from lmf_tf.config import TrainConfig
+from lmf_tf.compression import export
+from lmf_tf.compression import online
+from lmf_tf.harness import bench_inference
+from lmf_tf.text import export as text_export
+from lmf_tf.text import models
+from lmf_tf.text import training
+from lmf_tf.text.config import TrainConfig
 from lmf_tf.errors import ConfigError
 
 # Largest |probability difference| accepted between the Keras model and its export, per kind.
@@ -22,7 +27,7 @@ def _ids(batch, length, vocab_size, seed=0):
 def test_export_matches_keras_on_a_compressed_model(name, kind):
   config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16), num_classes=3)
   model = models.MODELS[name].build(config)
-  compression.compress_model(model, rank=4)
+  online.compress_model(model, rank=4)
   ids = _ids(4, 9, 300)
   expected = model.predict(ids, verbose=0)
   runner = export.TfliteClassifier(export.to_tflite(model, kind, batch_size=4))
@@ -50,16 +55,16 @@ def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
 def test_export_checkpoint_and_time_inference(tiny_config, tmp_path):
   _, results = training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=2, reduction=50)))
   best = results['checkpoint_dir']
-  sizes = export.export_checkpoint(best, str(tmp_path / 'export'), kinds=('float32', 'int8'))
+  sizes = text_export.export_checkpoint(best, str(tmp_path / 'export'), kinds=('float32', 'int8'))
   assert (tmp_path / 'export' / 'model_int8.tflite').stat().st_size == sizes['int8'] < sizes['float32']
   assert (tmp_path / 'export' / 'vocabulary.txt').exists()
-  sequences, labels = benchmarks.test_sequences(best)
+  sequences, labels = bench_inference.test_sequences(best)
   assert len(sequences) == len(labels) == 12
-  folded = export.export_checkpoint(best, str(tmp_path / 'folded'), kinds=('float32',), fold=True)
+  folded = text_export.export_checkpoint(best, str(tmp_path / 'folded'), kinds=('float32',), fold=True)
   assert folded['float32'] < sizes['float32']
-  variants = [benchmarks.InferenceVariant('online', best), benchmarks.InferenceVariant('online + int8', best, 'int8'),
-              benchmarks.InferenceVariant('folded', best, fold=True)]
-  rows = benchmarks.time_inference(variants, sequences, labels, batch_sizes=(1, 5), repeats=2)
+  variants = [bench_inference.InferenceVariant('online', best), bench_inference.InferenceVariant('online + int8', best, 'int8'),
+              bench_inference.InferenceVariant('folded', best, fold=True)]
+  rows = bench_inference.time_inference(variants, sequences, labels, batch_sizes=(1, 5), repeats=2)
   assert [r['name'] for r in rows] == ['online', 'online + int8', 'folded']
   assert rows[0]['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
   assert rows[2]['test_accuracy'] == rows[0]['test_accuracy']
@@ -72,12 +77,12 @@ def test_folded_projection_predicts_the_same_with_fewer_weights(name):
   config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16))
   model = models.MODELS[name].build(config)
   model(_ids(2, 3, 300))
-  compression.compress_model(model, rank=3)
-  folded = export.fold_projection(model, config, name)
+  online.compress_model(model, rank=3)
+  folded = text_export.fold_projection(model, config, name)
   ids = _ids(4, 9, 300)
   np.testing.assert_allclose(folded.predict(ids, verbose=0), model.predict(ids, verbose=0), atol=1e-5)
   assert models.word_embedding(folded).output_dim == 3 and not models.word_embedding(folded).is_compressed
   width = 4 * 8 if name == 'lstm' else 32
   assert models.count_params(model) - models.count_params(folded) == 3 * 16 + 16 * width - 3 * width
   with pytest.raises(ConfigError, match='not compressed'):
-    export.fold_projection(models.MODELS[name].build(config), config, name)
+    text_export.fold_projection(models.MODELS[name].build(config), config, name)

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lmf_tf import datasets, embeddings, input_pipeline
+from lmf_tf.text import input_pipeline
+from lmf_tf.text import readers
+from lmf_tf.text import word_vectors
 from lmf_tf.errors import DataFormatError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -43,7 +45,7 @@ def test_well_formed_tsv_round_trips(rows, end, bom, header, blank_lines):
   if blank_lines:
     lines.insert(len(lines) // 2 + int(header), '   ')
   with _written(('\ufeff' if bom else '') + end.join(lines) + end) as path:
-    examples = datasets.read_labelled_tsv(path, header=header)
+    examples = readers.read_labelled_tsv(path, header=header)
   assert [(e.text, e.label) for e in examples] == rows
 
 
@@ -52,7 +54,7 @@ def test_well_formed_tsv_round_trips(rows, end, bom, header, blank_lines):
 def test_any_bytes_as_tsv_load_or_fail_with_a_named_line(content):
   with _written(content, binary=True) as path:
     try:
-      examples = datasets.read_labelled_tsv(path, num_classes=3)
+      examples = readers.read_labelled_tsv(path, num_classes=3)
     except DataFormatError as e:
       assert str(e).startswith(f'{path}:')
     else:
@@ -62,10 +64,10 @@ def test_any_bytes_as_tsv_load_or_fail_with_a_named_line(content):
 def test_very_long_lines_and_tabs_inside_text():
   with _written('x' * 1_000_000 + '\t1\nword\twith tab\t0\n') as path:
     with pytest.raises(DataFormatError, match=r':2: expected "text<TAB>label" \(2 tab-separated fields\), found 3'):
-      datasets.read_labelled_tsv(path)
+      readers.read_labelled_tsv(path)
   with _written('x' * 1_000_000 + '\tpositive\n') as path:
     with pytest.raises(DataFormatError, match=r":1: label 'positive' is not an integer"):
-      datasets.read_labelled_tsv(path)
+      readers.read_labelled_tsv(path)
 
 
 WORD = st.text(st.characters(blacklist_characters=' \t\n\r', blacklist_categories=('Cs', 'Zs', 'Zl', 'Zp', 'Cc')),
@@ -82,7 +84,7 @@ def test_well_formed_vectors_load(words, dim, end, bom, word2vec_header, data):
   lines += [w + ' ' + ' '.join(repr(v) for v in vec) for w, vec in zip(words, values)]
   vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>'] + words)
   with _written(('\ufeff' if bom else '') + end.join(lines) + end) as path:
-    result = embeddings.read_word_vectors(path, vocabulary)
+    result = word_vectors.read_word_vectors(path, vocabulary)
   assert result.matrix.shape == (len(words) + 2, dim) and result.found == len(words)
   np.testing.assert_array_equal(result.matrix[2:], np.asarray(values, np.float32))
 
@@ -93,7 +95,7 @@ def test_any_bytes_as_vectors_load_or_fail_with_a_named_line(content):
   vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>', 'a', 'b'])
   with _written(content, binary=True) as path:
     try:
-      result = embeddings.read_word_vectors(path, vocabulary)
+      result = word_vectors.read_word_vectors(path, vocabulary)
     except DataFormatError as e:
       assert str(e).startswith(f'{path}')
     else:
@@ -104,7 +106,7 @@ def test_any_bytes_as_vectors_load_or_fail_with_a_named_line(content):
 def test_non_finite_vectors_are_rejected(value):
   with _written(f'a 0.5 {value}\n') as path:
     with pytest.raises(DataFormatError, match=r":1: a value of 'a' is not finite"):
-      embeddings.read_word_vectors(path, input_pipeline.Vocabulary(['<pad>', '<unk>', 'a']))
+      word_vectors.read_word_vectors(path, input_pipeline.Vocabulary(['<pad>', '<unk>', 'a']))
 
 
 @settings(max_examples=40, deadline=None)
@@ -143,22 +145,22 @@ def _loads_or_names_a_file(read, *paths):
 @given(content=ANY_BYTES, header=st.booleans())
 def test_any_bytes_as_intent_csv_load_or_fail_with_a_named_line(content, header):
   with _written((b'text,category\n' if header else b'') + content, binary=True) as path:
-    _loads_or_names_a_file(datasets.read_labelled_csv, path)
+    _loads_or_names_a_file(readers.read_labelled_csv, path)
 
 
 @SETTINGS
 @given(texts=ANY_BYTES, labels=ANY_BYTES)
 def test_any_bytes_as_line_aligned_files_load_or_fail_with_a_named_line(texts, labels):
   with _written(texts, binary=True) as text_path, _written(labels, binary=True) as label_path:
-    _loads_or_names_a_file(datasets.read_line_aligned, text_path, label_path)
+    _loads_or_names_a_file(readers.read_line_aligned, text_path, label_path)
 
 
 @SETTINGS
 @given(content=ANY_BYTES)
 def test_any_bytes_as_label_list_or_clinc_json_load_or_fail_with_a_named_file(content):
   with _written(content, binary=True) as path:
-    _loads_or_names_a_file(datasets.read_label_list, path)
-    _loads_or_names_a_file(datasets.read_clinc_json, path)
+    _loads_or_names_a_file(readers.read_label_list, path)
+    _loads_or_names_a_file(readers.read_clinc_json, path)
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
@@ -171,5 +173,5 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
 @given(value=JSON)
 def test_any_json_structure_as_clinc_or_label_list_loads_or_fails_cleanly(value):
   with _written(json.dumps(value)) as path:
-    _loads_or_names_a_file(datasets.read_label_list, path)
-    _loads_or_names_a_file(datasets.read_clinc_json, path)
+    _loads_or_names_a_file(readers.read_label_list, path)
+    _loads_or_names_a_file(readers.read_clinc_json, path)

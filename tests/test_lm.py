@@ -14,7 +14,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lmf_tf import lm_data, lm_models, lm_training, model_size, schedules
+from lmf_tf.compression import model_size
+from lmf_tf.lm import config as lm_config
+from lmf_tf.lm import data as lm_data
+from lmf_tf.lm import models as lm_models
+from lmf_tf.lm import training as lm_training
 from lmf_tf.errors import ConfigError, DataFormatError
 
 WORDS = ['the', 'cat', 'sat', 'on', 'a', 'mat', '<unk>', 'dog', 'ran', 'home']
@@ -38,12 +42,12 @@ def tiny_config(tmp_path, **overrides):
   settings = dict(name='tiny', hidden_size=8, num_steps=3, batch_size=2, eval_batch_size=2, epochs=2, init_scale=0.3,
                   decay_after_epochs=1, data_dir=str(tmp_path / 'ptb'), workdir=str(tmp_path / 'ck'),
                   results_dir=str(tmp_path / 'results'))
-  return lm_models.LmConfig(**{**settings, **overrides}).validate()
+  return lm_config.LmConfig(**{**settings, **overrides}).validate()
 
 
 def tiny_model(vocab_size=10, hidden_size=8, dropout=0.0, seed=0):
   keras.utils.set_random_seed(seed)
-  config = lm_models.LmConfig(name='tiny', hidden_size=hidden_size, dropout=dropout, init_scale=0.5)
+  config = lm_config.LmConfig(name='tiny', hidden_size=hidden_size, dropout=dropout, init_scale=0.5)
   return lm_models.build_lm(config, vocab_size)
 
 
@@ -201,31 +205,31 @@ def test_uniform_model_has_perplexity_equal_to_the_vocabulary_size():
 
 
 def test_configs_and_parameter_counts():
-  assert lm_models.get_lm_config('small', epochs=2).epochs == 2
-  assert lm_models.get_lm_config('large').dropout == 0.65
-  assert lm_models.get_lm_config('small', max_steps=200).run_name == 'ptb_small_steps200_seed1'
+  assert lm_config.get_lm_config('small', epochs=2).epochs == 2
+  assert lm_config.get_lm_config('large').dropout == 0.65
+  assert lm_config.get_lm_config('small', max_steps=200).run_name == 'ptb_small_steps200_seed1'
   with pytest.raises(ConfigError, match="--config='huge'"):
-    lm_models.get_lm_config('huge')
+    lm_config.get_lm_config('huge')
   with pytest.raises(ConfigError, match='--dropout'):
-    lm_models.get_lm_config('medium', dropout=1.0)
+    lm_config.get_lm_config('medium', dropout=1.0)
   keras.utils.set_random_seed(0)
-  assert lm_models.count_params(lm_models.build_lm(lm_models.get_lm_config('small'), 10_000)) == 4_651_600
+  assert lm_models.count_params(lm_models.build_lm(lm_config.get_lm_config('small'), 10_000)) == 4_651_600
 
 
 def test_learning_rate_schedule_at_known_steps_and_serialization():
-  schedule = schedules.DelayedEpochDecay(1.0, 0.5, decay_after_epochs=4, steps_per_epoch=2323)
+  schedule = lm_training.DelayedEpochDecay(1.0, 0.5, decay_after_epochs=4, steps_per_epoch=2323)
   expected = {0: 1.0, 9291: 1.0, 9292: 0.5, 11615: 0.25, 12 * 2323: 0.5 ** 9}
   for step, value in expected.items():
     assert float(schedule(step)) == pytest.approx(value, rel=1e-6), step
   again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
-  assert isinstance(again, schedules.DelayedEpochDecay) and again.get_config() == schedule.get_config()
+  assert isinstance(again, lm_training.DelayedEpochDecay) and again.get_config() == schedule.get_config()
 
 
 # Training.
 
 def test_one_training_step_changes_every_weight_and_stays_finite():
   model = tiny_model(dropout=0.3)
-  config = lm_models.LmConfig(name='tiny', hidden_size=8, num_steps=5, batch_size=4)
+  config = lm_config.LmConfig(name='tiny', hidden_size=8, num_steps=5, batch_size=4)
   optimizer = lm_training.create_optimizer(config, steps_per_epoch=10)
   train_step = lm_training.make_train_step(model, optimizer)
   ids = np.arange(4 * 6) % 10  # every word appears, so every embedding row can move

@@ -6,7 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from lmf_tf import model_size, models, pruning
+from lmf_tf.compression import model_size
+from lmf_tf.compression import pruning
+from lmf_tf.text import models
 from lmf_tf.errors import ConfigError
 
 

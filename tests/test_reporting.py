@@ -8,7 +8,11 @@ import time
 
 import pytest
 
-from lmf_tf import experiments, figures, reporting
+from lmf_tf.compression import online
+from lmf_tf.harness import figures
+from lmf_tf.harness import plans
+from lmf_tf.harness import reporting
+from lmf_tf.harness import runner
 
 
 def write_result(results_dir, name, test, dev=0.8, rank=None, total=1000, curve=None, swap=None):
@@ -23,7 +27,7 @@ def write_result(results_dir, name, test, dev=0.8, rank=None, total=1000, curve=
 def hand_made(tmp_path):
   results = tmp_path / 'results'
   (results / 'failed').mkdir(parents=True)
-  runs = experiments.plan(quick=False, models=('dan',), results_dir=str(results))
+  runs = plans.plan(quick=False, models=('dan',), results_dir=str(results))
   # Uncompressed: 3 seeds. Online R=90: 2 of 3 seeds. Offline R=90: none. Quant8: seed 1 only.
   for seed, acc in zip((1, 2, 3), (0.80, 0.82, 0.84)):
     write_result(results, f'sst2_dan_R0_seed{seed}', acc, total=4000)
@@ -62,7 +66,7 @@ def test_table2_means_stds_and_missing_runs(hand_made):
 def test_table3_per_data_set(tmp_path):
   results = tmp_path / 'results'
   (results / 'failed').mkdir(parents=True)
-  runs = [r for r in experiments.plan(models=('lstm',), results_dir=str(results))
+  runs = [r for r in plans.plan(models=('lstm',), results_dir=str(results))
           if r.table == 'table3' and r.dataset == 'clinc150' and r.seed == 1 and r.reduction in (0, 90)]
   for seed_acc, name in ((0.90, 'clinc150_lstm_R0_seed1'), (0.88, 'clinc150_lstm_R90_seed1')):
     write_result(results, name, seed_acc, rank=4 if 'R90' in name else None)
@@ -94,8 +98,8 @@ def test_tables_and_figures_are_written(hand_made):
 
 def test_plan_sizes():
   # Quick: SST-2 as below with 1 seed and 2 R, no Table 3.
-  assert len(experiments.plan(quick=True)) == 24
-  full = experiments.plan()
+  assert len(plans.plan(quick=True)) == 24
+  full = plans.plan()
   # SST-2 per seed: base, 3 policies, q16, q8, online and offline at 7 R, online R=90 then q8; per model one Keras
   # int8. Table 3 per data set, model and seed: base, q16, q8, online and offline at 3 R.
   assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7 + 1) + 1) + 2 * 2 * 3 * (3 + 2 * 3)
@@ -111,20 +115,20 @@ def test_plan_sizes():
 
 def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):
   results = tmp_path / 'results'
-  ok = experiments.Run('ok', 'table2', 'dan', 'online', 0.0, 1,
+  ok = runner.Run('ok', 'table2', 'dan', 'online', 0.0, 1,
                        (sys.executable, '-c', f'open({str(results / "ok.json")!r}, "w").write("{{}}")'),
                        resume_state=str(tmp_path / 'state.json'))
-  bad = experiments.Run('bad', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'raise SystemExit("error: R=99 leaves rank k=0")'))
-  child = experiments.Run('child', 'table2', 'dan', 'quant8', 0.0, 1, (sys.executable, '-c', 'pass'), requires='bad')
-  locked = experiments.Run('locked', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'pass'))
+  bad = runner.Run('bad', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'raise SystemExit("error: R=99 leaves rank k=0")'))
+  child = runner.Run('child', 'table2', 'dan', 'quant8', 0.0, 1, (sys.executable, '-c', 'pass'), requires='bad')
+  locked = runner.Run('locked', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'pass'))
   (results / 'logs').mkdir(parents=True)
   (results / 'logs' / 'locked.lock').write_text('')
   lines = []
-  finished, failed = experiments.run_all([ok, bad, child, locked], jobs=2, results_dir=str(results),
+  finished, failed = runner.run_all([ok, bad, child, locked], jobs=2, results_dir=str(results),
                                          echo=lines.append, poll_seconds=0.05)
   assert (finished, failed) == (2, 2)
   assert ok.done(str(results)) and not locked.done(str(results))
-  assert experiments.is_impossible((results / 'failed' / 'bad.txt').read_text())
+  assert runner.is_impossible((results / 'failed' / 'bad.txt').read_text())
   assert (results / 'failed' / 'child.txt').read_text().startswith('skipped: bad failed')
   assert any('another runner holds' in line for line in lines)
   assert not (results / 'logs' / 'ok.lock').exists()
@@ -132,7 +136,7 @@ def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):
   (tmp_path / 'state.json').write_text('{}')  # an interrupted run: the next call resumes it
   assert ok.command()[-1] == '--resume'
   with pytest.raises(ValueError, match='jobs'):
-    experiments.run_all([ok], jobs=0, results_dir=str(results))
+    runner.run_all([ok], jobs=0, results_dir=str(results))
 
 
 def test_summary_of_existing_runs(tmp_path):
@@ -159,10 +163,10 @@ def test_runner_stopped_by_a_signal_stops_its_children_and_frees_their_locks(tmp
            'time.sleep(120)')
   runner = subprocess.Popen([sys.executable, '-c', f'''
 import signal
+from lmf_tf.harness import runner
 signal.signal(signal.SIGINT, signal.SIG_IGN)
-from lmf_tf import experiments
-run = experiments.Run('slow', 'table2', 'dan', 'online', 0.0, 1, {child!r})
-experiments.run_all([run], results_dir={str(results)!r}, poll_seconds=0.05)
+run = runner.Run('slow', 'table2', 'dan', 'online', 0.0, 1, {child!r})
+runner.run_all([run], results_dir={str(results)!r}, poll_seconds=0.05)
 '''], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   deadline = time.time() + 60
   while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from lmf_tf import callbacks, io_utils
+from lmf_tf import io_utils
+from lmf_tf.text import callbacks
 
 
 def _command(repo_root, tiny_config, workdir, results_dir, extra=()):

@@ -9,8 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-from lmf_tf import callbacks, io_utils, models, reporting, training
-from lmf_tf.config import TrainConfig
+from lmf_tf import io_utils
+from lmf_tf.harness import reporting
+from lmf_tf.text import callbacks
+from lmf_tf.text import models
+from lmf_tf.text import trained_models
+from lmf_tf.text import training
+from lmf_tf.text.config import TrainConfig
 from lmf_tf.errors import CorruptFileError, RunLockedError, TrainingDivergedError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +33,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_config):
                      match=r'(loss became (nan|inf)|became NaN or infinite).*state.json \(step \d+, epoch 1 done\)'):
     _train(tiny_config, epochs=2, resume=True, lr_upper=1e30, lr_lower=1e29)
   assert open(os.path.join(train_dir, 'state.json')).read() == state_before
-  model, _, _ = training.load_trained_model(first['checkpoint_dir'])  # the best checkpoint is intact
+  model, _, _ = trained_models.load_trained_model(first['checkpoint_dir'])  # the best checkpoint is intact
   assert model is not None
   assert json.load(open(os.path.join(tiny_config['results_dir'], first['run'] + '.json')))['best_epoch'] == 1
 
@@ -73,7 +78,7 @@ def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_con
   # The inference checkpoint, truncated.
   _corrupt(glob.glob(os.path.join(best, 'model.data-*'))[0], truncate=True)
   with pytest.raises(CorruptFileError, match=r'inference checkpoint .*best/model is truncated or corrupted'):
-    training.load_trained_model(best)
+    trained_models.load_trained_model(best)
   # A results file, truncated.
   results_file = os.path.join(tiny_config['results_dir'], result['run'] + '.json')
   _corrupt(results_file, truncate=True)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from lmf_tf import schedules
+from lmf_tf.compression import schedules
 from lmf_tf.errors import ConfigError
 
 

@@ -8,8 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from lmf_tf import callbacks, io_utils, model_size, models, training
-from lmf_tf.config import TrainConfig
+from lmf_tf import io_utils
+from lmf_tf.compression import model_size
+from lmf_tf.text import callbacks
+from lmf_tf.text import models
+from lmf_tf.text import tfds_builders
+from lmf_tf.text import trained_models
+from lmf_tf.text import training
+from lmf_tf.text.config import TrainConfig
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError
 
 
@@ -47,12 +53,12 @@ def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
   assert saved['params']['embedding'] == k * (v + d)
   assert saved['params']['uncompressed_model'] - num_params == v * d - k * (v + d)
   # The saved compressed model reloads (built at rank k) and gives the reported accuracies.
-  reloaded = training.evaluate_checkpoint(saved['checkpoint_dir'])
+  reloaded = trained_models.evaluate_checkpoint(saved['checkpoint_dir'])
   assert reloaded['rank'] == k
   assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)
   assert reloaded['dev_accuracy'] == pytest.approx(saved['dev_accuracy'], abs=1e-6)
   with pytest.raises(CheckpointNotFoundError, match='no trained model at'):
-    training.evaluate_checkpoint(str(tmp_path / 'nowhere'))
+    trained_models.evaluate_checkpoint(str(tmp_path / 'nowhere'))
 
 
 def test_inference_checkpoint_round_trip(tmp_path):
@@ -163,13 +169,12 @@ def test_compress_at_step_beyond_training_is_rejected_before_training(tiny_confi
 
 def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from lmf_tf import datasets  # pylint: disable=g-import-not-at-top
 
   def fake_load_splits(name, **kwargs):
     make = lambda labels: tf.data.Dataset.from_tensor_slices((['a b'] * len(labels), tf.constant(labels, tf.int64)))
-    return datasets.TextSplits(make([0, 1]), make([1, 0]), make([-1, -1]), num_classes=2, name=name)
+    return tfds_builders.TextSplits(make([0, 1]), make([1, 0]), make([-1, -1]), num_classes=2, name=name)
 
-  monkeypatch.setattr(datasets, 'load_splits', fake_load_splits)
+  monkeypatch.setattr(tfds_builders, 'load_splits', fake_load_splits)
   with pytest.raises(ConfigError, match='the test split of --dataset=glue/sst2 has unlabelled examples'):
     training.train_and_evaluate(TrainConfig(**dict(tiny_config, dataset='glue/sst2')))
 

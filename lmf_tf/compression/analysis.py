@@ -28,7 +28,7 @@ import math
 
 import pandas as pd
 
-from lmf_tf import compression
+from lmf_tf.compression.rank import rank_for_reduction
 from lmf_tf.errors import ConfigError
 
 FLOAT_BITS = 32
@@ -122,7 +122,7 @@ def lstm_flops_per_token(input_dim, units):
 
 def cost_table(vocab_size, dim, next_layer_width, reductions=(10, 30, 50, 70, 75, 90, 95), bits=(16, 8)):
   """One row per variant of a V x d embedding feeding a layer with `next_layer_width` outputs: float32, b-bit
-  quantized for each of `bits`, and LMF at each R (rank from `compression.rank_for_reduction`; an R that leaves
+  quantized for each of `bits`, and LMF at each R (rank from `rank_for_reduction`; an R that leaves
   no rank is skipped). Columns: method, R, rank, params, bytes, lookup/first-layer FLOPs per token, and whether
   the variant is smaller than each b-bit quantization (`smaller_than_q<b>`).
 
@@ -133,7 +133,7 @@ def cost_table(vocab_size, dim, next_layer_width, reductions=(10, 30, 50, 70, 75
   variants += [(0, embedding_costs(vocab_size, dim, next_layer_width, bits=b)) for b in bits]
   for r in reductions:
     try:
-      rank = compression.rank_for_reduction(r, vocab_size, dim)
+      rank = rank_for_reduction(r, vocab_size, dim)
     except ConfigError:
       continue
     variants.append((r, embedding_costs(vocab_size, dim, next_layer_width, rank=rank)))

@@ -43,6 +43,11 @@ def weight_dict(model):
   return {w.path.replace('/', '.'): w for w in model.weights}
 
 
+def keyed_variables(variables):
+  """Keyed by position and name: variable paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`)."""
+  return {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
+
+
 def _meta_graph(model, path):
   """Writes the MetaGraphDef of the model's inference function `int32[batch, T] -> float32[batch, classes]`."""
   @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name='token_ids')], autograph=False)

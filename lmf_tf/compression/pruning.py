@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lmf_tf import model_size
+from lmf_tf.compression import model_size
 from lmf_tf.errors import ConfigError
 
 

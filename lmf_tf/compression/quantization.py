@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from lmf_tf import model_size
+from lmf_tf.compression import model_size
 from lmf_tf.errors import ConfigError
 
 INT_TYPES = {8: np.int8, 16: np.int16}

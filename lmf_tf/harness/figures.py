@@ -10,8 +10,9 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pandas as pd  # pylint: disable=g-import-not-at-top
 
-from lmf_tf import io_utils, reporting, schedules  # pylint: disable=g-import-not-at-top
-from lmf_tf.config import MODEL_DEFAULTS, TrainConfig  # pylint: disable=g-import-not-at-top
+from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+from lmf_tf.harness import plans, reporting  # pylint: disable=g-import-not-at-top
+from lmf_tf.text.config import MODEL_DEFAULTS, TrainConfig  # pylint: disable=g-import-not-at-top
 
 
 def _save(fig, path):
@@ -23,6 +24,8 @@ def _save(fig, path):
 
 def figure2(path, steps=12_000):
   """CLR and CALR with the LSTM's default bounds (paper Figure 2)."""
+  from lmf_tf.compression import schedules  # pylint: disable=g-import-not-at-top  (the only figure that needs TF)
+
   d = TrainConfig()
   upper = MODEL_DEFAULTS['lstm']['lr_upper']
   x = np.arange(0, steps, 10)
@@ -91,9 +94,8 @@ def write_all(results_dir, runs):
   runs = [r for r in runs if r.table != 'table3']
   frame = reporting.plan_frame(results_dir, runs)
   # Figure 3 takes the recovery curve of any seed that has one, even outside a quick plan's single seed.
-  from lmf_tf import experiments  # pylint: disable=g-import-not-at-top
   models = tuple(sorted(frame.model.unique()))
-  every_seed = reporting.plan_frame(results_dir, [r for r in experiments.plan(False, models, results_dir=results_dir)
+  every_seed = reporting.plan_frame(results_dir, [r for r in plans.plan(False, models, results_dir=results_dir)
                                                   if r.method == 'online' and r.table != 'table3'])
   curves = pd.concat([frame[frame.method != 'online'], every_seed], ignore_index=True)
   paths = [figure2(os.path.join(results_dir, 'figure2_learning_rates.png'))]

@@ -7,7 +7,7 @@ reports valid and test perplexity, parameters, checkpoint bytes and words per se
 The methods (§3 of the paper), each a reusable piece of `lmf_tf`:
   - 'lowrank' (§3.3): the truncated SVD W ≈ (U_k Σ_k)(V_kᵀ) of the embedding (`layers.CompressibleEmbedding`), the
     softmax (`layers.LowRankDense`) and the LSTM input and recurrent matrices (`layers.LowRankLSTM`), with ranks
-    per matrix or from one reduction R for every chosen matrix (`lm_models.LmFactorization.from_reduction`);
+    per matrix or from one reduction R for every chosen matrix (`LmFactorization.from_reduction`);
   - 'prune' (§3.1): magnitude pruning of every weight matrix to a target sparsity, fine-tuned under the fixed mask
     (`pruning`), and stored sparsely (packed mask + non-zero values) so the checkpoint shrinks;
   - 'quantize' (§3.2): post-training b-bit fixed-point quantization of every matrix (`quantization`, the classifier
@@ -26,121 +26,35 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import compression, io_utils, lm_data, lm_models, lm_training, model_size, pruning, quantization
-from lmf_tf import schedules
+from lmf_tf import io_utils
+from lmf_tf.compression import model_size, pruning, quantization
+from lmf_tf.compression.factorization import truncated_svd
+from lmf_tf.compression.rank import validate_rank
 from lmf_tf.errors import ConfigError
-
-METHODS = ('lowrank', 'prune', 'quantize', 'tt')
-MATRICES = ('embedding', 'softmax', 'lstm')
-
-
-@dataclasses.dataclass(frozen=True)
-class LmCompressionConfig:
-  """One compression run of a trained LM: the method and its level, and the fine-tuning."""
-  baseline_dir: str  # <workdir>/<baseline run>/final, as written by train_lm
-  method: str = 'lowrank'
-
-  # 'lowrank': one reduction R (percent) for every matrix in `matrices`, or ranks per matrix (these win over R).
-  reduction: float | None = None
-  matrices: tuple = MATRICES
-  embedding_rank: int | None = None
-  softmax_rank: int | None = None
-  lstm_input_rank: int | None = None
-  lstm_recurrent_rank: int | None = None
-  # 'prune': the share of each weight matrix set to zero (biases are kept).
-  sparsity: float | None = None
-  # 'quantize'.
-  bits: int = 8
-  # 'tt': the TT rank of the embedding and softmax (those in `matrices`), and the number of cores.
-  tt_rank: int | None = None
-  tt_cores: int = 3
-
-  # Fine-tuning: SGD, clipped as in training, lr = fine_tune_learning_rate · fine_tune_lr_decay^epoch. The rate
-  # was chosen on valid perplexity (docs/ptb.md): far below training's 1.0, because SGD on the factors of a
-  # matrix with singular values up to ~80 takes steps up to σ² times larger on the matrix itself.
-  fine_tune_epochs: int = 2  # an epoch of `small` is 3 to 5 minutes here
-  fine_tune_learning_rate: float = 0.003
-  fine_tune_lr_decay: float = 0.25
-  max_steps: int | None = None  # stop fine-tuning after this many steps in all (smoke runs)
-
-  seed: int = 1
-  workdir: str = 'checkpoints'
-  results_dir: str = 'results'
-
-  def validate(self):
-    """Returns self, or raises ConfigError naming the flag that is missing or out of range."""
-    if self.method not in METHODS:
-      raise ConfigError(f'--method={self.method!r}: choose one of {", ".join(METHODS)}')
-    unknown = set(self.matrices) - set(MATRICES)
-    if unknown or not self.matrices:
-      raise ConfigError(f'--matrices={",".join(self.matrices)}: choose some of {", ".join(MATRICES)}')
-    ranks = (self.embedding_rank, self.softmax_rank, self.lstm_input_rank, self.lstm_recurrent_rank)
-    if self.method == 'lowrank' and self.reduction is None and all(r is None for r in ranks):
-      raise ConfigError('--method=lowrank needs --reduction or at least one of --embedding_rank, --softmax_rank, '
-                        '--lstm_input_rank, --lstm_recurrent_rank')
-    if self.method == 'prune' and (self.sparsity is None or not 0 < self.sparsity < 1):
-      raise ConfigError(f'--method=prune needs 0 < --sparsity < 1, got {self.sparsity}')
-    if self.method == 'quantize' and self.bits not in quantization.INT_TYPES:
-      raise ConfigError(f'--bits must be one of {sorted(quantization.INT_TYPES)}, got {self.bits}')
-    if self.method == 'tt':
-      if self.tt_rank is None or self.tt_rank < 1:
-        raise ConfigError(f'--method=tt needs --tt_rank >= 1, got {self.tt_rank}')
-      if 'lstm' in self.matrices and len(self.matrices) == 1:
-        raise ConfigError('--method=tt applies to the embedding and softmax only; --matrices=lstm leaves nothing')
-    if self.fine_tune_epochs < 0 or self.fine_tune_learning_rate <= 0 or not 0 < self.fine_tune_lr_decay <= 1:
-      raise ConfigError('need --fine_tune_epochs >= 0, --fine_tune_learning_rate > 0 and 0 < --fine_tune_lr_decay '
-                        '<= 1')
-    if self.max_steps is not None and self.max_steps < 1:
-      raise ConfigError(f'--max_steps must be at least 1, got {self.max_steps}')
-    return self
-
-  @property
-  def tag(self):
-    """What the run did, for its name: lowrank_R60, lowrank_e64_s64, prune_s80, quantize_q8, tt16, and the matrices
-    when not all (TT: not both of embedding and softmax)."""
-    if self.method == 'lowrank':
-      per_matrix = [f'{p}{r}' for p, r in (('e', self.embedding_rank), ('s', self.softmax_rank),
-                                           ('i', self.lstm_input_rank), ('r', self.lstm_recurrent_rank)) if r]
-      tag = 'lowrank_' + ('_'.join(per_matrix) if per_matrix else f'R{self.reduction:g}')
-    elif self.method == 'prune':
-      tag = f'prune_s{round(100 * self.sparsity):d}'
-    elif self.method == 'quantize':
-      tag = f'quantize_q{self.bits}'
-    else:
-      tag = f'tt{self.tt_rank}'
-    matrices = tuple(m for m in self.matrices if m != 'lstm') if self.method == 'tt' else tuple(self.matrices)
-    default = ('embedding', 'softmax') if self.method == 'tt' else MATRICES
-    if matrices != default and self.method != 'quantize':
-      tag += '_' + '-'.join(matrices)
-    if self.fine_tune_epochs != 2 and self.method != 'quantize':
-      tag += f'_ft{self.fine_tune_epochs}'
-    if self.max_steps:
-      tag += f'_steps{self.max_steps}'
-    return tag
-
-  def run_name(self, baseline_run):
-    return f'{baseline_run}_{self.tag}'
-
+from lmf_tf.lm import data as lm_data
+from lmf_tf.lm import models as lm_models
+from lmf_tf.lm import training as lm_training
+from lmf_tf.lm.config import LmCompressionConfig, LmFactorization
 
 def factorization_for(config, vocab_size, hidden_size):
   """The `LmFactorization` that `config` ('lowrank' or 'tt') asks for."""
   if config.method == 'tt':
-    return lm_models.LmFactorization(
+    return LmFactorization(
         embedding_tt_rank=config.tt_rank if 'embedding' in config.matrices else None,
         softmax_tt_rank=config.tt_rank if 'softmax' in config.matrices else None, tt_cores=config.tt_cores)
-  base = (lm_models.LmFactorization.from_reduction(config.reduction, vocab_size, hidden_size, config.matrices)
-          if config.reduction is not None else lm_models.LmFactorization())
+  base = (LmFactorization.from_reduction(config.reduction, vocab_size, hidden_size, config.matrices)
+          if config.reduction is not None else LmFactorization())
   overrides = {name: getattr(config, name) for name in ('embedding_rank', 'softmax_rank', 'lstm_input_rank',
                                                         'lstm_recurrent_rank') if getattr(config, name) is not None}
   for name, rank in overrides.items():
     shape = {'embedding_rank': (vocab_size, hidden_size), 'softmax_rank': (hidden_size, vocab_size)}.get(
         name, (hidden_size, 4 * hidden_size))
-    compression.validate_rank(rank, *shape, flag=f'--{name}')
+    validate_rank(rank, *shape, flag=f'--{name}')
   return dataclasses.replace(base, **overrides)
 
 
 def _svd_factors(matrix, rank):
-  svd = compression.truncated_svd(np.asarray(matrix), rank)
+  svd = truncated_svd(np.asarray(matrix), rank)
   return svd.left, svd.right
 
 
@@ -251,7 +165,7 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
   if epochs:
     start = time.time()
     optimizer = keras.optimizers.SGD(
-        schedules.DelayedEpochDecay(config.fine_tune_learning_rate, config.fine_tune_lr_decay, 1, steps_per_epoch),
+        lm_training.DelayedEpochDecay(config.fine_tune_learning_rate, config.fine_tune_lr_decay, 1, steps_per_epoch),
         global_clipnorm=lm_config.max_grad_norm)
     train_step = lm_training.make_train_step(model, optimizer, masks)
     total_steps = min(epochs * steps_per_epoch, config.max_steps or math.inf)

@@ -29,11 +29,10 @@ import tensorflow as tf
 
 from lmf_tf import io_utils
 from lmf_tf.errors import ConfigError, DataFormatError
+from lmf_tf.lm.config import PTB_DIR
 
 EOS = '<eos>'
 UNK = '<unk>'
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PTB_DIR = os.path.join(REPO_ROOT, 'data', 'ptb')
 PTB_FILES = {'train': 'ptb.train.txt', 'valid': 'ptb.valid.txt', 'test': 'ptb.test.txt'}
 _ASCII_SPACE = re.compile(r'[ \t\n\r\f\v]+')  # not str.split(), which also splits on \x1c-\x1f and Unicode spaces
 

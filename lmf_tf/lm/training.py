@@ -27,8 +27,43 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import callbacks, io_utils, lm_data, lm_models, model_size, pruning, quantization, schedules
+from lmf_tf import io_utils
+from lmf_tf.compression import model_size, pruning, quantization
+from lmf_tf.lm import data as lm_data
+from lmf_tf.lm import models as lm_models
+from lmf_tf.lm import config as lm_config
+from lmf_tf.lm.config import LmConfig, LmFactorization
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError, TrainingDivergedError
+
+
+@keras.saving.register_keras_serializable(package='lmf_tf')
+class DelayedEpochDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Zaremba et al. (2014, §4.1) language-model schedule: constant, then decayed by `decay` once per epoch.
+
+  With e = floor(step / steps_per_epoch), the 0-based epoch,
+      lr(step) = initial * decay^max(0, e + 1 - decay_after_epochs),
+  i.e. the rate stays `initial` for the first `decay_after_epochs` epochs, then each later epoch multiplies it by
+  `decay` (the TensorFlow PTB tutorial's `lr_decay ** max(i + 1 - max_epoch, 0)`). Worked example, the small
+  config (initial 1, decay 0.5 after 4 epochs, 2,323 steps an epoch): steps 0-9,291 (epochs 1-4) 1.0; step 9,292
+  (epoch 5) 0.5; epoch 13 0.5^9 ≈ 0.00195.
+  """
+
+  def __init__(self, initial, decay, decay_after_epochs, steps_per_epoch, name='DelayedEpochDecay'):
+    if initial <= 0 or not 0 < decay <= 1:
+      raise ConfigError(f'the learning rate needs initial > 0 and 0 < decay <= 1, got {initial} and {decay}')
+    if decay_after_epochs < 0 or steps_per_epoch < 1:
+      raise ConfigError(f'decay_after_epochs must be >= 0 and steps_per_epoch >= 1, got {decay_after_epochs} and '
+                        f'{steps_per_epoch}')
+    self.initial, self.decay = float(initial), float(decay)
+    self.decay_after_epochs, self.steps_per_epoch, self.name = int(decay_after_epochs), int(steps_per_epoch), name
+
+  def __call__(self, step):
+    epoch = tf.floor(tf.cast(step, tf.float32) / self.steps_per_epoch)
+    return self.initial * tf.pow(self.decay, tf.maximum(0.0, epoch + 1.0 - self.decay_after_epochs))
+
+  def get_config(self):
+    return {'initial': self.initial, 'decay': self.decay, 'decay_after_epochs': self.decay_after_epochs,
+            'steps_per_epoch': self.steps_per_epoch, 'name': self.name}
 
 
 def token_cross_entropy(targets, logits):
@@ -38,7 +73,7 @@ def token_cross_entropy(targets, logits):
 
 def create_optimizer(config, steps_per_epoch):
   """SGD with global-norm clipping and the Zaremba et al. per-epoch decay, built for `steps_per_epoch`."""
-  schedule = schedules.DelayedEpochDecay(config.learning_rate, config.lr_decay, config.decay_after_epochs,
+  schedule = DelayedEpochDecay(config.learning_rate, config.lr_decay, config.decay_after_epochs,
                                          steps_per_epoch)
   return keras.optimizers.SGD(schedule, global_clipnorm=config.max_grad_norm)
 
@@ -180,7 +215,7 @@ def train_epochs(model, train_step, optimizer, train_data, valid_data, config, s
 
 def _training_checkpoint(model, optimizer):
   return tf.train.Checkpoint(weights=model_size.weight_dict(model),
-                             optimizer=callbacks.keyed_variables(optimizer.variables))
+                             optimizer=model_size.keyed_variables(optimizer.variables))
 
 
 def save_training_state(train_dir, config, model, optimizer, progress, history):
@@ -224,7 +259,7 @@ def restore_training_state(train_dir, config, model, optimizer, progress, histor
   return True
 
 
-def train_lm(config: lm_models.LmConfig):
+def train_lm(config: LmConfig):
   """Trains the LSTM LM of `config` on its corpus; evaluates valid perplexity after every epoch and test at the end.
 
   Writes, atomically:
@@ -327,11 +362,11 @@ def load_trained_lm(checkpoint_dir):
   if not os.path.exists(meta_path):
     raise CheckpointNotFoundError(f'no trained language model at {checkpoint_dir} (expected {meta_path})')
   meta = io_utils.read_json(meta_path, 'checkpoint config')
-  data_dir = io_utils.relocated_data_dir(meta['config']['data_dir'], lm_data.PTB_DIR, lm_data.REPO_ROOT)
-  config = lm_models.LmConfig(**{**meta['config'], 'data_dir': data_dir})
+  data_dir = io_utils.relocated_data_dir(meta['config']['data_dir'], lm_config.PTB_DIR, lm_config.REPO_ROOT)
+  config = LmConfig(**{**meta['config'], 'data_dir': data_dir})
   vocabulary = lm_data.LmVocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
   model_config = meta['model']
-  factorization = lm_models.LmFactorization(**model_config.get('factorization', {}))
+  factorization = LmFactorization(**model_config.get('factorization', {}))
   if model_config.get('embedding_rank') is not None:  # written before LmFactorization existed
     factorization = dataclasses.replace(factorization, embedding_rank=model_config['embedding_rank'])
   model = lm_models.build_lm(config, len(vocabulary), factorization=factorization)

@@ -11,9 +11,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import io_utils, model_size
+from lmf_tf import io_utils
+from lmf_tf.compression import model_size
+from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.errors import CheckpointNotFoundError, TrainingDivergedError
-from lmf_tf.layers import CompressibleEmbedding
 
 STATE_FILE = 'state.json'
 
@@ -226,7 +227,7 @@ class RestoreMetrics(keras.callbacks.Callback):
       self.model.compute_metrics(None, np.zeros((1,), np.int64),
                                  np.full((1, self.model.output_shape[-1]), 1.0 / self.model.output_shape[-1],
                                          np.float32))
-      tf.train.Checkpoint(metrics=keyed_variables(self.model.metrics_variables)).read(
+      tf.train.Checkpoint(metrics=model_size.keyed_variables(self.model.metrics_variables)).read(
           self.prefix).expect_partial().assert_existing_objects_matched()
       self.prefix = None
 
@@ -238,13 +239,8 @@ def training_checkpoint(model):
   `tf.train.Checkpoint(model=model)` is not enough with Keras 3: it reaches the layers' weights only through the
   optimizer and misses the non-trainable state.
   """
-  return tf.train.Checkpoint(model=keyed_variables(model.variables), optimizer=keyed_variables(model.optimizer.variables),
-                             metrics=keyed_variables(model.metrics_variables))
-
-
-def keyed_variables(variables):
-  """Keyed by position and name: variable paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`)."""
-  return {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
+  return tf.train.Checkpoint(model=model_size.keyed_variables(model.variables), optimizer=model_size.keyed_variables(model.optimizer.variables),
+                             metrics=model_size.keyed_variables(model.metrics_variables))
 
 
 def read_state(directory):
@@ -264,7 +260,7 @@ def restore_training_state(model, directory, state):
   model.optimizer.build(model.trainable_variables)
   try:
     # The training metrics are built only inside `fit`: `RestoreMetrics` reads them then.
-    tf.train.Checkpoint(model=keyed_variables(model.variables), optimizer=keyed_variables(model.optimizer.variables)).read(
+    tf.train.Checkpoint(model=model_size.keyed_variables(model.variables), optimizer=model_size.keyed_variables(model.optimizer.variables)).read(
         prefix).expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None

@@ -2,9 +2,9 @@
 
 import dataclasses
 
-from lmf_tf import datasets
-from lmf_tf.datasets import DATA_DIR, DEFAULT_TFDS_DIR
 from lmf_tf.errors import ConfigError
+from lmf_tf.text import catalog
+from lmf_tf.text.catalog import DATA_DIR, DEFAULT_TFDS_DIR
 
 OPTIMIZERS = ('adam', 'sgd', 'adagrad')
 LR_SCHEDULES = ('calr', 'clr', 'constant')
@@ -76,8 +76,8 @@ class TrainConfig:
     is given, and online compression at the middle epoch if R or rank is given without a step."""
     defaults = MODEL_DEFAULTS.get(self.model, MODEL_DEFAULTS['lstm'])
     config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
-    if config.train_level is None and config.dataset in datasets.LOCAL_DATASETS:
-      config.train_level = datasets.local_config(config.dataset)
+    if config.train_level is None and config.dataset in catalog.LOCAL_DATASETS:
+      config.train_level = catalog.local_config(config.dataset)
     if config.compress and config.compress_at_step is None and config.compress_at_epoch is None:
       config.compress_at_epoch = config.epochs // 2
     return config
@@ -106,8 +106,8 @@ class TrainConfig:
     if (self.optimizer, self.lr_schedule) != ('adam', 'calr'):
       tag += f'_{self.optimizer}-{self.lr_schedule}'
     dataset = self.dataset.replace('/', '-')
-    if (self.dataset in datasets.LOCAL_DATASETS and self.train_level is not None
-        and self.train_level != datasets.local_config(self.dataset)):
+    if (self.dataset in catalog.LOCAL_DATASETS and self.train_level is not None
+        and self.train_level != catalog.local_config(self.dataset)):
       dataset += f'-{self.train_level}'
     return f'{dataset}_{self.model}_{tag}_seed{self.seed}'
 
@@ -118,8 +118,8 @@ class TrainConfig:
     def need(ok, message):
       if not ok:
         raise ConfigError(message)
-    if self.dataset in datasets.LOCAL_DATASETS:
-      datasets.local_config(self.dataset, self.train_level)  # ConfigError naming the data set's valid configs
+    if self.dataset in catalog.LOCAL_DATASETS:
+      catalog.local_config(self.dataset, self.train_level)  # ConfigError naming the data set's valid configs
     need(len(self.tfds_splits.split(',')) == 3,
          f'--tfds_splits needs three comma-separated splits (train, dev, test), got {self.tfds_splits!r}')
     need(self.optimizer in OPTIMIZERS, f'--optimizer={self.optimizer!r}; choose one of {", ".join(OPTIMIZERS)}')

@@ -9,9 +9,40 @@ import dataclasses
 
 import keras
 import numpy as np
+from keras import ops
 
 from lmf_tf.errors import ConfigError
-from lmf_tf.layers import CompressibleEmbedding, WordDropout
+from lmf_tf.compression.embedding import CompressibleEmbedding
+
+
+@keras.saving.register_keras_serializable(package='lmf_tf')
+class WordDropout(keras.layers.Layer):
+  """Drops whole tokens during training (Iyyer et al. 2015, DAN §3): `int[batch, T]` ids -> ids with some set to 0.
+
+  Each non-padding token is replaced by the padding id 0 (so the embedding masks it) with probability `rate`. A
+  sequence that would lose every token keeps all of them. Identity at inference.
+  """
+
+  def __init__(self, rate, seed=None, **kwargs):
+    super().__init__(**kwargs)
+    self.rate = float(rate)
+    self.seed = seed
+    self.seed_generator = keras.random.SeedGenerator(seed)
+
+  def call(self, ids, training=None):
+    if not training or self.rate == 0:
+      return ids
+    keep = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) >= self.rate
+    dropped = ops.where(keep, ids, ops.zeros_like(ids))
+    any_left = ops.any(ops.not_equal(dropped, 0), axis=1, keepdims=True)
+    return ops.where(any_left, dropped, ids)
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
+  def get_config(self):
+    return {**super().get_config(), 'rate': self.rate, 'seed': self.seed}
+
 
 
 @dataclasses.dataclass
@@ -26,6 +57,13 @@ class ModelConfig:
   word_dropout: float = 0.0  # DAN only: probability of dropping each token while training (Iyyer et al. 2015)
   l2: float = 1e-5
   embedding_rank: int | None = None  # build the embedding already factorized (offline LMF / restoring)
+
+
+def model_config(config, vocab_size, num_classes, embedding_dim, rank=None):
+  """The architecture (`ModelConfig`) a run's `TrainConfig` asks for, with a V x d (or rank-k) embedding."""
+  return ModelConfig(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+                            lstm_units=config.lstm_units, dropout=config.dropout, word_dropout=config.word_dropout,
+                            l2=config.l2, embedding_rank=rank)
 
 
 def _regularizer(l2):
@@ -99,5 +137,6 @@ def word_embedding(model):
   return model.get_layer('word_embedding')
 
 
-def count_params(model):
-  return int(sum(np.prod(w.shape) for w in model.weights))
+def count_params(model_or_layer):
+  """Numbers stored in every weight of a model or layer."""
+  return int(sum(np.prod(w.shape) for w in model_or_layer.weights))

@@ -6,10 +6,12 @@ import time
 
 from absl import logging
 
-from lmf_tf import io_utils, model_size, models, quantization, training
-from lmf_tf.callbacks import embedding_rank
-from lmf_tf.config import derived_run_name
+from lmf_tf import io_utils
+from lmf_tf.compression import model_size, quantization
 from lmf_tf.errors import ConfigError
+from lmf_tf.text import input_pipeline, models, trained_models
+from lmf_tf.text.callbacks import embedding_rank
+from lmf_tf.text.config import derived_run_name
 
 METHODS = ('fixed_point', 'keras_int8')
 
@@ -28,8 +30,8 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
   if method not in METHODS:
     raise ConfigError(f'--method={method!r}; choose one of {", ".join(METHODS)}')
   start = time.time()
-  model, vocabulary, config = training.load_trained_model(checkpoint_dir)
-  data = training.prepare_data(config, vocabulary)
+  model, vocabulary, config = trained_models.load_trained_model(checkpoint_dir)
+  data = input_pipeline.prepare_data(config, vocabulary)
   num_params = models.count_params(model)
   if method == 'keras_int8':
     tag, checkpoint = 'kerasint8', None
@@ -41,7 +43,7 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
   dev = model.evaluate(data.dev, verbose=0, return_dict=True)['accuracy']
   test = model.evaluate(data.test, verbose=0, return_dict=True)['accuracy']
   output_dir = output_dir or os.path.join(os.path.dirname(os.path.abspath(checkpoint_dir)), tag)
-  # The source's metadata, so `training.load_trained_model` can rebuild the model and read the stored integers.
+  # The source's metadata, so `trained_models.load_trained_model` can rebuild the model and read the stored integers.
   metadata = io_utils.read_json(os.path.join(checkpoint_dir, 'config.json'), 'checkpoint config')
   metadata.update(source=os.path.abspath(checkpoint_dir), method=method,
                   vocabulary=os.path.relpath(os.path.join(checkpoint_dir, metadata['vocabulary']), output_dir),
@@ -55,7 +57,7 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
       'config': dataclasses.asdict(config),
       'best': {'dev_accuracy': dev, 'test_accuracy': test, 'checkpoint': size.as_dict()},
       'dev_accuracy': dev, 'test_accuracy': test, 'rank': embedding_rank(model),
-      'params': {'model': num_params, 'embedding': training.embedding_params(models.word_embedding(model))},
+      'params': {'model': num_params, 'embedding': models.count_params(models.word_embedding(model))},
       'checkpoint_bytes': size.as_dict(), 'checkpoint_dir': os.path.abspath(output_dir),
       'wall_seconds': round(time.time() - start, 1),
   }

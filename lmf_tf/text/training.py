@@ -12,11 +12,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import callbacks as lmf_callbacks
-from lmf_tf import compression, datasets, distribution, embeddings, input_pipeline, io_utils, model_size, models
-from lmf_tf import schedules
-from lmf_tf.config import TrainConfig
-from lmf_tf.errors import CheckpointNotFoundError, ConfigError, LmfError
+from lmf_tf import io_utils
+from lmf_tf.compression import factorization, online, schedules
+from lmf_tf.compression.rank import target_rank
+from lmf_tf.errors import ConfigError
+from lmf_tf.text import callbacks as lmf_callbacks
+from lmf_tf.text import catalog, distribution, input_pipeline, models, word_vectors
+from lmf_tf.text.config import TrainConfig
 
 
 def learning_rate(config):
@@ -38,83 +40,28 @@ def create_optimizer(config):
   return keras.optimizers.Adagrad(lr)
 
 
-@dataclasses.dataclass
-class PreparedData:
-  dev: tf.data.Dataset  # bucketed batches (int32[b, T], int64[b])
-  test: tf.data.Dataset
-  vocabulary: input_pipeline.Vocabulary
-  num_classes: int
-  sizes: dict
-  steps_per_epoch: int
-  encoded_train: tf.data.Dataset  # unbatched (int32[length], int64) pairs
-  batch_size: int
-  seed: int
-  bucket_boundaries: tuple
-  encoded_test: tf.data.Dataset  # unbatched (int32[length], int64) pairs, in file order
-
-  def train_epochs(self, first_epoch, last_epoch):
-    """Shuffled, bucketed training batches for epochs [first_epoch, last_epoch) (`input_pipeline.training_batches`)."""
-    return input_pipeline.training_batches(self.encoded_train, self.batch_size, self.seed, first_epoch, last_epoch,
-                                           self.bucket_boundaries, num_examples=self.sizes['train'])
-
-
-def prepare_data(config, vocabulary=None):
-  """Loads the splits, builds the vocabulary from train (unless given) and the batched pipelines."""
-  splits = datasets.load_splits(config.dataset, train_level=config.train_level, source_dir=config.data_dir,
-                                tfds_dir=config.tfds_dir, text_key=config.tfds_text_key,
-                                label_key=config.tfds_label_key, split_names=tuple(config.tfds_splits.split(',')))
-  train = splits.train
-  if config.max_train_examples:
-    train = train.take(config.max_train_examples)
-  vocabulary = vocabulary or input_pipeline.Vocabulary.build(train)
-  boundaries = input_pipeline.DEFAULT_BUCKET_BOUNDARIES if config.bucket else ()
-  encoded = {name: input_pipeline.encode_dataset(ds, vocabulary, config.max_length)
-             for name, ds in (('train', train), ('dev', splits.validation), ('test', splits.test))}
-  sizes = {}
-  for name, ds in encoded.items():
-    count, lowest = ds.reduce((0, tf.constant(0, tf.int64)), lambda acc, x: (acc[0] + 1, tf.minimum(acc[1], x[1])))
-    sizes[name] = int(count)
-    if lowest < 0:  # e.g. GLUE's test split, whose labels are hidden (-1)
-      raise ConfigError(f'the {name} split of --dataset={config.dataset} has unlabelled examples (label -1); '
-                        'choose labelled splits with --tfds_splits')
-  logging.info('Data %s (%s): train %d, dev %d, test %d examples; vocabulary %d (with <pad>, <unk>).',
-               config.dataset, config.train_level, sizes['train'], sizes['dev'], sizes['test'], len(vocabulary))
-  steps_per_epoch = input_pipeline.count_batches(encoded['train'], config.batch_size, boundaries)
-  return PreparedData(input_pipeline.batches(encoded['dev'], config.batch_size, boundaries),
-                      input_pipeline.batches(encoded['test'], config.batch_size, boundaries), vocabulary,
-                      splits.num_classes, sizes, steps_per_epoch, encoded['train'], config.batch_size, config.seed,
-                      boundaries, encoded['test'])
-
-
-def model_config(config, vocab_size, num_classes, embedding_dim, rank=None):
-  """The architecture (`models.ModelConfig`) a run's `TrainConfig` asks for, with a V x d (or rank-k) embedding."""
-  return models.ModelConfig(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
-                            lstm_units=config.lstm_units, dropout=config.dropout, word_dropout=config.word_dropout,
-                            l2=config.l2, embedding_rank=rank)
-
-
 def build_model(config, vocabulary, num_classes, rank=None):
   """The classifier named by `config.model`, with GloVe (LSTM) or random (DAN-RAND) embeddings; logs its size."""
   spec = models.get_model_spec(config.model)
   initial, coverage = None, None
   dim = config.embedding_dim
   if spec.uses_pretrained_embeddings:
-    spec_data = datasets.LOCAL_DATASETS.get(config.dataset, datasets.LOCAL_DATASETS['sst2'])
+    spec_data = catalog.LOCAL_DATASETS.get(config.dataset, catalog.LOCAL_DATASETS['sst2'])
     path = config.embeddings_path or os.path.join(config.data_dir, spec_data.default_embeddings)
-    vectors = embeddings.read_word_vectors(path, vocabulary, seed=config.seed)
+    vectors = word_vectors.read_word_vectors(path, vocabulary, seed=config.seed)
     initial, dim, coverage = vectors.matrix, vectors.matrix.shape[1], vectors.coverage
   offline_info = {}
   if config.offline:  # Baseline (paper §3.3): a V x k embedding from the start, no projection back to d.
-    k = compression.target_rank(len(vocabulary), dim, config.reduction, config.rank)  # same k as online
+    k = target_rank(len(vocabulary), dim, config.reduction, config.rank)  # same k as online
     offline_info = {'rank': k, 'full_dim': dim}
     if initial is not None:
-      svd = compression.truncated_svd(initial, k)
+      svd = factorization.truncated_svd(initial, k)
       initial = svd.left  # GloVe projected onto its top-k right singular vectors: W V_k = U_k Σ_k
       offline_info['energy_kept'] = svd.energy_kept
     logging.info('Offline reduction: embedding %d x %d -> %d x %d before training.', len(vocabulary), dim,
                  len(vocabulary), k)
     dim = k
-  model = spec.build(model_config(config, len(vocabulary), num_classes, dim, rank), initial)
+  model = spec.build(models.model_config(config, len(vocabulary), num_classes, dim, rank), initial)
   model.compile(optimizer=create_optimizer(config), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   logging.info('Model %s: %d parameters (embedding %d x %d).', model.name, models.count_params(model),
                len(vocabulary), dim)
@@ -154,7 +101,7 @@ def _train_and_evaluate(config, strategy):
   # Load and check everything before anything on disk is touched: bad input must not cost an earlier run.
   vocab_path = os.path.join(run_dir, 'vocab.txt')
   keras.utils.set_random_seed(config.seed)  # The shuffle's op seed is combined with this global seed.
-  data = prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
+  data = input_pipeline.prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
   # Again after the data: a first-time tensorflow-datasets preparation draws from the global generators.
   keras.utils.set_random_seed(config.seed)
   with strategy.scope():
@@ -165,7 +112,7 @@ def _train_and_evaluate(config, strategy):
   params_uncompressed = models.count_params(model)
   layer = models.word_embedding(model)
   if config.compress:  # R / rank against V and d, and the swap step against the length of training.
-    compression.target_rank(layer.input_dim, layer.output_dim, config.reduction, config.rank)
+    target_rank(layer.input_dim, layer.output_dim, config.reduction, config.rank)
     total_steps = config.epochs * data.steps_per_epoch
     if config.compress_at_step is not None and config.compress_at_step >= total_steps:
       raise ConfigError(f'--compress_at_step={config.compress_at_step} is never reached: training runs '
@@ -178,8 +125,8 @@ def _train_and_evaluate(config, strategy):
   data.vocabulary.save(vocab_path)
   with strategy.scope():
     if state and state.get('rank'):
-      compression.compress_layer(layer, rank=state['rank'])
-      compression.rebuild_optimizer(model)
+      factorization.compress_layer(layer, rank=state['rank'])
+      online.rebuild_optimizer(model)
     if state:
       lmf_callbacks.restore_training_state(model, train_dir, state)
 
@@ -190,11 +137,11 @@ def _train_and_evaluate(config, strategy):
   resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
   callbacks = [lmf_callbacks.RestoreMetrics(resumed_from),
                lmf_callbacks.StopOnNonFiniteLoss(train_dir, config.checkpoint_every_steps)]
-  online = None
+  online_compression = None
   if config.compress:
-    online = compression.OnlineCompression(reduction=config.reduction, rank=config.rank,
+    online_compression = online.OnlineCompression(reduction=config.reduction, rank=config.rank,
                                            at_step=config.compress_at_step, at_epoch=config.compress_at_epoch)
-    callbacks.append(online)
+    callbacks.append(online_compression)
   metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.relpath(vocab_path, best_dir),
               'num_classes': data.num_classes, 'embedding_dim': embedding_info['embedding_dim']}
   evaluation = lmf_callbacks.EpochEvaluation(
@@ -210,8 +157,8 @@ def _train_and_evaluate(config, strategy):
     callbacks.append(curve)
 
   def extra_state():
-    if online is not None and online.reports:
-      compression_report.update({**online.reports[0].as_dict(), 'swap_step': online.swap_step})
+    if online_compression is not None and online_compression.reports:
+      compression_report.update({**online_compression.reports[0].as_dict(), 'swap_step': online_compression.swap_step})
     return {'compression': compression_report, 'dev_curve': curve.points if curve else None,
             'wall_seconds': (state or {}).get('wall_seconds', 0.0) + time.time() - start}
 
@@ -248,7 +195,7 @@ def _train_and_evaluate(config, strategy):
       'compression': extra['compression'] or None,
       'dev_curve': extra['dev_curve'],
       'params': {'uncompressed_model': params_uncompressed, 'model': evaluation.best['num_params'],
-                 'embedding': embedding_params(models.word_embedding(model))},
+                 'embedding': models.count_params(models.word_embedding(model))},
       'checkpoint_bytes': evaluation.best['checkpoint'],
       'checkpoint_dir': os.path.abspath(best_dir),
       'wall_seconds': round(extra['wall_seconds'], 1),
@@ -262,57 +209,3 @@ def _train_and_evaluate(config, strategy):
                results['best_epoch'], results['dev_accuracy'], results['test_accuracy'],
                results['checkpoint_bytes']['total_bytes'], results['params']['model'], path, results['wall_seconds'])
   return model, results
-
-
-def load_trained_model(checkpoint_dir):
-  """Rebuilds a model saved by `train_and_evaluate` (`<run>/best`) with its rank and weights, for inference.
-
-  Returns:
-    (model, vocabulary, TrainConfig).
-  Raises:
-    CheckpointNotFoundError: naming the directory, if it holds no checkpoint.
-  """
-  meta_path = os.path.join(checkpoint_dir, 'config.json')
-  if not os.path.exists(meta_path):
-    raise CheckpointNotFoundError(f'no trained model at {checkpoint_dir} (expected {meta_path})')
-  model_size.verify_inference_checkpoint(checkpoint_dir)
-  meta = io_utils.read_json(meta_path, 'checkpoint config')
-  data_dir = io_utils.relocated_data_dir(meta['config']['data_dir'], datasets.DATA_DIR, datasets.REPO_ROOT)
-  config = TrainConfig(**{**meta['config'], 'resume': False, 'data_dir': data_dir})
-  vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
-  spec = models.get_model_spec(config.model)
-  model = spec.build(model_config(config, len(vocabulary), meta['num_classes'], meta['embedding_dim'], meta['rank']))
-  if meta.get('method') == 'keras_int8':
-    raise ConfigError(f'{checkpoint_dir} holds a Keras int8 model; it is measured, not reloaded, by lmf_tf')
-  if meta.get('quantized'):  # int8/int16 tensors and scales, de-quantized on load
-    from lmf_tf import quantization  # pylint: disable=g-import-not-at-top  (quantization imports training's deps)
-    quantization.restore_dequantized(model, checkpoint_dir)
-  else:
-    model_size.restore_inference_checkpoint(model, checkpoint_dir)
-  model.compile(loss='sparse_categorical_crossentropy', metrics=['accuracy'])
-  return model, vocabulary, config
-
-
-def evaluate_checkpoint(checkpoint_dir):
-  """Accuracy of a saved model on its data set's dev and test splits, and its checkpoint size."""
-  model, vocabulary, config = load_trained_model(checkpoint_dir)
-  data = prepare_data(config, vocabulary)
-  return {
-      'dev_accuracy': model.evaluate(data.dev, verbose=0, return_dict=True)['accuracy'],
-      'test_accuracy': model.evaluate(data.test, verbose=0, return_dict=True)['accuracy'],
-      'rank': lmf_callbacks.embedding_rank(model),
-      'checkpoint_bytes': model_size.measure(checkpoint_dir, models.count_params(model)).as_dict(),
-  }
-
-
-def embedding_params(layer):
-  return int(sum(np.prod(w.shape) for w in layer.weights))
-
-
-def run_or_exit(fn, *args, **kwargs):
-  """Runs `fn`; an `LmfError` or missing file becomes a one-line message and exit status 1."""
-  try:
-    return fn(*args, **kwargs)
-  except (LmfError, FileNotFoundError) as e:
-    logging.error('%s', e)
-    raise SystemExit(f'error: {e}') from None
