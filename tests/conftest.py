@@ -42,7 +42,7 @@ def tiny_data(tmp_path):
 def tiny_config(tiny_data, tmp_path):
   """Keyword arguments for a `TrainConfig` that trains a tiny LSTM in seconds on `tiny_data`."""
   return dict(data_dir=str(tiny_data), tfds_dir=str(tmp_path / 'tfds'), workdir=str(tmp_path / 'ck'),
-              results_dir=str(tmp_path / 'results'), lstm_units=8, embedding_dim=16, batch_size=8, epochs=1,
+              results_dir=str(tmp_path / 'results'), lstm_units=8, batch_size=8, epochs=1,
               lr_step_size=5, tensorboard=False)
 
 

@@ -40,8 +40,9 @@ def test_per_channel_embedding_scales_are_per_row():
   np.testing.assert_allclose(q.scale[:, 0], np.abs(table).max(axis=1) / 127, rtol=1e-6)
   model = dan_model()
   quantized = quantization.quantize_model(model, 8, per_channel=True)
-  assert quantized['word_embedding.embedding.embeddings'].scale.shape == (3000, 1)
-  assert quantized['hidden0.kernel'].scale.shape == (1, 16)
+  names = {v.path: name for name, v in model_size.weight_dict(model).items()}
+  assert quantized[names['word_embedding/embeddings']].scale.shape == (3000, 1)
+  assert quantized[names['hidden0/kernel']].scale.shape == (1, 16)
 
 
 def test_quantize_worked_example_and_zero_tensor():
@@ -50,7 +51,7 @@ def test_quantize_worked_example_and_zero_tensor():
   np.testing.assert_array_equal(q.values, [50, -127, 1])
   zero = quantization.quantize(np.zeros((3, 2), np.float32), 8)
   np.testing.assert_array_equal(zero.dequantize(), 0)
-  with pytest.raises(ConfigError, match='--bits must be 8 or 16'):
+  with pytest.raises(ConfigError, match='bits=4: fixed-point quantization takes 8 or 16 bits'):
     quantization.quantize(np.ones(3), 4)
 
 
@@ -88,7 +89,8 @@ def test_offline_baseline_has_a_v_by_k_embedding_from_the_start(tiny_config):
   layer = models.word_embedding(model)
   assert (layer.input_dim, layer.output_dim) == (vocab, k) and not layer.is_compressed
   assert model.get_layer('lstm').weights[0].shape == (k, 4 * tiny_config['lstm_units'])
-  assert results['method'] == 'offline' and results['run'] == 'sst2_lstm_offline_R50_seed2'
+  assert results['method'] == 'offline' and results['run'] == config.run_name
+  assert config.run_name.startswith('sst2_lstm_offline_R50_h')  # the tiny settings are not the defaults
   assert 0 < results['data']['offline_energy_kept'] < 1
   reloaded = trained_models.evaluate_checkpoint(results['checkpoint_dir'])
   assert reloaded['test_accuracy'] == pytest.approx(results['test_accuracy'], abs=1e-6)
@@ -110,7 +112,7 @@ def test_quantize_trained_model_writes_results(tiny_config, method, bits):
   assert saved['method'] == ('quant8' if method == 'fixed_point' else 'keras_int8')
   assert saved['checkpoint_bytes']['data_bytes'] < 0.5 * trained['checkpoint_bytes']['data_bytes']
   assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 0.2
-  assert saved['run'] == ('sst2_dan_R0_q8_seed4' if method == 'fixed_point' else 'sst2_dan_R0_kerasint8_seed4')
+  assert saved['run'] == trained['run'].replace('_seed4', '_q8_seed4' if method == 'fixed_point' else '_kerasint8_seed4')
   if method == 'fixed_point':  # the stored integers reload, de-quantized, to the reported accuracy
     reloaded = trained_models.evaluate_checkpoint(saved['checkpoint_dir'])
     assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from lmf_tf.compression import export
-from lmf_tf.compression import online
+from lmf_tf.compression import export, online
 from lmf_tf.harness import bench_inference
 from lmf_tf.text import export as text_export
 from lmf_tf.text import models
@@ -30,7 +29,7 @@ def test_export_matches_keras_on_a_compressed_model(name, kind):
   online.compress_model(model, rank=4)
   ids = _ids(4, 9, 300)
   expected = model.predict(ids, verbose=0)
-  runner = export.TfliteClassifier(export.to_tflite(model, kind, batch_size=4))
+  runner = export.TfliteRunner(export.to_tflite(model, kind, batch_size=4))
   got = runner(ids)
   assert got.shape == (4, 3)
   np.testing.assert_allclose(got, expected, atol=TOLERANCE[kind])
@@ -45,7 +44,7 @@ def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
   sizes = {kind: len(export.to_tflite(model, kind, batch_size=3)) for kind in export.KINDS}
   assert sizes['float16'] < 0.6 * sizes['float32'] and sizes['int8'] < 0.35 * sizes['float32']
   sequences = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10]), np.array([11, 12, 13, 14])]
-  probs = export.TfliteClassifier(export.to_tflite(model, 'float32', batch_size=3)).predict(sequences)
+  probs = export.TfliteRunner(export.to_tflite(model, 'float32', batch_size=3)).predict(sequences)
   expected = np.concatenate([model.predict(export.pad([s]), verbose=0) for s in sequences])
   np.testing.assert_allclose(probs, expected, atol=1e-5)
   with pytest.raises(ConfigError, match='bfloat16'):
@@ -73,16 +72,14 @@ def test_export_checkpoint_and_time_inference(tiny_config, tmp_path):
 
 
 @pytest.mark.parametrize('name', ['lstm', 'dan'])
-def test_folded_projection_predicts_the_same_with_fewer_weights(name):
+def test_folded_projection_of_our_classifiers_predicts_the_same_with_fewer_weights(name):
   config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16))
   model = models.MODELS[name].build(config)
   model(_ids(2, 3, 300))
   online.compress_model(model, rank=3)
-  folded = text_export.fold_projection(model, config, name)
+  folded = export.fold_projection(model)
   ids = _ids(4, 9, 300)
   np.testing.assert_allclose(folded.predict(ids, verbose=0), model.predict(ids, verbose=0), atol=1e-5)
-  assert models.word_embedding(folded).output_dim == 3 and not models.word_embedding(folded).is_compressed
+  assert models.word_embedding(folded).output_dim == 3
   width = 4 * 8 if name == 'lstm' else 32
   assert models.count_params(model) - models.count_params(folded) == 3 * 16 + 16 * width - 3 * width
-  with pytest.raises(ConfigError, match='not compressed'):
-    text_export.fold_projection(models.MODELS[name].build(config), config, name)

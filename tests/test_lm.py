@@ -18,6 +18,7 @@ from lmf_tf.compression import model_size
 from lmf_tf.lm import config as lm_config
 from lmf_tf.lm import data as lm_data
 from lmf_tf.lm import models as lm_models
+from lmf_tf.lm import schedules as lm_schedules
 from lmf_tf.lm import training as lm_training
 from lmf_tf.errors import ConfigError, DataFormatError
 
@@ -217,12 +218,12 @@ def test_configs_and_parameter_counts():
 
 
 def test_learning_rate_schedule_at_known_steps_and_serialization():
-  schedule = lm_training.DelayedEpochDecay(1.0, 0.5, decay_after_epochs=4, steps_per_epoch=2323)
+  schedule = lm_schedules.DelayedEpochDecay(1.0, 0.5, decay_after_epochs=4, steps_per_epoch=2323)
   expected = {0: 1.0, 9291: 1.0, 9292: 0.5, 11615: 0.25, 12 * 2323: 0.5 ** 9}
   for step, value in expected.items():
     assert float(schedule(step)) == pytest.approx(value, rel=1e-6), step
   again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
-  assert isinstance(again, lm_training.DelayedEpochDecay) and again.get_config() == schedule.get_config()
+  assert isinstance(again, lm_schedules.DelayedEpochDecay) and again.get_config() == schedule.get_config()
 
 
 # Training.
@@ -261,7 +262,7 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path):
   sizes = saved['checkpoint_bytes']
   assert 4 * saved['params'] <= sizes['data_bytes'] <= 4 * saved['params'] + 4096
   assert sizes['total_bytes'] == sum(sizes[k] for k in ('data_bytes', 'index_bytes', 'meta_bytes'))
-  assert sizes == model_size.measure(saved['checkpoint_dir'], saved['params']).as_dict()
+  assert sizes == model_size.checkpoint_size(saved['checkpoint_dir'], saved['params']).as_dict()
   # The checkpoint reloads into the same model.
   again, again_config, vocabulary = lm_training.load_trained_lm(saved['checkpoint_dir'])
   assert again_config == config and len(vocabulary) == saved['data']['vocab_size']

@@ -1,5 +1,6 @@
 """No lost or corrupted output: NaN losses, truncated or corrupted files, two runs on one directory (issue 8)."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from lmf_tf import io_utils
+from lmf_tf.compression import schedules
 from lmf_tf.harness import reporting
 from lmf_tf.text import callbacks
 from lmf_tf.text import models
@@ -25,17 +27,20 @@ def _train(tiny_config, **overrides):
   return training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=3, **overrides)))
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_config):
-  _, first = _train(tiny_config, epochs=1)
-  train_dir = os.path.join(tiny_config['workdir'], first['run'], 'train')
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_config, monkeypatch):
+  config = TrainConfig(**dict(tiny_config, model='dan', seed=3, epochs=2))
+  training.train_and_evaluate(dataclasses.replace(config, stop_after_epoch=1))
+  train_dir = os.path.join(tiny_config['workdir'], config.run_name, 'train')
+  best_dir = os.path.join(tiny_config['workdir'], config.run_name, 'best')
   state_before = open(os.path.join(train_dir, 'state.json')).read()
+  best_before = trained_models.evaluate_checkpoint(best_dir)
+  # Epoch 2 diverges: a learning rate of 1e30 from its first step.
+  monkeypatch.setattr(schedules.CyclicallyAnnealedLearningRate, '__call__', lambda self, step: 1e30)
   with pytest.raises(TrainingDivergedError,
                      match=r'(loss became (nan|inf)|became NaN or infinite).*state.json \(step \d+, epoch 1 done\)'):
-    _train(tiny_config, epochs=2, resume=True, lr_upper=1e30, lr_lower=1e29)
+    training.train_and_evaluate(dataclasses.replace(config, resume=True))
   assert open(os.path.join(train_dir, 'state.json')).read() == state_before
-  model, _, _ = trained_models.load_trained_model(first['checkpoint_dir'])  # the best checkpoint is intact
-  assert model is not None
-  assert json.load(open(os.path.join(tiny_config['results_dir'], first['run'] + '.json')))['best_epoch'] == 1
+  assert trained_models.evaluate_checkpoint(best_dir) == best_before  # the best checkpoint is intact
 
 
 def test_weights_that_went_nan_are_caught_before_a_save(tmp_path):
@@ -64,9 +69,11 @@ def _corrupt(path, truncate=False):
 
 
 def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_config):
-  _, result = _train(tiny_config, epochs=1)
-  best = result['checkpoint_dir']
-  train_dir = os.path.join(tiny_config['workdir'], result['run'], 'train')
+  _, result = _train(tiny_config, epochs=2, stop_after_epoch=1)
+  assert result is None
+  config = TrainConfig(**dict(tiny_config, model='dan', seed=3, epochs=2))
+  best = os.path.join(tiny_config['workdir'], config.run_name, 'best')
+  train_dir = os.path.join(tiny_config['workdir'], config.run_name, 'train')
   # The training checkpoint: one flipped byte.
   _corrupt(glob.glob(os.path.join(train_dir, 'ckpt-*.data-*'))[0])
   with pytest.raises(CorruptFileError, match=r'training checkpoint .*ckpt-\d+ is truncated or corrupted'):
@@ -80,7 +87,8 @@ def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_con
   with pytest.raises(CorruptFileError, match=r'inference checkpoint .*best/model is truncated or corrupted'):
     trained_models.load_trained_model(best)
   # A results file, truncated.
-  results_file = os.path.join(tiny_config['results_dir'], result['run'] + '.json')
+  _, finished = _train(tiny_config, epochs=1)
+  results_file = os.path.join(tiny_config['results_dir'], finished['run'] + '.json')
   _corrupt(results_file, truncate=True)
   with pytest.raises(CorruptFileError, match=f'results file {results_file} is truncated or corrupted'):
     reporting.load_runs(tiny_config['results_dir'])
@@ -94,6 +102,7 @@ def test_two_runs_on_one_directory_do_not_clobber_each_other(tiny_config):
   holder = subprocess.Popen([sys.executable, '-c', f"""
 import sys
 from lmf_tf import io_utils
+from lmf_tf.compression import schedules
 with io_utils.run_lock({run_dir!r}):
   print('locked', flush=True)
   sys.stdin.read()

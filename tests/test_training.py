@@ -26,7 +26,7 @@ def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
                        workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), reduction=50,
                        compress_at_epoch=1, seed=3, eval_every_steps=3)
   model, results = training.train_and_evaluate(config)
-  path = tmp_path / 'res' / 'sst2_lstm_R50_seed3.json'
+  path = tmp_path / 'res' / f'{config.run_name}.json'
   saved = json.loads(path.read_text())
   assert saved['config']['reduction'] == 50 and saved['method'] == 'online'
   assert saved['best_epoch'] == 2  # the only epoch with the compressed model
@@ -76,15 +76,17 @@ def test_inference_checkpoint_round_trip(tmp_path):
 
 
 def test_resume_continues_from_the_saved_epoch_and_step(tiny_config, tmp_path):
-  base = dict(tiny_config, model='dan', epochs=2, reduction=50, compress_at_epoch=1, seed=5)
-  _, first = training.train_and_evaluate(TrainConfig(**dict(base, epochs=1, compress_at_epoch=0)))
-  steps_per_epoch = first['history'][0]['step']
-  # An interrupted 3-epoch run: the state after epoch 2 is on disk.
-  config = TrainConfig(**dict(base, epochs=2))
-  training.train_and_evaluate(config)
+  base = dict(tiny_config, model='dan', epochs=3, reduction=50, compress_at_epoch=1, seed=5)
+  # An interrupted 3-epoch run: the state after epoch 2 is on disk, no results.
+  config = TrainConfig(**dict(base, stop_after_epoch=2))
+  assert training.train_and_evaluate(config)[1] is None
+  assert not os.path.exists(os.path.join(config.results_dir, config.run_name + '.json'))
   state = callbacks.read_state(os.path.join(config.workdir, config.run_name, 'train'))
   assert state['epoch'] == 2 and state['rank'] is not None
-  resumed = TrainConfig(**dict(base, epochs=3, resume=True))
+  steps_per_epoch = state['history'][0]['step']
+  with pytest.raises(ConfigError, match=r'was interrupted earlier .*; --resume continues it, --overwrite starts'):
+    training.train_and_evaluate(TrainConfig(**base))
+  resumed = TrainConfig(**dict(base, resume=True))
   model, results = training.train_and_evaluate(resumed)
   assert [h['epoch'] for h in results['history']] == [1, 2, 3]
   assert [h['step'] for h in results['history']] == [steps_per_epoch * e for e in (1, 2, 3)]
@@ -98,11 +100,11 @@ def test_resume_without_a_checkpoint_names_the_missing_file(tiny_config):
 
 
 @pytest.mark.parametrize('overrides, message', [
-    (dict(reduction=99.9, compress_at_epoch=0), r'R=99.9 leaves rank k=0 for V=\d+, d=8; R must be at most'),
-    (dict(rank=500, compress_at_epoch=0), r'--rank gives rank 500, .* only for 1 <= k <= \d+'),
+    (dict(reduction=99.9, compress_at_epoch=0), r'--reduction=99.9 leaves rank k=0 for V=\d+, d=8; R must be at most'),
+    (dict(rank=500, compress_at_epoch=0), r'--rank=500 gives rank 500, .* only for 1 <= k <= \d+'),
     (dict(reduction=50, compress_at_step=3, compress_at_epoch=0), 'only one of --compress_at_step and'),
     (dict(compress_at_epoch=0), 'without --reduction'),
-    (dict(model='cnn'), r"--model='cnn' is not a model"),
+    (dict(model='cnn'), r"--model='cnn'; choose one of lstm, dan"),
     (dict(reduction=120, compress_at_epoch=0), r'--reduction \(R\) must be a percentage'),
     (dict(dataset='no_such_set'), "--dataset='no_such_set' is neither"),
 ])
@@ -146,16 +148,16 @@ def test_script_reports_bad_data_line_and_exits_non_zero(tiny_config, tiny_data,
 
 def test_script_rejects_an_unknown_model_flag(repo_root):
   result = run_script(['--model=cnn', '--epochs=1'], repo_root)
-  assert result.returncode != 0 and "--model='cnn' is not a model" in result.stderr
+  assert result.returncode != 0 and 'flag --model=cnn: value should be one of <lstm|dan>' in result.stderr
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
   base = dict(tiny_config, model='dan', epochs=3, reduction=50, compress_at_epoch=1, seed=6, word_dropout=0.3)
   straight_model, straight = training.train_and_evaluate(TrainConfig(**dict(base, workdir=str(tmp_path / 'a'))))
   # Interrupted after the swap (2 epochs done), then resumed to 3 epochs.
-  training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, workdir=str(tmp_path / 'b'))))
-  resumed_model, resumed = training.train_and_evaluate(
-      TrainConfig(**dict(base, workdir=str(tmp_path / 'b'), resume=True)))
+  other = dict(base, workdir=str(tmp_path / 'b'), results_dir=str(tmp_path / 'rb'))
+  training.train_and_evaluate(TrainConfig(**dict(other, stop_after_epoch=2)))
+  resumed_model, resumed = training.train_and_evaluate(TrainConfig(**dict(other, resume=True)))
   for a, b in zip(straight_model.weights, resumed_model.weights):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
   assert [h['dev_accuracy'] for h in resumed['history']] == [h['dev_accuracy'] for h in straight['history']]
@@ -180,9 +182,9 @@ def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
 
 
 def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(tiny_config, monkeypatch):
-  base = dict(tiny_config, model='dan', seed=8)
-  _, first = training.train_and_evaluate(TrainConfig(**dict(base, epochs=1)))
-  best_dir = first['checkpoint_dir']
+  base = dict(tiny_config, model='dan', seed=8, epochs=2)
+  model, _ = training.train_and_evaluate(TrainConfig(**dict(base, stop_after_epoch=1)))
+  best_dir = os.path.join(tiny_config['workdir'], TrainConfig(**base).run_name, 'best')
   train_dir = os.path.join(os.path.dirname(best_dir), 'train')
   before = open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read()
   state = callbacks.read_state(train_dir)
@@ -192,12 +194,12 @@ def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(ti
   original = callbacks.TrainingState.on_epoch_end
   monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', lambda self, epoch, logs=None: 1 / 0)
   with pytest.raises(ZeroDivisionError):  # killed after epoch 2's best was saved, before its state was
-    training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, resume=True)))
+    training.train_and_evaluate(TrainConfig(**dict(base, resume=True)))
   assert os.path.isdir(best_dir + '.pending')
   assert open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read() == before  # still epoch 1's
 
   monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', original)
-  _, resumed = training.train_and_evaluate(TrainConfig(**dict(base, epochs=2, resume=True)))
+  _, resumed = training.train_and_evaluate(TrainConfig(**dict(base, resume=True)))
   assert resumed['best_epoch'] == 2 and not os.path.exists(best_dir + '.pending')
   with open(os.path.join(best_dir, 'config.json')) as f:
     assert json.load(f)['epoch'] == 2

@@ -1,115 +1,165 @@
-"""`CompressibleEmbedding`: a word embedding that can be swapped, in place and mid-training, for its low-rank form.
+"""`CompressibleEmbedding`: a `keras.layers.Embedding` that can be factorized in place, mid-training.
 
 Acharya et al. 2019, §3.1: the embedding matrix W (V x d) is replaced by its truncated SVD W_k = U_k Σ_k V_kᵀ,
-stored as an `Embedding(V, k)` holding U_k Σ_k followed by a bias-free `Dense(d)` holding V_kᵀ.
+stored as a V x k table U_k Σ_k that the lookup reads, followed by the k x d projection V_kᵀ. The layer then holds
+k (V + d) numbers instead of V d.
+
+The mechanism follows Keras's own in-place changes of a built `Embedding` (`quantize`, `enable_lora`): the layer
+object stays where it is in the user's graph (functional, Sequential, subclassed, or nested in another layer);
+only its variables and its call path change, and its config records the new form (`rank`), so a `.keras` file
+reloads it. A plain `keras.layers.Embedding` becomes a `CompressibleEmbedding` in place (`from_embedding`, which
+changes the object's class to this subclass of it), so `isinstance(layer, keras.layers.Embedding)` still holds.
 """
 
 import keras
+import numpy as np
+from absl import logging
 from keras import ops
+
+from lmf_tf.compression.rank import check_rank_value
+from lmf_tf.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package='lmf_tf')
-class CompressibleEmbedding(keras.layers.Layer):
-  """`int[batch, T]` ids -> `float32[batch, T, d]` vectors; id 0 is padding and is masked when `mask_zero`.
+class CompressibleEmbedding(keras.layers.Embedding):
+  """`int[batch, ...]` ids -> `float[batch, ..., d]` vectors, stored as W or as its rank-k factors.
 
-  Uncompressed (`rank=None`): one sub-layer `embedding = Embedding(V, d)`, weight W: float32[V, d].
-  Compressed (`rank=k`): `embedding = Embedding(V, k)` (weight U_k Σ_k: float32[V, k]) followed by
-  `projection = Dense(d, use_bias=False)` (kernel V_kᵀ: float32[k, d]). Only these two factors are tracked, so a
-  checkpoint of a compressed layer holds k (V + d) numbers, not V d.
+  Uncompressed (`rank=None`): exactly `keras.layers.Embedding(V, d)`, weight `embeddings`: float32[V, d].
+  Compressed (`rank=k`): weights `low_rank_embeddings` = U_k Σ_k: float32[V, k] and `projection` = V_kᵀ:
+  float32[k, d]; a token's vector is its row of U_k Σ_k times V_kᵀ (k d multiply-adds). `embeddings` is then the
+  product U_k Σ_k V_kᵀ (V x d, computed when read), so code that reads the matrix, such as a tied softmax, keeps
+  working on the factorized layer. The regularizer, if any, applies to both factors.
 
-  `factorize` switches a built layer from the first form to the second in place (as Keras's own
-  `Embedding.quantize` and `enable_lora` do), so a model under `fit` keeps its graph and other weights.
+  Worked example: V = 14,000, d = 50, k = 4 stores 4 x 14,050 = 56,200 numbers instead of 700,000 (R = 92%).
   """
 
-  def __init__(self, input_dim, output_dim, rank=None, mask_zero=True, embeddings_initializer='uniform',
-               embeddings_regularizer=None, **kwargs):
-    super().__init__(**kwargs)
-    self.input_dim = int(input_dim)
-    self.output_dim = int(output_dim)
-    self.rank = None if rank is None else int(rank)
-    self.mask_zero = mask_zero
-    self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
-    self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
-    self.projection = None
-    self._make_sublayers(self.rank)
+  def __init__(self, input_dim, output_dim, rank=None, weights=None, **kwargs):
+    super().__init__(input_dim, output_dim, **kwargs)
+    self.rank = None if rank is None else check_rank_value(rank)
+    if weights is not None:  # as keras.layers.Embedding(weights=...), once the rank is known
+      self.build()
+      self.set_weights(weights if isinstance(weights, list) else [weights])
 
-  def _make_sublayers(self, rank):
-    width = self.output_dim if rank is None else rank
-    # The configured initializer is for the V x d matrix (it may be a Constant of pre-trained vectors); factors
-    # built from a config start random, and `factorize` overwrites them with the SVD factors.
-    initializer = self.embeddings_initializer if rank is None else keras.initializers.RandomUniform(-0.05, 0.05)
-    self.embedding = keras.layers.Embedding(
-        self.input_dim, width, embeddings_initializer=initializer,
-        embeddings_regularizer=self.embeddings_regularizer,
-        name='embedding' if rank is None else 'factor_embedding')
-    if rank is not None:
-      self.projection = keras.layers.Dense(
-          self.output_dim, use_bias=False, kernel_regularizer=self.embeddings_regularizer, name='projection')
+  @classmethod
+  def from_embedding(cls, layer):
+    """Makes a plain `keras.layers.Embedding` (built or not) a `CompressibleEmbedding`, in place; returns it.
 
-  def build(self, input_shape=None):
-    self.embedding.build()
-    if self.projection is not None:
-      self.projection.build((None, self.rank))
-    self.built = True
-
-  def call(self, inputs):
-    vectors = self.embedding(inputs)
-    if self.projection is not None:
-      vectors = self.projection(vectors)
-    return vectors
-
-  def compute_mask(self, inputs, mask=None):
-    if not self.mask_zero:
-      return None
-    return ops.not_equal(inputs, 0)
-
-  def compute_output_shape(self, input_shape):
-    return (*input_shape, self.output_dim)
+    The object, its weights and its place in the model stay; only its class becomes this subclass, so that it can
+    then be factorized and its config records the rank.
+    Raises:
+      ConfigError: for any other layer, including other subclasses of `Embedding` (their call path is theirs).
+    """
+    if isinstance(layer, cls):
+      return layer
+    if type(layer) is not keras.layers.Embedding:
+      raise ConfigError(f'layer {layer.name!r} is a {type(layer).__name__}, not a keras.layers.Embedding or '
+                        'lmf_tf.CompressibleEmbedding; lmf_tf does not know how to factorize it')
+    if layer.quantization_mode or layer.lora_enabled:
+      raise ConfigError(f'embedding {layer.name!r} is {"quantized" if layer.quantization_mode else "LoRA-enabled"}; '
+                        'factorize it before `quantize` / `enable_lora`, not after')
+    layer.__class__ = cls
+    layer.rank = None
+    return layer
 
   @property
   def is_compressed(self):
     return self.rank is not None
 
+  def build(self, input_shape=None):
+    if self.built:
+      return
+    if self.rank is None:
+      super().build(input_shape)
+      return
+    self._add_factors(self.rank)
+    self.built = True
+
+  def _add_factors(self, rank):
+    # Built from a config: random factors that `factorize` or a weights file then overwrite.
+    initializer = keras.initializers.RandomUniform(-0.05, 0.05)
+    self.low_rank_embeddings = self.add_weight(shape=(self.input_dim, rank), initializer=initializer,
+                                               name='low_rank_embeddings', regularizer=self.embeddings_regularizer)
+    self.projection = self.add_weight(shape=(rank, self.output_dim), initializer=initializer, name='projection',
+                                      regularizer=self.embeddings_regularizer)
+
+  @property
+  def embeddings(self):
+    """W: float[V, d]; for a compressed layer the product U_k Σ_k V_kᵀ, computed when read."""
+    if self.rank is None:
+      return super().embeddings
+    return ops.matmul(self.low_rank_embeddings, self.projection)
+
+  def call(self, inputs):
+    if self.rank is None:
+      return super().call(inputs)
+    if inputs.dtype not in ('int32', 'int64'):
+      inputs = ops.cast(inputs, 'int32')
+    vectors = ops.take(self.low_rank_embeddings, inputs, axis=0)  # [..., k]
+    return ops.cast(ops.matmul(vectors, self.projection), self.compute_dtype)  # [..., d]
+
   def full_matrix(self):
-    """The V x d matrix the layer represents: W, or U_k Σ_k V_kᵀ when compressed (a NumPy array)."""
-    table = ops.convert_to_numpy(self.embedding.embeddings)
-    if self.projection is None:
-      return table
-    return table @ ops.convert_to_numpy(self.projection.kernel)
+    """The V x d matrix the layer represents, W or U_k Σ_k V_kᵀ, as a NumPy array."""
+    return np.asarray(ops.convert_to_numpy(self.embeddings))
 
   def factorize(self, left, right):
-    """Replaces W by the factors `left` (U_k Σ_k, [V, k]) and `right` (V_kᵀ, [k, d]), in place.
+    """Replaces the layer's matrix by the factors `left` (U_k Σ_k, [V, k]) and `right` (V_kᵀ, [k, d]), in place.
 
-    The old V x d variable is no longer tracked (it is not saved, not trained). The caller must give the new
-    variables an optimizer state (see `compression.OnlineCompression`).
+    Works on an uncompressed layer and on a compressed one (a new rank: gradual reduction). The old variables are
+    no longer tracked: not saved, not trained, not in `layer.weights`. An optimizer built for the old variables
+    must be rebuilt for the new ones (`lmf_tf.compression.online.carry_optimizer`).
     """
     if not self.built:
-      raise ValueError(f'{self.name}: cannot factorize a layer that is not built yet')
-    if self.is_compressed:
-      raise ValueError(f'{self.name}: already compressed to rank {self.rank}')
+      raise ConfigError(f'embedding {self.name!r} is not built yet: build or call the model before compressing it')
+    if self.quantization_mode or self.lora_enabled:
+      raise ConfigError(f'embedding {self.name!r} is {"quantized" if self.quantization_mode else "LoRA-enabled"}; '
+                        'factorize it before `quantize` / `enable_lora`, not after')
     rank = left.shape[1]
-    if left.shape != (self.input_dim, rank) or right.shape != (rank, self.output_dim):
-      raise ValueError(f'{self.name}: factors {left.shape} x {right.shape} do not make a '
+    if tuple(left.shape) != (self.input_dim, rank) or tuple(right.shape) != (rank, self.output_dim):
+      raise ValueError(f'{self.name}: factors {tuple(left.shape)} x {tuple(right.shape)} do not make a '
                        f'{self.input_dim} x {self.output_dim} matrix')
+    if self.embeddings_constraint is not None:
+      logging.warning('%s: embeddings_constraint %s does not apply to the factors and is dropped.', self.name,
+                      self.embeddings_constraint)
+      self.embeddings_constraint = None
     self._tracker.unlock()
     try:
-      self._tracker.untrack(self.embedding)
+      if self.rank is None:
+        del self._embeddings  # untracked by Layer.__delattr__
+      else:
+        del self.low_rank_embeddings, self.projection
       self.rank = int(rank)
-      self._make_sublayers(self.rank)
-      self.build()
+      self._add_factors(self.rank)
     finally:
       self._tracker.lock()
-    self.embedding.embeddings.assign(left)
-    self.projection.kernel.assign(right)
+    self.low_rank_embeddings.assign(left)
+    self.projection.assign(right)
+
+  def quantize(self, mode=None, *args, **kwargs):
+    if self.rank is not None:
+      raise ConfigError(f'embedding {self.name!r} is factorized (rank {self.rank}); Keras cannot quantize the factors. '
+                        'Use lmf_tf.quantize_model (fixed point) or a TFLite int8 export (lmf_tf.to_tflite)')
+    return super().quantize(mode, *args, **kwargs)
+
+  def enable_lora(self, *args, **kwargs):
+    if self.rank is not None:
+      raise ConfigError(f'embedding {self.name!r} is already low-rank (rank {self.rank}); LoRA would add a second '
+                        'pair of factors')
+    return super().enable_lora(*args, **kwargs)
+
+  def save_own_variables(self, store):
+    if self.rank is None:
+      return super().save_own_variables(store)
+    store['0'] = self.low_rank_embeddings
+    store['1'] = self.projection
+
+  def load_own_variables(self, store):
+    if self.rank is None:
+      return super().load_own_variables(store)
+    if len(store.keys()) != 2:
+      raise ValueError(f'embedding {self.name!r} of rank {self.rank} expects 2 saved variables (factors), found '
+                       f'{len(store.keys())}')
+    self.low_rank_embeddings.assign(store['0'])
+    self.projection.assign(store['1'])
 
   def get_config(self):
-    config = super().get_config()
-    config.update({
-        'input_dim': self.input_dim,
-        'output_dim': self.output_dim,
-        'rank': self.rank,
-        'mask_zero': self.mask_zero,
-        'embeddings_initializer': keras.initializers.serialize(self.embeddings_initializer),
-        'embeddings_regularizer': keras.regularizers.serialize(self.embeddings_regularizer),
-    })
-    return config
+    return {**super().get_config(), 'rank': self.rank}

@@ -1,38 +1,144 @@
-"""Deployable exports: TensorFlow Lite (LiteRT) flatbuffers of a trained classifier, and a runner for them.
+"""Deployable exports of a Keras model: TensorFlow Lite (LiteRT) flatbuffers, a runner for them, and the folding of
+a factorized embedding's projection into the next layer.
 
 Three kinds, all from `tf.lite.TFLiteConverter.from_keras_model`:
   - 'float32': the weights as they are;
   - 'float16': weights stored as float16 (`target_spec.supported_types = [tf.float16]`), about half the size;
   - 'int8': dynamic-range quantization (`Optimize.DEFAULT`): weights stored as int8 with float scales, matrix
     products run by int8 kernels on activations quantized on the fly, about a quarter of the size.
-A model whose embedding was compressed online exports as it is (the rank-k table, then the k x d projection V_kᵀ
-per token), or with `fold_projection` as a smaller and faster equivalent: V_kᵀ multiplied into the input kernel of
-the first layer after the embedding (paper §4; see lmf_tf/analysis.py).
+The model's inputs keep their shapes (a sequence length may vary from call to call) but the batch size is fixed at
+conversion, because the converter lowers a Keras LSTM's loop into TensorList ops whose element shape must be
+static. `TfliteRunner` runs a flatbuffer with the LiteRT interpreter (`ai_edge_litert`, the maintained successor of
+`tf.lite.Interpreter`).
 
-Input `int32[batch_size, T]` token ids (0 = padding), output `float32[batch_size, classes]` probabilities. The
-sequence length T may change from call to call; the batch size is fixed at conversion, because the converter
-lowers the Keras LSTM's loop into TensorList ops whose element shape must be static.
+`fold_projection` (paper §4; `analysis.py`): a model whose embedding was factorized holds U_k Σ_k (V x k), then
+V_kᵀ (k x d) per token, then the next layer's input kernel W (d x n). The product V_kᵀ W (k x n) does the same in
+one step: the folded model stores k n instead of k d + d n numbers and computes (2k - 1) n instead of
+(2k - 1) d + (2d - 1) n FLOPs per token. It folds into Dense, LSTM, GRU, SimpleRNN, Bidirectional and Conv1D
+layers, through layers that commute with a linear map of the vectors (dropout, average pooling).
 """
-
-import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from lmf_tf import io_utils
+from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.model_size import input_specs
 from lmf_tf.errors import ConfigError
 
 KINDS = ('float32', 'float16', 'int8')
 
+# Layers whose input kernel absorbs V_kᵀ, and layers between the embedding and it that commute with x -> x V_kᵀ
+# (applied to each vector, or a weighted average of vectors). Max pooling, normalization or a non-linearity do not.
+FOLD_INTO = (keras.layers.Dense, keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN,
+             keras.layers.Bidirectional, keras.layers.Conv1D)
+PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layers.GaussianNoise,
+                keras.layers.GlobalAveragePooling1D, keras.layers.AveragePooling1D)
 
-def to_tflite(model, kind='float32', batch_size=1):
-  """Converts a Keras classifier to a TFLite flatbuffer (bytes) of the given `kind`, for a fixed `batch_size`."""
+
+def _graph_nodes(model):
+  """Every node (layer call) of a functional or Sequential model's graph."""
+  graph = getattr(model, '_functional', None) if isinstance(model, keras.Sequential) else model
+  if graph is None or not hasattr(graph, '_nodes_by_depth'):
+    raise ConfigError(f'fold_projection: model {model.name!r} is {"an unbuilt Sequential" if graph is None else "subclassed"}'
+                      '; only a built functional or Sequential model has a graph to fold through')
+  return [node for nodes in graph._nodes_by_depth.values() for node in nodes]  # pylint: disable=protected-access
+
+
+def _fold_target(model, embedding, nodes):
+  """The layer after `embedding` (through pass-through layers) whose input kernel absorbs the projection."""
+  layer = embedding
+  while True:
+    consumers = {id(n.operation): n.operation for n in nodes if any(p.operation is layer for p in n.parent_nodes)}
+    if len(consumers) != 1:
+      raise ConfigError(f'fold_projection: {layer.name!r} feeds {len(consumers)} layers '
+                        f'({", ".join(repr(c.name) for c in consumers.values()) or "none"}); the projection of '
+                        f'{embedding.name!r} folds only along a single path into one layer')
+    layer = next(iter(consumers.values()))
+    if isinstance(layer, FOLD_INTO):
+      return layer
+    if not isinstance(layer, PASS_THROUGH):
+      raise ConfigError(
+          f'fold_projection: the projection of {embedding.name!r} cannot be folded through {layer.name!r} '
+          f'({type(layer).__name__}); it folds into {", ".join(t.__name__ for t in FOLD_INTO)} through '
+          f'{", ".join(t.__name__ for t in PASS_THROUGH)}. Export the model unfolded instead')
+
+
+def _folded_weights(layer, projection):
+  """`layer`'s weights with V_kᵀ (k x d) multiplied into each input kernel (d on its input axis)."""
+  k, d = projection.shape
+  weights = []
+  for variable, value in zip(layer.weights, layer.get_weights()):
+    if variable.name == 'kernel' and value.ndim == 3 and value.shape[1] == d:  # Conv1D: (width, d, filters)
+      value = np.einsum('kd,wdf->wkf', projection, value)
+    elif variable.name == 'kernel' and value.ndim == 2 and value.shape[0] == d:  # Dense, RNN cells: (d, n)
+      value = projection @ value
+    weights.append(value)
+  return weights
+
+
+def fold_projection(model):
+  """An equivalent inference model of a functional or Sequential `model` whose factorized embeddings (rank k) feed
+  the next layer directly: each becomes a plain `Embedding(V, k)` and V_kᵀ moves into the next layer's input kernel.
+
+  Outputs equal the model's up to float rounding. Raises ConfigError, naming the layers, where the projection does
+  not fold (a subclassed model, a non-linear layer in between, several consumers).
+  """
+  compressed = [l for l in model._flatten_layers(include_self=False)  # pylint: disable=protected-access
+                if isinstance(l, CompressibleEmbedding) and l.is_compressed]
+  if not compressed:
+    raise ConfigError(f'fold_projection: model {model.name!r} has no factorized embedding, so no projection to fold')
+  nodes = _graph_nodes(model)
+  top = {id(l) for l in model.layers}
+  targets = {}
+  for embedding in compressed:
+    if id(embedding) not in top:
+      raise ConfigError(f'fold_projection: embedding {embedding.name!r} is nested inside another layer; only a '
+                        'top-level layer of a functional or Sequential model folds')
+    target = _fold_target(model, embedding, nodes)
+    targets[target.name] = (target, embedding)
+  by_embedding = {e.name: e for e in compressed}
+
+  def clone(layer):
+    if layer.name in by_embedding:
+      return keras.layers.Embedding(layer.input_dim, layer.rank, mask_zero=layer.mask_zero, name=layer.name)
+    # A Bidirectional's config records its inner layers' input shapes: rebuilt for the k-wide input instead.
+    return layer.__class__.from_config(_without_build_config(layer.get_config()))
+
+  folded = keras.models.clone_model(model, clone_function=clone)
+  for source, layer in zip(model.layers, folded.layers):
+    if layer.name in by_embedding:
+      layer.set_weights([keras.ops.convert_to_numpy(source.low_rank_embeddings)])
+    elif layer.name in targets:
+      layer.set_weights(_folded_weights(source, keras.ops.convert_to_numpy(targets[layer.name][1].projection)))
+    elif layer.weights:
+      layer.set_weights(source.get_weights())
+  return folded
+
+
+def _without_build_config(config):
+  if isinstance(config, dict):
+    return {k: _without_build_config(v) for k, v in config.items() if k != 'build_config'}
+  if isinstance(config, list):
+    return [_without_build_config(v) for v in config]
+  return config
+
+
+def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
+  """Converts a Keras model to a TFLite flatbuffer (bytes) of the given `kind`, for a fixed `batch_size`.
+
+  The inputs are the model's (`model.inputs`); a subclassed model takes `input_signature`, a list of
+  `(shape without the batch axis, dtype)` pairs (default: `[((None,), 'int32')]`, token ids of any length).
+  """
   if kind not in KINDS:
-    raise ConfigError(f'export kind {kind!r} is not one of {", ".join(KINDS)}')
-  ids = keras.Input(shape=(None,), batch_size=batch_size, dtype='int32', name='token_ids')
-  fixed_batch = keras.Model(ids, model(ids, training=False), name=model.name)
-  converter = tf.lite.TFLiteConverter.from_keras_model(fixed_batch)
+    raise ConfigError(f'to_tflite(kind={kind!r}): choose one of {", ".join(KINDS)}')
+  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    raise ConfigError(f'to_tflite(batch_size={batch_size!r}): must be an integer >= 1')
+  specs = input_specs(model, input_signature)
+  inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name) for name, shape, dtype in specs]
+  outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
+  converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs, name=model.name))
   if kind in ('float16', 'int8'):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   if kind == 'float16':
@@ -40,47 +146,43 @@ def to_tflite(model, kind='float32', batch_size=1):
   return converter.convert()
 
 
-def write_tflite(model, path, kind='float32', batch_size=1):
+def write_tflite(model, path, kind='float32', batch_size=1, input_signature=None):
   """Writes `to_tflite(...)` to `path` atomically; returns its size in bytes."""
-  flatbuffer = to_tflite(model, kind, batch_size)
+  flatbuffer = to_tflite(model, kind, batch_size, input_signature)
   with io_utils.atomic_path(path) as tmp:
     with open(tmp, 'wb') as f:
       f.write(flatbuffer)
   return len(flatbuffer)
 
 
-class TfliteClassifier:
-  """Runs a TFLite classifier on `int32[batch_size, T]` batches; T may vary between calls.
-
-  Uses `tf.lite.Interpreter` (deprecated in favour of the `ai-edge-litert` package, which is not pinned here: TF 2.21
-  still ships the interpreter and it runs the same kernels).
-  """
+class TfliteRunner:
+  """Runs a TFLite flatbuffer with the LiteRT interpreter on batches of its fixed batch size; any other input
+  dimension (a sequence length) may change from call to call."""
 
   def __init__(self, flatbuffer, num_threads=1):
-    with warnings.catch_warnings():
-      warnings.simplefilter('ignore')  # the deprecation notice, once per interpreter
-      self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=num_threads)
+    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top  (only exports need it)
+    self._interpreter = litert.Interpreter(model_content=flatbuffer, num_threads=num_threads)
     self._input = self._interpreter.get_input_details()[0]
     self._output = self._interpreter.get_output_details()[0]
     self.batch_size = int(self._input['shape'][0])
     self._shape = None
 
-  def __call__(self, ids):
-    """float32[batch_size, classes] probabilities of `ids` (int32[batch_size, T])."""
-    ids = np.asarray(ids, np.int32)
-    if ids.shape[0] != self.batch_size:
-      raise ValueError(f'this model takes batches of {self.batch_size}, got {ids.shape[0]}')
-    if ids.shape != self._shape:
-      self._interpreter.resize_tensor_input(self._input['index'], ids.shape)
+  def __call__(self, inputs):
+    """The model's outputs for `inputs` (`[batch_size, ...]`, cast to the model's input dtype)."""
+    inputs = np.asarray(inputs, self._input['dtype'])
+    if inputs.shape[0] != self.batch_size:
+      raise ValueError(f'this model takes batches of {self.batch_size}, got {inputs.shape[0]}')
+    if inputs.shape != self._shape:
+      self._interpreter.resize_tensor_input(self._input['index'], inputs.shape)
       self._interpreter.allocate_tensors()
-      self._shape = ids.shape
-    self._interpreter.set_tensor(self._input['index'], ids)
+      self._shape = inputs.shape
+    self._interpreter.set_tensor(self._input['index'], inputs)
     self._interpreter.invoke()
     return self._interpreter.get_tensor(self._output['index'])
 
   def predict(self, sequences):
-    """Probabilities for a list of 1-D id arrays: batches of `batch_size`, each padded to its longest sentence;
-    the last batch is filled with copies of its first sentence, whose outputs are dropped."""
+    """Outputs for a list of 1-D id arrays: batches of `batch_size`, each padded with 0 to its longest sequence;
+    the last batch is filled with copies of its first sequence, whose outputs are dropped."""
     outputs = []
     for start in range(0, len(sequences), self.batch_size):
       chunk = sequences[start:start + self.batch_size]

@@ -106,15 +106,20 @@ class CompressionReport:
 
 
 def compress_layer(layer, reduction=None, rank=None, svd_method='auto'):
-  """Factorizes one built `CompressibleEmbedding` in place at the rank given by `reduction` (R in %) or `rank`."""
+  """Factorizes one built `CompressibleEmbedding` in place at the rank given by `reduction` (R in %) or `rank`.
+
+  An already factorized layer is factorized again at the new rank (the best rank-k approximation of its product
+  U Σ Vᵀ): gradual reduction. Returns a `CompressionReport`.
+  """
   start = time.perf_counter()
   vocab_size, dim = layer.input_dim, layer.output_dim
   k = target_rank(vocab_size, dim, reduction, rank)
+  params_before = vocab_size * dim if layer.rank is None else layer.rank * (vocab_size + dim)
   svd = truncated_svd(layer.full_matrix(), k, svd_method)
   layer.factorize(svd.left, svd.right)
   report = CompressionReport(
       layer=layer.name, vocab_size=vocab_size, dim=dim, rank=k,
-      reduction=reduction_of_rank(k, vocab_size, dim), params_before=vocab_size * dim,
+      reduction=reduction_of_rank(k, vocab_size, dim), params_before=params_before,
       params_after=k * (vocab_size + dim), energy_kept=svd.energy_kept,
       reconstruction_error=svd.discarded_error, seconds=time.perf_counter() - start)
   logging.info('Compressed %s: V=%d d=%d rank k=%d, params %d -> %d (R=%.2f%%), spectral energy kept %.2f%%, '

@@ -39,27 +39,49 @@ def weights_checkpoint(model):
 
 
 def weight_dict(model):
-  """{'<layer>.<sublayer>.<weight>': variable} for every weight of the model."""
-  return {w.path.replace('/', '.'): w for w in model.weights}
+  """{'<position>.<weight name>': variable} for every weight of the model, e.g. `0000.embeddings`.
+
+  Keyed by position in `model.weights` and the weight's own name, not by its path: Keras renames sub-layers when
+  a model is built twice in a process or reloaded from a `.keras` file (`forward_lstm` -> `forward_lstm_1`), while
+  the order of the weights of one architecture does not change. A checkpoint therefore restores into any
+  instance of the same architecture.
+  """
+  return keyed_variables(model.weights)
 
 
 def keyed_variables(variables):
-  """Keyed by position and name: variable paths carry process-wide counters (`adam_2/...`, `seed_generator_8/...`)."""
-  return {f'{i:04d}_{v.name}': v for i, v in enumerate(variables)}
+  """{'<position>.<name>': variable}: variable paths carry process-wide counters (`adam_2/...`,
+  `seed_generator_8/...`) and renamed sub-layers, positions and own names do not."""
+  return {f'{i:04d}.{v.name}': v for i, v in enumerate(variables)}
 
 
-def _meta_graph(model, path):
-  """Writes the MetaGraphDef of the model's inference function `int32[batch, T] -> float32[batch, classes]`."""
-  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name='token_ids')], autograph=False)
-  def serve(ids):
-    return model(ids, training=False)
+TOKEN_IDS = [((None,), 'int32')]  # int32[batch, T] token ids of any length
+
+
+def input_specs(model, input_signature=None):
+  """[(name, shape without the batch axis, dtype)] of the model's inputs: `input_signature` ([(shape, dtype)]) if
+  given, else `model.inputs` (functional, Sequential), else, for a subclassed model, one input of token ids
+  (`TOKEN_IDS`)."""
+  inputs = getattr(model, 'inputs', None) if input_signature is None else None
+  if inputs:
+    return [(t.name, tuple(t.shape[1:]), t.dtype) for t in inputs]
+  return [(f'input_{i}', tuple(shape), dtype) for i, (shape, dtype) in enumerate(input_signature or TOKEN_IDS)]
+
+
+def _meta_graph(model, path, input_signature=None):
+  """Writes the MetaGraphDef of the model's inference function (its inputs with any batch size -> outputs)."""
+  specs = [tf.TensorSpec((None, *shape), dtype, name=name) for name, shape, dtype in input_specs(model, input_signature)]
+
+  @tf.function(input_signature=specs, autograph=False)
+  def serve(*inputs):
+    return model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
 
   graph_def = serve.get_concrete_function().graph.as_graph_def()
   with tf.Graph().as_default():
     tf.compat.v1.train.export_meta_graph(filename=path, graph_def=graph_def, as_text=False)
 
 
-def measure(directory, num_params=0):
+def checkpoint_size(directory, num_params=0):
   """Sizes of the checkpoint files `<directory>/model.{data-*,index,meta}`."""
   prefix = os.path.join(directory, PREFIX)
   data = glob.glob(prefix + '.data-*')
@@ -71,8 +93,9 @@ def measure(directory, num_params=0):
                         os.path.getsize(prefix + '.meta'), num_params)
 
 
-def save_inference_checkpoint(model, directory, metadata=None, checkpoint=None):
-  """Saves `model`'s weights and inference graph to `directory` (replacing it atomically) and returns its size.
+def save_inference_checkpoint(model, directory, metadata=None, checkpoint=None, input_signature=None):
+  """Saves `model`'s weights and inference graph to `directory` (replacing it atomically) and returns its size:
+  the paper's model size, `.data` + `.index` + `.meta` (§5.3), without optimizer slots.
 
   `metadata` (a JSON-able dict: config, vocabulary path, rank...) is stored beside it as `config.json`.
   `checkpoint`: what to store instead of the float weights (e.g. quantized integer tensors and their scales); the
@@ -82,11 +105,11 @@ def save_inference_checkpoint(model, directory, metadata=None, checkpoint=None):
   with io_utils.atomic_path(directory) as tmp:
     os.makedirs(tmp)
     (checkpoint or weights_checkpoint(model)).write(os.path.join(tmp, PREFIX))
-    _meta_graph(model, os.path.join(tmp, PREFIX + '.meta'))
+    _meta_graph(model, os.path.join(tmp, PREFIX + '.meta'), input_signature)
     metadata = {**(metadata or {}), 'checkpoint_sha256': io_utils.checkpoint_digest(os.path.join(tmp, PREFIX))}
     with open(os.path.join(tmp, 'config.json'), 'w') as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
-  return measure(directory, num_params)
+  return checkpoint_size(directory, num_params)
 
 
 def verify_inference_checkpoint(directory):
@@ -107,6 +130,9 @@ def restore_inference_checkpoint(model, directory):
   verify_inference_checkpoint(directory)
   try:
     weights_checkpoint(model).read(prefix).assert_existing_objects_matched().expect_partial()
+  except AssertionError as e:
+    raise CorruptFileError(f'inference checkpoint {prefix} does not hold the weights of model {model.name!r} (another '
+                           f'architecture or rank?): {str(e).splitlines()[0][:200]}') from None
   except tf.errors.OpError as e:
     raise CorruptFileError(f'inference checkpoint {prefix} cannot be read ({type(e).__name__}: '
                            f'{str(e).splitlines()[0]})') from None

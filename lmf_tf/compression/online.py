@@ -1,127 +1,438 @@
-"""Online low-rank compression (Acharya et al. 2019, §3.1): swap a model's embedding for its factors mid-training."""
+"""Compress the embeddings of a user's own Keras model: during `fit` (`OnlineCompression`), inside a custom training
+loop (`swap_embeddings`), or after training (`compress_model`). Acharya et al. 2019, §3.1 (online LMF).
+
+All three change the model in place. Every `keras.layers.Embedding` of the model (at any depth: functional,
+Sequential, subclassed, or nested inside another layer), or those named in `layers`, becomes a
+`CompressibleEmbedding` holding U_k Σ_k (V x k) and V_kᵀ (k x d) and nothing else of W (`embedding.py`). Every
+other weight stays as it was. An optimizer built for the old V x d variable cannot update the new ones, so it is
+replaced by one of the same kind and config that carries the step and every other variable's slots (moments);
+the factors start from zero state (`carry_optimizer`).
+
+A tied embedding is refused when another layer holds its variable (a softmax sharing the V x d matrix would no
+longer be the same matrix); one that reads the layer's `embeddings` property works, since that property is the
+product U_k Σ_k V_kᵀ after the swap.
+"""
+
+import dataclasses
+import warnings
 
 import keras
 from absl import logging
 
+from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression.embedding import CompressibleEmbedding
-from lmf_tf.compression.factorization import compress_layer
+from lmf_tf.compression.factorization import SVD_METHODS, compress_layer
+from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, target_rank
+from lmf_tf.compression.schedules import Restarted
 from lmf_tf.errors import ConfigError
 
+def find_embeddings(model, layers=None, caller='compress_model'):
+  """The embeddings of `model` to compress: every `keras.layers.Embedding` or `CompressibleEmbedding` at any depth,
+  or those whose names are in `layers`.
 
-def _to_compressible(layer):
-  """clone_model hook: a plain `keras.layers.Embedding` becomes an equivalent `CompressibleEmbedding`."""
-  if type(layer) is keras.layers.Embedding:
-    return CompressibleEmbedding(layer.input_dim, layer.output_dim, mask_zero=layer.mask_zero,
-                                 embeddings_regularizer=layer.embeddings_regularizer, name=layer.name)
-  return layer.__class__.from_config(layer.get_config())
-
-
-def compress_model(model, reduction=None, rank=None):
-  """Compresses every word embedding of a built Keras model to low rank; usable without training.
-
-  Models made of `CompressibleEmbedding`s (at any depth, any kind of model) are changed in place. A functional or
-  Sequential model with plain top-level `keras.layers.Embedding`s is cloned with `CompressibleEmbedding`s that take
-  over the trained weights, and the clone is compressed (the original is left as it was). A plain `Embedding`
-  nested in another layer, or in a subclassed model, cannot be reached that way: a ConfigError says so.
-
-  Args:
-    model: a built `keras.Model`.
-    reduction: R in percent (90 removes 90% of each embedding's parameters), or
-    rank: k directly.
-  Returns:
-    (model, [CompressionReport]): the compressed model (the same object when changed in place).
+  Other subclasses of `Embedding` (their call path is their own) are skipped with a warning unless named, which
+  is an error. Raises ConfigError (naming `caller` and its `layers=` argument) for a model without one or a name
+  that is not an embedding of the model.
   """
-  inner = {id(l) for c in model._flatten_layers() if isinstance(c, CompressibleEmbedding)
-           for l in c._flatten_layers(include_self=False)}
-  plain = [l for l in model._flatten_layers() if type(l) is keras.layers.Embedding and id(l) not in inner]
-  if any(l not in model.layers for l in plain):
-    raise ConfigError(f'{model.name}: embedding {next(l for l in plain if l not in model.layers).name!r} is nested '
-                      'inside another layer; build it as lmf_tf.CompressibleEmbedding to compress it')
-  if plain:
-    if not isinstance(model, keras.Sequential) and not hasattr(model, '_operations'):
-      raise ConfigError(f'{model.name}: a subclassed model cannot be cloned; build its embedding as '
-                        'lmf_tf.CompressibleEmbedding to compress it in place')
-    clone = keras.models.clone_model(model, clone_function=_to_compressible)
-    clone.build(model.inputs[0].shape if model.inputs else None)
-    for source, target in zip(model.layers, clone.layers):
-      if isinstance(target, CompressibleEmbedding):
-        target.embedding.set_weights(source.get_weights())
-      else:
-        target.set_weights(source.get_weights())
-    model = clone
-  layers = [l for l in model._flatten_layers() if isinstance(l, CompressibleEmbedding) and not l.is_compressed]
-  if not layers:
-    raise ConfigError(f'model {model.name!r} has no uncompressed embedding layer to compress')
-  reports = [compress_layer(layer, reduction=reduction, rank=rank) for layer in layers]
-  return model, reports
+  found, skipped = [], []
+  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access  (Keras's own walk)
+    if isinstance(layer, keras.layers.Embedding) and layer not in found + skipped:
+      (found if type(layer) in (keras.layers.Embedding, CompressibleEmbedding) else skipped).append(layer)
+  if layers is None:
+    for layer in skipped:
+      logging.warning('%s: %s is a %s; only keras.layers.Embedding and lmf_tf.CompressibleEmbedding are compressed',
+                      caller, layer.name, type(layer).__name__)
+    if not found:
+      raise ConfigError(f'{caller}: model {model.name!r} has no keras.layers.Embedding to compress')
+    return found
+  if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
+    raise ConfigError(f'{caller}(layers={layers!r}): give a list of layer names')
+  by_name = {layer.name: layer for layer in found + skipped}
+  unknown = [name for name in layers if name not in by_name]
+  if unknown:
+    raise ConfigError(f'{caller}(layers={list(layers)!r}): model {model.name!r} has no embedding named '
+                      f'{", ".join(map(repr, unknown))}; its embeddings are {", ".join(map(repr, by_name)) or "none"}')
+  for name in layers:
+    if by_name[name] in skipped:
+      raise ConfigError(f'{caller}(layers=...): {name!r} is a {type(by_name[name]).__name__}; only '
+                        'keras.layers.Embedding and lmf_tf.CompressibleEmbedding can be compressed')
+  return [by_name[name] for name in layers]
 
 
-def rebuild_optimizer(model):
-  """A fresh optimizer of the same kind and schedule for the model's current trainable variables.
+def check_not_tied(model, layer, caller='compress_model'):
+  """Raises ConfigError if another layer of `model` holds `layer`'s embedding matrix as its own weight (a tied
+  softmax): factorizing it would untie the two."""
+  if getattr(layer, 'rank', None) is not None or not layer.built:
+    return  # unbuilt: nothing to share yet
+  matrix = layer._embeddings  # pylint: disable=protected-access
+  for other in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
+    if other is not layer and any(v is matrix for v in other._trainable_variables + other._non_trainable_variables):  # pylint: disable=protected-access
+      raise ConfigError(
+          f'{caller}: embedding {layer.name!r} is tied to layer {other.name!r}, which holds the same V x d variable; '
+          'factorizing it would untie them. Read the matrix through the embedding layer\'s `embeddings` property in '
+          f'{other.name!r} (it becomes U_k Σ_k V_kᵀ), or leave {layer.name!r} out with layers=[...]')
 
-  The step counter carries over (a learning-rate schedule is a function of it), as do the slot variables
-  (moments) of every variable that existed before; new variables (the factors) start from zero state.
+
+def final_ranks(embeddings, reduction=None, rank=None, caller='compress_model'):
+  """{layer name: k} for each embedding, from R (`reduction`) or `rank`; errors name `caller`, its argument and
+  the embedding."""
+  ranks = {}
+  for layer in embeddings:
+    try:
+      ranks[layer.name] = target_rank(layer.input_dim, layer.output_dim, reduction, rank)
+    except ConfigError as e:
+      raise ConfigError(f'{caller}: {e} (embedding {layer.name!r})') from None
+  return ranks
+
+
+def carry_optimizer(optimizer, variables, learning_rate=None):
+  """A new optimizer of `optimizer`'s class and config (or with `learning_rate`) built for `variables`.
+
+  The step counter and the slots of every variable the old optimizer already had (matched by the slot's name,
+  which Keras derives from the variable's path) are copied over; new variables (the factors) start from zero.
   """
-  old = model.optimizer
-  new = old.__class__.from_config(old.get_config())
-  new.build(model.trainable_variables)
-  old_slots = {v.path: v for v in old.variables}
+  config = optimizer.get_config()
+  if learning_rate is not None:
+    config['learning_rate'] = learning_rate
+  new = type(optimizer).from_config(config)
+  new.build(variables)
+  old = {v.name: v for v in optimizer.variables}
   carried = 0
   for v in new.variables:
-    source = old_slots.get(v.path)
-    if source is not None and tuple(source.shape) == tuple(v.shape):
+    source = old.get(v.name)
+    # The step is set below; the rate comes from the config (the current value, or the new `learning_rate`).
+    if source is not None and tuple(source.shape) == tuple(v.shape) and v.name not in ('iteration', 'learning_rate'):
       v.assign(source)
       carried += 1
-  new.iterations.assign(old.iterations)
-  model.optimizer = new
-  # Every traced function captured the old V x d variable: re-trace training, evaluation and prediction, or
-  # `evaluate`/`predict` would go on reading the stale embedding.
-  model.make_train_function(force=True)
-  model.make_test_function(force=True)
-  model.make_predict_function(force=True)
-  logging.info('Optimizer rebuilt for %d trainable variables: %d optimizer variables carried over, step %d.',
-               len(model.trainable_variables), carried, int(new.iterations.numpy()))
+  new.iterations.assign(optimizer.iterations)
+  logging.info('Optimizer rebuilt for %d variables: %d optimizer variables carried over, step %d.', len(variables),
+               carried, int(new.iterations.numpy()))
   return new
 
 
-class OnlineCompression(keras.callbacks.Callback):
-  """Swaps the model's embedding for its low-rank factors at a chosen step of `fit` (paper §3.1, online LMF).
+def _retrace(model):
+  """Every traced function captured the old variables: re-trace training, evaluation and prediction."""
+  model.make_train_function(force=True)
+  model.make_test_function(force=True)
+  model.make_predict_function(force=True)
 
-  Exactly one of `at_step` (global optimizer step, counted from the start of training) and `at_epoch` (swap
-  before this 0-based epoch begins). Training continues with every other trained weight kept; the new factors get
-  a fresh optimizer state.
-  `reports` holds the `CompressionReport`s; `swap_step` the global step of the swap.
+
+def _factorize(embeddings, ranks, svd_method):
+  reports = []
+  for layer in embeddings:
+    CompressibleEmbedding.from_embedding(layer)
+    reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
+  return reports
+
+
+def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=None, svd_method='auto',
+                    learning_rate=None):
+  """The online swap for a custom training loop (`tf.GradientTape`): factorizes the model's embeddings in place
+  and returns `(optimizer, reports)`, the optimizer carrying the old one's step and slots (`carry_optimizer`).
+
+  After the call, train with the returned optimizer and re-create any `tf.function` that captured the model's
+  variables (a traced step keeps reading the old V x d matrix otherwise). Under `tf.distribute`, call it inside
+  `strategy.scope()`.
+
+  Args:
+    model: a built Keras model.
+    optimizer: the loop's (built) optimizer, or None to get None back.
+    reduction: R in percent, k = floor((1 - R/100) V d / (V + d)) for each embedding; or
+    rank: k for every embedding.
+    layers: names of the embeddings to compress (default: all).
+    learning_rate: the new optimizer's rate or schedule (default: the old one's).
+  Returns:
+    (optimizer or None, [CompressionReport]).
+  """
+  embeddings = find_embeddings(model, layers, 'swap_embeddings')
+  for layer in embeddings:
+    check_not_tied(model, layer, 'swap_embeddings')
+  reports = _factorize(embeddings, final_ranks(embeddings, reduction, rank, 'swap_embeddings'), svd_method)
+  if optimizer is not None:
+    optimizer = carry_optimizer(optimizer, model.trainable_variables, learning_rate)
+  return optimizer, reports
+
+
+def compress_model(model, reduction=None, rank=None, layers=None, svd_method='auto'):
+  """Compresses the embeddings of a trained model in place (post-training LMF); returns [CompressionReport].
+
+  The model can be used, saved (`.keras`, SavedModel, `save_inference_checkpoint`) and exported at once. If it is
+  compiled with a built optimizer, that optimizer is replaced by one that carries the other variables' slots, so
+  `fit` continues at once and a saved file holds no slots of the removed matrix.
+  """
+  embeddings = find_embeddings(model, layers)
+  for layer in embeddings:
+    check_not_tied(model, layer)
+  ranks = final_ranks(embeddings, reduction, rank)
+  with model.distribute_strategy.scope():
+    reports = _factorize(embeddings, ranks, svd_method)
+    optimizer = getattr(model, 'optimizer', None)
+    if optimizer is not None and optimizer.built:
+      model.optimizer = carry_optimizer(optimizer, model.trainable_variables)
+  if getattr(model, 'compiled', False):
+    _retrace(model)
+  return reports
+
+
+@dataclasses.dataclass(frozen=True)
+class DevPeak:
+  """Swap at the uncompressed model's dev peak: after the first epoch that does not improve `monitor` (a key of
+  `fit`'s epoch logs, e.g. `val_accuracy` with `validation_data`) for `patience` epochs, with the weights of its
+  best epoch restored; at the latest after epoch `latest_epoch` (1-based)."""
+  monitor: str = 'val_accuracy'
+  patience: int = 1
+  latest_epoch: int | None = None
+  mode: str = 'max'
+
+
+class OnlineCompression(keras.callbacks.Callback):
+  """Swaps the model's embeddings for their low-rank factors during `fit` (paper §3.1, online LMF), exactly once.
+
+      model.fit(data, epochs=8, callbacks=[lmf_tf.OnlineCompression(reduction=90, at_epoch=4)])
+
+  When: exactly one of `at_step` (after this many optimizer steps; 0 compresses before the first), `at_epoch`
+  (before this 0-based epoch begins) and `at_dev_peak` (a `DevPeak`). How much: exactly one of `reduction` (R in
+  percent; k = floor((1 - R/100) V d / (V + d)) per embedding) and `rank` (k). Which: every embedding, or the
+  names in `layers`. Bad values are refused here, and R or k that do not fit an embedding in `on_train_begin`,
+  before any step, naming the argument. A swap the run never reaches is warned about when training ends.
+
+  Recovery after the swap (beyond the paper; all off by default):
+    recovery_learning_rate: 'restart' starts the optimizer's schedule afresh at the swap (`schedules.Restarted`);
+      a float or a `LearningRateSchedule` is used from the swap on (its step counted from the swap).
+    distillation: a `distillation.Distillation`; the model just before the swap is the frozen teacher.
+    gradual_factors, gradual_every_steps: e.g. (4, 2) and 500 swap to 4k, then 2k after 500 more steps, then k
+      after 500 more (ranks at or above the embedding's break-even rank are skipped).
+
+  After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap.
+  `get_state()` / `restore_state()` and `variables` (the teacher's) let a checkpointed run resume exactly.
   """
 
-  def __init__(self, reduction=None, rank=None, at_step=None, at_epoch=None):
+  def __init__(self, reduction=None, rank=None, at_step=None, at_epoch=None, at_dev_peak=None, layers=None,
+               svd_method='auto', recovery_learning_rate=None, distillation=None, gradual_factors=(),
+               gradual_every_steps=None):
     super().__init__()
-    if (at_step is None) == (at_epoch is None):
-      raise ConfigError('give exactly one of --compress_at_step and --compress_at_epoch')
+    name = 'OnlineCompression'
     if (reduction is None) == (rank is None):
-      raise ConfigError('give exactly one of R (--reduction) and --rank')
+      raise ConfigError(f'{name}: give exactly one of reduction= (R, percent) and rank= (k)')
+    try:
+      check_reduction_value(reduction) if reduction is not None else check_rank_value(rank)
+    except ConfigError as e:
+      raise ConfigError(f'{name}: {e}') from None
+    if sum(x is not None for x in (at_step, at_epoch, at_dev_peak)) != 1:
+      raise ConfigError(f'{name}: give exactly one of at_step=, at_epoch= and at_dev_peak=')
+    for arg, value in (('at_step', at_step), ('at_epoch', at_epoch)):
+      if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ConfigError(f'{name}({arg}={value!r}): must be an integer >= 0')
+    if at_dev_peak is not None and not isinstance(at_dev_peak, DevPeak):
+      raise ConfigError(f'{name}(at_dev_peak={at_dev_peak!r}): give a lmf_tf.DevPeak(monitor=..., patience=...)')
+    if svd_method not in SVD_METHODS:
+      raise ConfigError(f'{name}(svd_method={svd_method!r}): choose one of {", ".join(SVD_METHODS)}')
+    if not (recovery_learning_rate is None or recovery_learning_rate == 'restart'
+            or isinstance(recovery_learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+            or (isinstance(recovery_learning_rate, (int, float)) and recovery_learning_rate > 0)):
+      raise ConfigError(f'{name}(recovery_learning_rate={recovery_learning_rate!r}): give None, "restart", a '
+                        'rate > 0 or a keras LearningRateSchedule')
+    if distillation is not None and not isinstance(distillation, distillation_lib.Distillation):
+      raise ConfigError(f'{name}(distillation={distillation!r}): give a lmf_tf.Distillation(alpha=..., '
+                        'temperature=...)')
+    factors = tuple(gradual_factors or ())
+    if factors and (any(not f > 1 for f in factors) or list(factors) != sorted(set(factors), reverse=True)):
+      raise ConfigError(f'{name}(gradual_factors={gradual_factors!r}): give decreasing factors > 1, e.g. (4, 2)')
+    if bool(factors) != (gradual_every_steps is not None) or (
+        gradual_every_steps is not None and (not isinstance(gradual_every_steps, int) or gradual_every_steps < 1)):
+      raise ConfigError(f'{name}: gradual_factors= and gradual_every_steps= (an integer >= 1) go together')
     self.reduction, self.rank = reduction, rank
-    self.at_step, self.at_epoch = at_step, at_epoch
-    self.reports = []
-    self.swap_step = None
+    self.at_step, self.at_epoch, self.at_dev_peak = at_step, at_epoch, at_dev_peak
+    self.layers, self.svd_method = layers, svd_method
+    self.recovery_learning_rate, self.distillation = recovery_learning_rate, distillation
+    self.gradual_factors, self.gradual_every_steps = factors, gradual_every_steps
+    self.reports, self.swap_steps = [], []
+    self._embeddings = None  # resolved by `prepare`
+    self._stage_ranks = None  # [{layer name: rank}] per swap, the last one the final ranks
+    self._teacher = None  # the model's copy: best-on-dev weights before the swap, the frozen teacher after it
+    self._best, self._waited = None, 0  # at_dev_peak: best monitored value so far, epochs without improvement
+    self._epoch_start_step = 0
+    self._step = 0
+
+  # Setting up.
 
   @property
   def done(self):
-    return any(l.is_compressed for l in self.model._flatten_layers() if isinstance(l, CompressibleEmbedding))
+    """True once the last swap has happened."""
+    return self._stage_ranks is not None and len(self.swap_steps) >= len(self._stage_ranks)
 
-  def _swap(self):
-    with self.model.distribute_strategy.scope():  # new variables are mirrored like the others
-      _, self.reports = compress_model(self.model, reduction=self.reduction, rank=self.rank)
-      rebuild_optimizer(self.model)
-    self.swap_step = int(self.model.optimizer.iterations.numpy())
+  @property
+  def swap_step(self):
+    """Step of the first swap, or None."""
+    return self.swap_steps[0] if self.swap_steps else None
+
+  @property
+  def variables(self):
+    """Variables to checkpoint with the model for an exact resume: the teacher's (or the best-on-dev copy's)."""
+    return [] if self._teacher is None else list(self._teacher.variables)
+
+  def prepare(self, model=None):
+    """Resolves the embeddings and their ranks, and copies the model if a teacher or a best-on-dev copy is needed.
+
+    Called by `on_train_begin`; call it yourself before `restore_state` when resuming. Idempotent.
+    """
+    if model is not None:
+      self.set_model(model)
+    if self._embeddings is not None:
+      return
+    model = self.model
+    embeddings = find_embeddings(model, self.layers, 'OnlineCompression')
+    already = [l for l in embeddings if getattr(l, 'rank', None) is not None]
+    if already and not self.swap_steps:
+      raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
+                        'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
+                        'uncompressed model, then restore_state()'.format(already[0].rank))
+    for layer in embeddings:
+      check_not_tied(model, layer, 'OnlineCompression')
+    final = final_ranks(embeddings, self.reduction, self.rank, 'OnlineCompression')
+    stages = []
+    for factor in self.gradual_factors:
+      ranks = {l.name: min(final[l.name] * factor, max_useful_rank(l.input_dim, l.output_dim)) for l in embeddings}
+      if all(ranks[n] > final[n] for n in ranks) and (not stages or ranks != stages[-1]):
+        stages.append(ranks)
+    self._embeddings, self._stage_ranks = embeddings, stages + [final]
+    if self.distillation is not None or self.at_dev_peak is not None:
+      self._teacher = _copy_model(model)
+
+  # The swap.
+
+  def _swap(self, step):
+    """Swaps to the next stage's ranks at optimizer step `step`."""
+    model, stage = self.model, len(self.swap_steps)
+    with model.distribute_strategy.scope():
+      if stage == 0:
+        for layer in self._embeddings:
+          check_not_tied(model, layer, 'OnlineCompression')
+          if not layer.built:  # at_step=0 on a model that fit has not built yet: factorize the initial matrix
+            layer.build()
+        if self.at_dev_peak is not None and self._best is not None:
+          model.set_weights(self._teacher.get_weights())  # back to the best epoch on dev
+          logging.info('Swap at the dev peak: weights of the best epoch restored (%s %.4f).',
+                       self.at_dev_peak.monitor, self._best)
+        elif self._teacher is not None:
+          self._teacher.set_weights(model.get_weights())
+      self.reports = _factorize(self._embeddings, self._stage_ranks[stage], self.svd_method)
+      self.swap_steps.append(step)
+      self._install_optimizer()
+    self._attach_distillation()
+    _retrace(model)
+
+  def _install_optimizer(self):
+    optimizer = self.model.optimizer
+    learning_rate = None
+    if self.recovery_learning_rate is not None:
+      schedule = self.recovery_learning_rate
+      if schedule == 'restart':
+        schedule = optimizer.get_config()['learning_rate']
+        if isinstance(schedule, dict):
+          schedule = keras.optimizers.schedules.deserialize(schedule)
+        if isinstance(schedule, Restarted):
+          schedule = schedule.schedule
+      learning_rate = Restarted(schedule, self.swap_steps[-1])
+    self.model.optimizer = carry_optimizer(optimizer, self.model.trainable_variables, learning_rate)
+
+  def _attach_distillation(self):
+    if self.distillation is not None and self.swap_steps and not distillation_lib.is_attached(self.model):
+      distillation_lib.attach(self.model, self._teacher, self.distillation)
+
+  # Resume.
+
+  def get_state(self):
+    """What a resumed run needs besides the checkpointed variables (JSON-able)."""
+    return {'swap_steps': list(self.swap_steps), 'best': self._best, 'waited': self._waited,
+            'ranks': [dict(r) for r in self._stage_ranks or []]}
+
+  def restore_state(self, state):
+    """Puts a prepared (uncompressed) model into the form `state` records: the embeddings at the ranks of the last
+    swap, the optimizer rebuilt for them, distillation attached. Then restore the checkpoint, `variables` included."""
+    self.prepare()
+    self.swap_steps, self._best, self._waited = list(state['swap_steps']), state['best'], state['waited']
+    if not self.swap_steps:
+      return
+    if state['ranks'] and state['ranks'] != self._stage_ranks:
+      raise ConfigError(f'OnlineCompression: the saved run swapped to ranks {state["ranks"]}, these settings ask for '
+                        f'{self._stage_ranks}; resume with the settings of the saved run')
+    model = self.model
+    with model.distribute_strategy.scope():
+      for layer in self._embeddings:  # the saved factors are restored with the checkpoint
+        CompressibleEmbedding.from_embedding(layer)
+        layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
+      self._install_optimizer()
+    self._attach_distillation()
+    _retrace(model)
+
+  # Callback hooks.
 
   def on_train_begin(self, logs=None):
-    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations.numpy()) >= self.at_step:
-      self._swap()  # --compress_at_step=0: compress before the first step
+    self.prepare()
+    self._attach_distillation()
+    self._epoch_start_step = int(self.model.optimizer.iterations.numpy())
+    if self.at_step is not None and not self.swap_steps and self._epoch_start_step >= self.at_step:
+      self._swap(self._epoch_start_step)  # at_step=0: compress before the first step
 
   def on_epoch_begin(self, epoch, logs=None):
-    if self.at_epoch is not None and epoch >= self.at_epoch and not self.done:
-      self._swap()
+    self._epoch_start_step = int(self.model.optimizer.iterations.numpy())
+    if self.at_epoch is not None and epoch >= self.at_epoch and not self.swap_steps:
+      self._swap(self._epoch_start_step)
 
   def on_train_batch_end(self, batch, logs=None):
-    if self.at_step is not None and not self.done and int(self.model.optimizer.iterations.numpy()) >= self.at_step:
-      self._swap()
+    if self.done:
+      return
+    step = self._epoch_start_step + batch + 1  # no device read per step
+    self._step = step
+    if not self.swap_steps:
+      if self.at_step is not None and step >= self.at_step:
+        self._swap(step)
+    elif step >= self.swap_steps[0] + len(self.swap_steps) * self.gradual_every_steps:
+      self._swap(step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    peak = self.at_dev_peak
+    if peak is None or self.swap_steps:
+      return
+    value = (logs or {}).get(peak.monitor)
+    if value is None:
+      raise ConfigError(f'OnlineCompression(at_dev_peak=DevPeak(monitor={peak.monitor!r})): no such value in the '
+                        f'epoch logs ({", ".join(sorted(logs or {}))}); pass validation_data to fit')
+    improved = self._best is None or (value > self._best if peak.mode == 'max' else value < self._best)
+    if improved:
+      self._best, self._waited = float(value), 0
+      self._teacher.set_weights(self.model.get_weights())
+    else:
+      self._waited += 1
+    if self._waited >= peak.patience or (peak.latest_epoch is not None and epoch + 1 >= peak.latest_epoch):
+      self._swap(int(self.model.optimizer.iterations.numpy()))
+
+  def on_train_end(self, logs=None):
+    distillation_lib.detach(self.model)
+    if not self.done:
+      when = (f'at_step={self.at_step}' if self.at_step is not None else f'at_epoch={self.at_epoch}'
+              if self.at_epoch is not None else f'at_dev_peak={self.at_dev_peak}')
+      message = (f'OnlineCompression({when}): training ended at step {int(self.model.optimizer.iterations.numpy())} '
+                 f'after {len(self.swap_steps)} of {len(self._stage_ranks or [1])} swaps; the model is not compressed'
+                 ' to its final rank')
+      warnings.warn(message, stacklevel=2)
+      logging.warning('%s', message)
+
+
+def _copy_model(model):
+  """A copy of `model` with its weights (the teacher / best-on-dev copy), or a ConfigError saying why not."""
+  try:
+    copy = keras.models.clone_model(model)
+  except Exception as e:  # clone_model raises various errors for models it cannot rebuild
+    raise ConfigError(f'OnlineCompression: distillation and at_dev_peak need a copy of model {model.name!r}, and '
+                      f'keras.models.clone_model cannot make one ({type(e).__name__}: {e}); give the model a '
+                      'get_config/from_config') from None
+  copy.set_weights(model.get_weights())
+  copy.trainable = False
+  return copy
+
+
+def _placeholder_factors(layer, rank):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return (np.zeros((layer.input_dim, rank), np.float32), np.zeros((rank, layer.output_dim), np.float32))

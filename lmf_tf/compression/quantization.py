@@ -7,10 +7,13 @@ Biases (1-D, a few hundred numbers) stay in float32. The checkpoint stores q (in
 `.data` shrinks about 4x / 2x.
 
 Worked example, b = 8: W = [0.5, -1.27, 0.01] -> s = 1.27 / 127 = 0.01, q = [50, -127, 1], |W - q·s| <= s/2.
+`quantize` is Keras's `abs_max_quantize`; this module adds the per-tensor / per-row choice, the model walk and the
+integer checkpoint.
 """
 
 import dataclasses
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -33,20 +36,21 @@ class QuantizedTensor:
 
 
 def quantize(weights, bits, per_channel=False, channel_axis=-1):
-  """Symmetric fixed-point quantization of a float array to `bits` (8 or 16) bits.
+  """Symmetric fixed-point quantization of a float array to `bits` (8 or 16) bits, by Keras's own
+  `keras.quantizers.abs_max_quantize` (which returns 1/s; its epsilon of 1e-7 keeps an all-zero tensor finite).
 
   With `per_channel`, one scale per index of `channel_axis`: the output column of a kernel (-1), or the row of an
   embedding table (0), which is what a lookup reads.
   """
   if bits not in INT_TYPES:
-    raise ConfigError(f'--bits must be 8 or 16, got {bits}')
+    raise ConfigError(f'bits={bits}: fixed-point quantization takes 8 or 16 bits')
   w = np.asarray(weights, np.float32)
   qmax = 2 ** (bits - 1) - 1
   axes = tuple(a for a in range(w.ndim) if a != channel_axis % w.ndim) if per_channel and w.ndim > 1 else None
-  amax = np.max(np.abs(w), axis=axes, keepdims=axes is not None)
-  scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
-  values = np.clip(np.round(w / scale), -qmax, qmax).astype(INT_TYPES[bits])
-  return QuantizedTensor(values, scale, bits)
+  values, inverse_scale = keras.quantizers.abs_max_quantize(w, axis=axes, value_range=(-qmax, qmax),
+                                                            dtype=np.dtype(INT_TYPES[bits]).name, to_numpy=True)
+  scale = (1.0 / keras.ops.convert_to_numpy(inverse_scale)).astype(np.float32)
+  return QuantizedTensor(keras.ops.convert_to_numpy(values), scale if axes is not None else scale.reshape(()), bits)
 
 
 def quantize_model(model, bits, per_channel=False):

@@ -11,6 +11,7 @@ Worked example: V = 14,000, d = 50, R = 90% -> k = floor(0.1 * 700,000 / 14,050)
 
 import fractions
 import math
+import numbers
 
 from lmf_tf.errors import ConfigError
 
@@ -25,7 +26,7 @@ def max_useful_rank(vocab_size, dim):
   return math.ceil(vocab_size * dim / (vocab_size + dim)) - 1
 
 
-def rank_for_reduction(reduction, vocab_size, dim):
+def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
   """k = floor((1 - R/100) V d / (V + d)) for a reduction R in percent (0 < R < 100), computed exactly.
 
   >>> rank_for_reduction(90, 14000, 50)
@@ -33,39 +34,59 @@ def rank_for_reduction(reduction, vocab_size, dim):
   >>> rank_for_reduction(90, 10000, 300)
   29
 
+  `name` is how the caller's user gave R, for messages: `reduction` (a Python argument) or `--reduction` (a flag).
   Raises:
-    ConfigError: if R gives k < 1 or a k that would not shrink the layer; the message gives the possible range.
+    ConfigError: if R is not a number in (0, 100), or gives k < 1 or a k that would not shrink the layer; the
+      message names `name`, the value and the possible range.
   """
-  r = fractions.Fraction(str(reduction))
-  if not 0 < r < 100:
-    raise ConfigError(f'R={reduction}: the reduction must be a percentage strictly between 0 and 100')
+  r = fractions.Fraction(str(check_reduction_value(reduction, name)))
   k = math.floor((1 - r / 100) * vocab_size * dim / (vocab_size + dim))
   if k < 1:
     # k >= 1 needs (1 - R/100) V d / (V + d) >= 1, i.e. R <= 100 (1 - (V + d) / (V d)).
     max_r = float(100 * (1 - fractions.Fraction(vocab_size + dim, vocab_size * dim)))
     raise ConfigError(
-        f'R={reduction} leaves rank k={k} for V={vocab_size}, d={dim}; R must be at most {max_r:.4f} '
+        f'{name}={reduction:g} leaves rank k={k} for V={vocab_size}, d={dim}; R must be at most {max_r:.4f} '
         f'(rank 1) for this embedding')
-  return validate_rank(k, vocab_size, dim, flag=f'R={reduction}')
+  return _useful_rank(k, vocab_size, dim, f'{name}={reduction:g}')
 
 
-def validate_rank(rank, vocab_size, dim, flag='--rank'):
-  """Checks 1 <= k < V d / (V + d) and returns k; raises ConfigError naming `flag` otherwise."""
+def check_reduction_value(reduction, name='reduction'):
+  """Returns `reduction` if it is a number strictly between 0 and 100; raises ConfigError naming `name` otherwise."""
+  if isinstance(reduction, bool) or not isinstance(reduction, numbers.Real) or not 0 < reduction < 100:
+    raise ConfigError(f'{name}={reduction!r}: the reduction R must be a percentage strictly between 0 and 100')
+  return reduction
+
+
+def check_rank_value(rank, name='rank'):
+  """Returns `rank` if it is a positive integer (not a bool, not 3.7); raises ConfigError naming `name` otherwise."""
+  if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or rank < 1:
+    raise ConfigError(f'{name}={rank!r}: the rank k must be a positive integer')
+  return int(rank)
+
+
+def validate_rank(rank, vocab_size, dim, name='rank'):
+  """Checks that `rank` is an integer with 1 <= k < V d / (V + d) and returns it; raises ConfigError naming `name`
+  (`rank` for a Python argument, `--rank` for a flag) otherwise."""
+  return _useful_rank(check_rank_value(rank, name), vocab_size, dim, f'{name}={rank}')
+
+
+def _useful_rank(rank, vocab_size, dim, given):
   limit = max_useful_rank(vocab_size, dim)
   if not 1 <= rank <= limit:
     raise ConfigError(
-        f'{flag} gives rank {rank}, but a rank-k factorization of a {vocab_size} x {dim} embedding is smaller '
+        f'{given} gives rank {rank}, but a rank-k factorization of a {vocab_size} x {dim} embedding is smaller '
         f'than the matrix only for 1 <= k <= {limit} (k < V d / (V + d) = {break_even_rank(vocab_size, dim):.2f})')
   return rank
 
 
-def target_rank(vocab_size, dim, reduction=None, rank=None):
-  """k for a V x d embedding from exactly one of R (`reduction`, percent) and `rank`, checked as above."""
+def target_rank(vocab_size, dim, reduction=None, rank=None, names=('reduction', 'rank')):
+  """k for a V x d embedding from exactly one of R (`reduction`, percent) and `rank`, checked as above; `names`
+  are how the user gave the two (`('--reduction', '--rank')` for a script's flags)."""
   if (reduction is None) == (rank is None):
-    raise ConfigError('give exactly one of R (--reduction) and --rank')
+    raise ConfigError(f'give exactly one of {names[0]} (R, percent) and {names[1]} (k)')
   if rank is None:
-    return rank_for_reduction(reduction, vocab_size, dim)
-  return validate_rank(rank, vocab_size, dim)
+    return rank_for_reduction(reduction, vocab_size, dim, name=names[0])
+  return validate_rank(rank, vocab_size, dim, name=names[1])
 
 
 def reduction_of_rank(rank, vocab_size, dim):

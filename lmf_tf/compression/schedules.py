@@ -83,3 +83,33 @@ class CyclicallyAnnealedLearningRate(CyclicalLearningRate):
 
   def get_config(self):
     return {**super().get_config(), 'decay': self.decay}
+
+
+@keras.saving.register_keras_serializable(package='lmf_tf')
+class Restarted(keras.optimizers.schedules.LearningRateSchedule):
+  """`schedule` started afresh at `start_step`: lr(step) = schedule(max(step - start_step, 0)).
+
+  The learning-rate restart of online compression's recovery phase (`OnlineCompression(recovery_learning_rate=
+  'restart')`): after the swap at step s, CALR runs a new first cycle from s, with its full initial peak, instead
+  of continuing the decayed one. `schedule` may also be a float (a constant rate from the swap on).
+  Worked example: CALR(1e-5, 3e-3, 500, 0.5) restarted at 4,224 gives 3e-3 at step 4,724, where the continued
+  schedule's peak has decayed to 3e-3 * 0.5^4 ≈ 1.9e-4.
+  """
+
+  def __init__(self, schedule, start_step):
+    if isinstance(schedule, dict):
+      schedule = keras.optimizers.schedules.deserialize(schedule)
+    if int(start_step) < 0:
+      raise ConfigError(f'Restarted(start_step={start_step}): the step must be >= 0')
+    self.schedule, self.start_step = schedule, int(start_step)
+
+  def __call__(self, step):
+    if not isinstance(self.schedule, keras.optimizers.schedules.LearningRateSchedule):
+      return tf.constant(float(self.schedule), tf.float32)
+    return self.schedule(tf.maximum(tf.cast(step, tf.int64) - self.start_step, 0))
+
+  def get_config(self):
+    schedule = self.schedule
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+      schedule = keras.optimizers.schedules.serialize(schedule)
+    return {'schedule': schedule, 'start_step': self.start_step}

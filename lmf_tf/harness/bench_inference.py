@@ -58,7 +58,7 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
            'embedding_rank': rank}
     for batch_size in batch_sizes:
       flatbuffer = export.to_tflite(model, variant.kind, batch_size)
-      runners[variant.name, batch_size] = export.TfliteClassifier(flatbuffer, num_threads=num_threads)
+      runners[variant.name, batch_size] = export.TfliteRunner(flatbuffer, num_threads=num_threads)
       row['tflite_bytes'] = len(flatbuffer)
     probs = runners[variant.name, max(batch_sizes)].predict(sequences)
     row['test_accuracy'] = float(np.mean(probs.argmax(-1) == labels))

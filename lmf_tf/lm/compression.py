@@ -35,6 +35,7 @@ from lmf_tf.lm import data as lm_data
 from lmf_tf.lm import models as lm_models
 from lmf_tf.lm import training as lm_training
 from lmf_tf.lm.config import LmCompressionConfig, LmFactorization
+from lmf_tf.lm.schedules import DelayedEpochDecay
 
 def factorization_for(config, vocab_size, hidden_size):
   """The `LmFactorization` that `config` ('lowrank' or 'tt') asks for."""
@@ -49,7 +50,7 @@ def factorization_for(config, vocab_size, hidden_size):
   for name, rank in overrides.items():
     shape = {'embedding_rank': (vocab_size, hidden_size), 'softmax_rank': (hidden_size, vocab_size)}.get(
         name, (hidden_size, 4 * hidden_size))
-    validate_rank(rank, *shape, flag=f'--{name}')
+    validate_rank(rank, *shape, name=f'--{name}')
   return dataclasses.replace(base, **overrides)
 
 
@@ -67,10 +68,10 @@ def factorized_copy(model, factorization, lm_config):
     new.word_embedding.cores_from(embedding)
   elif factorization.embedding_rank is not None:
     left, right = _svd_factors(embedding, factorization.embedding_rank)
-    new.word_embedding.embedding.embeddings.assign(left)
-    new.word_embedding.projection.kernel.assign(right)
+    new.word_embedding.low_rank_embeddings.assign(left)
+    new.word_embedding.projection.assign(right)
   else:
-    new.word_embedding.embedding.embeddings.assign(embedding)
+    new.word_embedding.embeddings.assign(embedding)
   for old_lstm, new_lstm in zip(model.lstms, new.lstms):
     kernel, recurrent, bias = (w.numpy() for w in (old_lstm.cell.kernel, old_lstm.cell.recurrent_kernel,
                                                    old_lstm.cell.bias))
@@ -91,11 +92,9 @@ def factorized_copy(model, factorization, lm_config):
 
 def pruning_targets(model, matrices):
   """`weight_dict` names of the weight matrices of `matrices` (embedding, softmax, lstm), biases excluded."""
-  layer_names = {'embedding': ('word_embedding',), 'softmax': ('softmax',),
-                 'lstm': tuple(layer.name for layer in model.lstms)}
-  wanted = {name for m in matrices for name in layer_names[m]}
-  return [name for name, w in model_size.weight_dict(model).items()
-          if len(w.shape) >= 2 and name.split('.')[1] in wanted]  # names are '<model>.<layer>.<...>'
+  layers = {'embedding': [model.word_embedding], 'softmax': [model.softmax], 'lstm': list(model.lstms)}
+  wanted = {id(w) for m in matrices for layer in layers[m] for w in layer.weights}
+  return [name for name, w in model_size.weight_dict(model).items() if len(w.shape) >= 2 and id(w) in wanted]
 
 
 def _stored_numbers(model, masks=None):
@@ -165,7 +164,7 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
   if epochs:
     start = time.time()
     optimizer = keras.optimizers.SGD(
-        lm_training.DelayedEpochDecay(config.fine_tune_learning_rate, config.fine_tune_lr_decay, 1, steps_per_epoch),
+        DelayedEpochDecay(config.fine_tune_learning_rate, config.fine_tune_lr_decay, 1, steps_per_epoch),
         global_clipnorm=lm_config.max_grad_norm)
     train_step = lm_training.make_train_step(model, optimizer, masks)
     total_steps = min(epochs * steps_per_epoch, config.max_steps or math.inf)
@@ -197,7 +196,7 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
   baseline_results_path = os.path.join(config.results_dir, baseline_run + '.json')
   baseline_results = (io_utils.read_json(baseline_results_path, 'baseline results')
                       if os.path.exists(baseline_results_path) else {})
-  baseline_bytes = model_size.measure(config.baseline_dir).total_bytes
+  baseline_bytes = model_size.checkpoint_size(config.baseline_dir).total_bytes
   results = {
       'run': run_name,
       'task': 'ptb_lm_compression',

@@ -1,6 +1,5 @@
 """Keras callbacks for training: per-epoch dev/test evaluation with best-on-dev selection, and resumable state."""
 
-import glob
 import math
 import os
 import shutil
@@ -88,6 +87,7 @@ class EpochEvaluation(keras.callbacks.Callback):
         'train_seconds': round(train_seconds, 2),
     }
     self.history.append(record)
+    logs['val_accuracy'], logs['val_loss'] = record['dev_accuracy'], record['dev_loss']  # for later callbacks
     improved = self.eligible(self.model) and (self.best is None or record['dev_accuracy'] > self.best['dev_accuracy'])
     if improved:
       size = model_size.save_inference_checkpoint(self.model, self.pending_dir, {**self.metadata,
@@ -174,12 +174,14 @@ class TrainingState(keras.callbacks.Callback):
   report, the dev curve).
   """
 
-  def __init__(self, directory, evaluation, extra_state=lambda: {}, every_steps=None, steps_per_epoch=None):
+  def __init__(self, directory, evaluation, extra_state=lambda: {}, every_steps=None, steps_per_epoch=None,
+               extra_variables=lambda: []):
     super().__init__()
     if every_steps is not None and not steps_per_epoch:
       raise ValueError('every_steps needs steps_per_epoch')
     self.directory, self.evaluation, self.extra_state = directory, evaluation, extra_state
     self.every_steps, self.steps_per_epoch = every_steps, steps_per_epoch
+    self.extra_variables = extra_variables
 
   def on_train_batch_end(self, batch, logs=None):
     if self.every_steps is None:
@@ -196,15 +198,16 @@ class TrainingState(keras.callbacks.Callback):
   def _save(self, epoch, batches_done):
     os.makedirs(self.directory, exist_ok=True)
     step = int(self.model.optimizer.iterations.numpy())
-    prefix = training_checkpoint(self.model).write(os.path.join(self.directory, f'ckpt-{step}'))
+    # The manager keeps this checkpoint and the one before it, which `state.json` still names until it is replaced
+    # below: a crash at any point leaves a state whose checkpoint exists.
+    manager = tf.train.CheckpointManager(training_checkpoint(self.model, self.extra_variables()), self.directory,
+                                         max_to_keep=2, checkpoint_name='ckpt')
+    prefix = manager.save(checkpoint_number=step)
     state = {'epoch': epoch, 'batches_done': batches_done, 'step': step, 'steps_per_epoch': self.steps_per_epoch,
              'checkpoint': os.path.basename(prefix),
              'checkpoint_sha256': io_utils.checkpoint_digest(prefix), 'rank': embedding_rank(self.model),
              'history': self.evaluation.history, 'best': self.evaluation.best, **self.extra_state()}
     io_utils.write_json_atomic(os.path.join(self.directory, STATE_FILE), state)
-    for old in glob.glob(os.path.join(self.directory, 'ckpt-*')):
-      if not os.path.basename(old).startswith(os.path.basename(prefix) + '.'):
-        os.remove(old)
 
 
 class RestoreMetrics(keras.callbacks.Callback):
@@ -232,15 +235,17 @@ class RestoreMetrics(keras.callbacks.Callback):
       self.prefix = None
 
 
-def training_checkpoint(model):
+def training_checkpoint(model, extra_variables=()):
   """A `tf.train.Checkpoint` of the full training state: every model variable (weights and the dropout seed
-  generators' states) and every optimizer variable (step, moments).
+  generators' states), every optimizer variable (step, moments) and `extra_variables` (an online swap's teacher).
 
   `tf.train.Checkpoint(model=model)` is not enough with Keras 3: it reaches the layers' weights only through the
   optimizer and misses the non-trainable state.
   """
-  return tf.train.Checkpoint(model=model_size.keyed_variables(model.variables), optimizer=model_size.keyed_variables(model.optimizer.variables),
-                             metrics=model_size.keyed_variables(model.metrics_variables))
+  return tf.train.Checkpoint(model=model_size.keyed_variables(model.variables),
+                             optimizer=model_size.keyed_variables(model.optimizer.variables),
+                             metrics=model_size.keyed_variables(model.metrics_variables),
+                             extra=model_size.keyed_variables(list(extra_variables)))
 
 
 def read_state(directory):
@@ -251,8 +256,8 @@ def read_state(directory):
   return io_utils.read_json(path, '--resume: training state')
 
 
-def restore_training_state(model, directory, state):
-  """Loads model weights, optimizer slots and step from the checkpoint named in `state`."""
+def restore_training_state(model, directory, state, extra_variables=lambda: []):
+  """Loads model weights, optimizer slots and step (and `extra_variables()`) from the checkpoint named in `state`."""
   prefix = os.path.join(directory, state['checkpoint'])
   if not os.path.exists(prefix + '.index'):
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} named in {directory}/{STATE_FILE} is missing')
@@ -260,8 +265,10 @@ def restore_training_state(model, directory, state):
   model.optimizer.build(model.trainable_variables)
   try:
     # The training metrics are built only inside `fit`: `RestoreMetrics` reads them then.
-    tf.train.Checkpoint(model=model_size.keyed_variables(model.variables), optimizer=model_size.keyed_variables(model.optimizer.variables)).read(
-        prefix).expect_partial().assert_existing_objects_matched()
+    tf.train.Checkpoint(model=model_size.keyed_variables(model.variables),
+                        optimizer=model_size.keyed_variables(model.optimizer.variables),
+                        extra=model_size.keyed_variables(list(extra_variables()))).read(
+                            prefix).expect_partial().assert_existing_objects_matched()
   except AssertionError as e:
     raise CheckpointNotFoundError(f'--resume: checkpoint {prefix} does not match this model ({e})') from None
   logging.info('Resumed from %s (epoch %d, step %d).', prefix, state['epoch'], int(model.optimizer.iterations.numpy()))

@@ -181,7 +181,7 @@ class PreparedData:
   def train_epochs(self, first_epoch, last_epoch):
     """Shuffled, bucketed training batches for epochs [first_epoch, last_epoch) (`training_batches`)."""
     return training_batches(self.encoded_train, self.batch_size, self.seed, first_epoch, last_epoch,
-                                           self.bucket_boundaries, num_examples=self.sizes['train'])
+                            self.bucket_boundaries, num_examples=self.sizes['train'])
 
 
 def prepare_data(config, vocabulary=None):

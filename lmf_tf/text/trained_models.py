@@ -46,5 +46,5 @@ def evaluate_checkpoint(checkpoint_dir):
       'dev_accuracy': model.evaluate(data.dev, verbose=0, return_dict=True)['accuracy'],
       'test_accuracy': model.evaluate(data.test, verbose=0, return_dict=True)['accuracy'],
       'rank': embedding_rank(model),
-      'checkpoint_bytes': model_size.measure(checkpoint_dir, models.count_params(model)).as_dict(),
+      'checkpoint_bytes': model_size.checkpoint_size(checkpoint_dir, models.count_params(model)).as_dict(),
   }

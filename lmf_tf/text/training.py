@@ -13,9 +13,9 @@ import tensorflow as tf
 from absl import logging
 
 from lmf_tf import io_utils
-from lmf_tf.compression import factorization, online, schedules
+from lmf_tf.compression import distillation, factorization, online, schedules
 from lmf_tf.compression.rank import target_rank
-from lmf_tf.errors import ConfigError
+from lmf_tf.errors import CheckpointNotFoundError, ConfigError
 from lmf_tf.text import callbacks as lmf_callbacks
 from lmf_tf.text import catalog, distribution, input_pipeline, models, word_vectors
 from lmf_tf.text.config import TrainConfig
@@ -70,31 +70,79 @@ def build_model(config, vocabulary, num_classes, rank=None):
 
 
 
+def online_compression(config):
+  """The `OnlineCompression` callback a run's settings ask for (paper §3.1, and the recovery options), or None."""
+  if not config.compress:
+    return None
+  if config.compress_at_dev_peak:
+    when = {'at_dev_peak': online.DevPeak('val_accuracy', config.dev_peak_patience, config.compress_at_epoch)}
+  elif config.compress_at_step is not None:
+    when = {'at_step': config.compress_at_step}
+  else:
+    when = {'at_epoch': config.compress_at_epoch}
+  recovery_lr = {'continue': None, 'restart': 'restart', 'constant': config.recovery_learning_rate}[config.recovery_lr]
+  teacher = (None if config.distill_alpha is None else
+             distillation.Distillation(config.distill_alpha, config.distill_temperature))
+  return online.OnlineCompression(reduction=config.reduction, rank=config.rank, recovery_learning_rate=recovery_lr,
+                                  distillation=teacher, gradual_factors=tuple(config.gradual_factor_list),
+                                  gradual_every_steps=config.gradual_every_steps, **when)
+
+
+def check_previous_run(config, run_dir):
+  """Refuses to start over a run of the same settings unless asked: `--resume` continues an interrupted one,
+  `--overwrite` deletes its checkpoints first. Nothing of an earlier run is deleted otherwise."""
+  results = os.path.join(config.results_dir, config.run_name + '.json')
+  state = os.path.join(run_dir, 'train', lmf_callbacks.STATE_FILE)
+  if config.overwrite:
+    for name in ('train', 'best', 'best.pending'):
+      shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+    return
+  if config.resume:
+    if not os.path.exists(state):
+      raise CheckpointNotFoundError(f'--resume: no training checkpoint to resume from ({state} does not exist)')
+    return
+  if os.path.exists(state):
+    raise ConfigError(f'{config.run_name} was interrupted earlier ({state}); --resume continues it, --overwrite starts '
+                      'it afresh (its checkpoints are deleted)')
+  if os.path.exists(results):
+    raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again')
+
+
 def train_and_evaluate(config: TrainConfig):
   """Trains `config.model` on `config.dataset`, compresses its embedding online if asked, reports on dev/test.
 
-  The best epoch is chosen on dev among epochs in which the model has its final form (compressed, for a
-  compressed run); test accuracy is reported at that epoch. Writes, atomically:
+  The best epoch is chosen on dev among epochs in which the model has its final form (compressed to its final
+  rank, for a compressed run); test accuracy is reported at that epoch. Writes, atomically:
     <workdir>/<run>/best/model.{data-*,index,meta}: inference checkpoint of the best epoch (size in the results);
     <workdir>/<run>/train/: per-epoch training state for `resume`;
     <results_dir>/<run>.json: config, per-epoch history, best epoch, rank, parameter counts, bytes, wall time.
+  Every setting is checked before any data is loaded; a run that fails before training leaves no run directory.
   Returns:
     (model, results dict).
   Raises:
     RunLockedError: if another live process is training the same run (same workdir and run name).
+    ConfigError: for a bad setting, or a run of the same settings already done or interrupted (see
+      `check_previous_run`).
   """
-  config = config.resolved().validate()
+  config = config.validate()
   strategy = distribution.create_strategy(config.strategy, config.cpu_devices)  # before any TensorFlow op
   config = distribution.worker_config(config, strategy)  # only the chief writes the run's files
-  with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
-    return _train_and_evaluate(config, strategy)
+  run_dir = os.path.join(config.workdir, config.run_name)
+  created = not os.path.exists(run_dir)
+  try:
+    with io_utils.run_lock(run_dir):
+      check_previous_run(config, run_dir)
+      return _train_and_evaluate(config, strategy, run_dir)
+  except BaseException:
+    if created and os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {'.lock', 'vocab.txt', 'train.log'}:
+      shutil.rmtree(run_dir, ignore_errors=True)  # failed before anything worth keeping was written
+    raise
 
 
-def _train_and_evaluate(config, strategy):
+def _train_and_evaluate(config, strategy, run_dir):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   start = time.time()
-  run_dir = os.path.join(config.workdir, config.run_name)
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
   state = lmf_callbacks.read_state(train_dir) if config.resume else None
 
@@ -110,80 +158,79 @@ def _train_and_evaluate(config, strategy):
     logging.info('Training under %s with %d replicas; each global batch of %d is split between them.',
                  type(strategy).__name__, strategy.num_replicas_in_sync, config.batch_size)
   params_uncompressed = models.count_params(model)
-  layer = models.word_embedding(model)
-  if config.compress:  # R / rank against V and d, and the swap step against the length of training.
-    target_rank(layer.input_dim, layer.output_dim, config.reduction, config.rank)
+  online_callback = online_compression(config)
+  if online_callback is not None:  # R / rank against V and d, and the swap step against the length of training.
+    layer = models.word_embedding(model)
+    target_rank(layer.input_dim, layer.output_dim, config.reduction, config.rank, names=('--reduction', '--rank'))
     total_steps = config.epochs * data.steps_per_epoch
     if config.compress_at_step is not None and config.compress_at_step >= total_steps:
       raise ConfigError(f'--compress_at_step={config.compress_at_step} is never reached: training runs '
                         f'{total_steps} steps ({config.epochs} epochs x {data.steps_per_epoch} batches)')
+    online_callback.prepare(model)  # the teacher / best-on-dev copy is made of the uncompressed model
 
-  if state is None and os.path.exists(os.path.join(train_dir, lmf_callbacks.STATE_FILE)):
-    logging.warning('Starting %s afresh over an earlier run in %s (use --resume to continue it).',
-                    config.run_name, run_dir)
-    shutil.rmtree(train_dir)
   data.vocabulary.save(vocab_path)
-  with strategy.scope():
-    if state and state.get('rank'):
-      factorization.compress_layer(layer, rank=state['rank'])
-      online.rebuild_optimizer(model)
-    if state:
-      lmf_callbacks.restore_training_state(model, train_dir, state)
+  if state:
+    with strategy.scope():
+      if online_callback is not None:
+        online_callback.restore_state(online_state(state))
+      lmf_callbacks.restore_training_state(model, train_dir, state, extra_variables(online_callback))
 
   batches_done = state.get('batches_done', 0) if state else 0
   if batches_done and state.get('steps_per_epoch') != data.steps_per_epoch:
     raise ConfigError(f'--resume mid-epoch: the saved run has {state.get("steps_per_epoch")} batches per epoch, this '
                       f'one {data.steps_per_epoch}; resume with the same --batch_size and --max_train_examples')
   resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
-  callbacks = [lmf_callbacks.RestoreMetrics(resumed_from),
-               lmf_callbacks.StopOnNonFiniteLoss(train_dir, config.checkpoint_every_steps)]
-  online_compression = None
-  if config.compress:
-    online_compression = online.OnlineCompression(reduction=config.reduction, rank=config.rank,
-                                           at_step=config.compress_at_step, at_epoch=config.compress_at_epoch)
-    callbacks.append(online_compression)
   metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.relpath(vocab_path, best_dir),
               'num_classes': data.num_classes, 'embedding_dim': embedding_info['embedding_dim']}
+  # Dev accuracy is put into the epoch's logs (`val_accuracy`) before the swap callback reads it (at_dev_peak).
   evaluation = lmf_callbacks.EpochEvaluation(
-      data.dev, data.test, best_dir,
-      eligible=lambda m: (lmf_callbacks.embedding_rank(m) is not None) == config.compress,
+      data.dev, data.test, best_dir, eligible=lambda m: online_callback is None or online_callback.done,
       total_epochs=config.epochs, metadata=metadata,
       history=state['history'] if state else None, best=state['best'] if state else None)
-  compression_report = dict(state.get('compression', {})) if state else {}
-
+  compression_report = dict(state.get('compression') or {}) if state else {}
   curve = None
   if config.eval_every_steps:
     curve = lmf_callbacks.DevCurve(data.dev, config.eval_every_steps, (state or {}).get('dev_curve'))
-    callbacks.append(curve)
 
   def extra_state():
-    if online_compression is not None and online_compression.reports:
-      compression_report.update({**online_compression.reports[0].as_dict(), 'swap_step': online_compression.swap_step})
+    if online_callback is not None and online_callback.reports:
+      compression_report.update({**online_callback.reports[0].as_dict(), 'swap_step': online_callback.swap_step,
+                                 'swap_steps': online_callback.swap_steps})
     return {'compression': compression_report, 'dev_curve': curve.points if curve else None,
+            'online': online_callback.get_state() if online_callback else None,
             'wall_seconds': (state or {}).get('wall_seconds', 0.0) + time.time() - start}
 
-  callbacks += [evaluation, lmf_callbacks.TrainingState(train_dir, evaluation, extra_state,
-                                                        config.checkpoint_every_steps, data.steps_per_epoch)]
+  callbacks = [lmf_callbacks.RestoreMetrics(resumed_from),
+               lmf_callbacks.StopOnNonFiniteLoss(train_dir, config.checkpoint_every_steps), evaluation]
+  callbacks += [c for c in (online_callback, curve) if c is not None]
+  callbacks.append(lmf_callbacks.TrainingState(train_dir, evaluation, extra_state, config.checkpoint_every_steps,
+                                               data.steps_per_epoch, extra_variables(online_callback)))
   if config.tensorboard:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, 'tensorboard'), update_freq='epoch',
                                                  profile_batch=0))
   epoch = state['epoch'] if state else 0
+  last = min(config.epochs, config.stop_after_epoch or config.epochs)
   fit = functools.partial(model.fit, callbacks=callbacks, verbose=0, shuffle=False)  # The pipeline shuffles.
-  if batches_done and epoch < config.epochs:  # Resumed mid-epoch: the rest of that epoch, after its last batch.
+  if batches_done and epoch < last:  # Resumed mid-epoch: the rest of that epoch, after its last batch.
     fit(data.train_epochs(epoch, epoch + 1).skip(batches_done), epochs=epoch + 1, initial_epoch=epoch,
         steps_per_epoch=data.steps_per_epoch - batches_done)
     epoch += 1
-  if epoch < config.epochs:
-    fit(data.train_epochs(epoch, config.epochs), epochs=config.epochs, initial_epoch=epoch,
-        steps_per_epoch=data.steps_per_epoch)
+  if epoch < last:
+    fit(data.train_epochs(epoch, last), epochs=last, initial_epoch=epoch, steps_per_epoch=data.steps_per_epoch)
+  if last < config.epochs:
+    logging.info('Stopped after epoch %d of %d (--stop_after_epoch); --resume continues %s.', last, config.epochs,
+                 config.run_name)
+    return model, None
   extra = extra_state()
   if evaluation.best is None:
-    raise ConfigError(
-        f'the model was never compressed: --compress_at_step={config.compress_at_step} lies beyond the '
-        f'{int(model.optimizer.iterations.numpy())} steps of training')
+    raise ConfigError(f'the model was never compressed to its final rank within the {config.epochs} epochs '
+                      f'({int(model.optimizer.iterations.numpy())} steps): swap earlier (--compress_at_step/'
+                      '--compress_at_epoch) or take fewer --gradual_every_steps')
   results = {
       'run': config.run_name,
       'method': config.method,
+      'recipe': config.recipe or 'paper',
+      'non_default_settings': config.non_default_settings(),
       'config': dataclasses.asdict(config),
       'data': {**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info},
       'history': evaluation.history,
@@ -209,3 +256,16 @@ def _train_and_evaluate(config, strategy):
                results['best_epoch'], results['dev_accuracy'], results['test_accuracy'],
                results['checkpoint_bytes']['total_bytes'], results['params']['model'], path, results['wall_seconds'])
   return model, results
+
+
+def online_state(state):
+  """The `OnlineCompression` state saved with a training state (older states recorded only the swap step)."""
+  if state.get('online'):
+    return state['online']
+  swap = (state.get('compression') or {}).get('swap_step')
+  return {'swap_steps': [] if swap is None else [swap], 'best': None, 'waited': 0, 'ranks': []}
+
+
+def extra_variables(online_callback):
+  """Variables to checkpoint besides the model's and the optimizer's: the teacher / best-on-dev copy's."""
+  return (lambda: online_callback.variables) if online_callback is not None else (lambda: [])

@@ -1,0 +1,402 @@
+"""lmf_tf as a library, on plain Keras models built the way a user builds them: functional, Sequential, subclassed,
+nested, two embeddings, a tied softmax, a custom training loop; saved, reloaded and exported."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import lmf_tf
+from lmf_tf.compression import online
+from lmf_tf.errors import ConfigError
+
+V, D = 300, 16
+
+
+def data(n=96, seed=0, length=9, vocab=V):
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1, vocab, size=(n, length)).astype(np.int32)
+  ids[::3, 6:] = 0  # padding
+  return ids, (ids[:, 0] % 2).astype(np.int64)
+
+
+def functional_bilstm():
+  ids = keras.Input((None,), dtype='int32', name='ids')
+  x = keras.layers.Embedding(V, D, mask_zero=True, name='words')(ids)
+  x = keras.layers.Bidirectional(keras.layers.LSTM(8), name='bilstm')(x)
+  return keras.Model(ids, keras.layers.Dense(2, activation='softmax', name='out')(x))
+
+
+def sequential_average():
+  return keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(V, D, mask_zero=True, name='words'),
+                           keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
+
+
+class Subclassed(keras.Model):
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.words = keras.layers.Embedding(V, D, name='words')
+    self.out = keras.layers.Dense(2, activation='softmax')
+
+  def call(self, ids):
+    return self.out(keras.ops.mean(self.words(ids), axis=1))
+
+
+class Encoder(keras.layers.Layer):
+  """A user's layer with an embedding inside it."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.words = keras.layers.Embedding(V, D, name='words')
+    self.proj = keras.layers.Dense(8, activation='relu')
+
+  def call(self, ids):
+    return self.proj(keras.ops.mean(self.words(ids), axis=1))
+
+
+def nested():
+  ids = keras.Input((None,), dtype='int32')
+  return keras.Model(ids, keras.layers.Dense(2, activation='softmax')(Encoder(name='encoder')(ids)))
+
+
+def two_embeddings():
+  words, chars = keras.Input((None,), dtype='int32', name='w'), keras.Input((None,), dtype='int32', name='c')
+  a = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(V, D, name='words')(words))
+  b = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(60, 12, name='chars')(chars))
+  return keras.Model([words, chars], keras.layers.Dense(2, activation='softmax')(keras.layers.Concatenate()([a, b])))
+
+
+def compiled(model):
+  model.compile(optimizer='adam', loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+  return model
+
+
+def embedding_of(model, name='words'):
+  return next(l for l in model._flatten_layers() if l.name == name)
+
+
+BUILDERS = {'functional': functional_bilstm, 'sequential': sequential_average, 'subclassed': Subclassed,
+            'nested': nested}
+
+
+@pytest.mark.parametrize('kind', sorted(BUILDERS))
+def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkeypatch):
+  keras.utils.set_random_seed(1)
+  model = compiled(BUILDERS[kind]())
+  model(data(2)[0])  # built, so the layer object can be held
+  layer = embedding_of(model)
+  calls = []
+  monkeypatch.setattr(online, 'compress_layer', lambda *a, **k: calls.append(1) or lmf_tf.compression.factorization
+                      .compress_layer(*a, **k))
+  callback = lmf_tf.OnlineCompression(reduction=90, at_step=4)
+  ids, labels = data()
+  model.fit(ids, labels, batch_size=16, epochs=2, callbacks=[callback], verbose=0)
+  k = lmf_tf.rank_for_reduction(90, V, D)
+  assert layer is embedding_of(model) and isinstance(layer, keras.layers.Embedding)
+  assert layer.rank == k and [tuple(w.shape) for w in layer.weights] == [(V, k), (k, D)]
+  assert len(calls) == 1 and callback.swap_steps == [4] and int(model.optimizer.iterations) == 12
+  assert sum(int(np.prod(w.shape)) for w in model.weights if 'words' in w.path) == k * (V + D)
+  assert np.isfinite(model.evaluate(ids, labels, verbose=0)[0])
+
+
+def test_swap_keeps_every_other_weight_and_optimizer_slot():
+  keras.utils.set_random_seed(2)
+  model = compiled(functional_bilstm())
+  ids, labels = data()
+  model.fit(ids, labels, batch_size=32, epochs=1, verbose=0)
+  weights = {w.path: w.numpy().copy() for w in model.weights if 'words' not in w.path}
+  slots = {v.name: v.numpy().copy() for v in model.optimizer.variables if 'words' not in v.name and v.name != 'learning_rate'}
+  w = model.get_layer('words').embeddings.numpy()
+  (report,) = lmf_tf.compress_model(model, rank=3)
+  assert {w.path: w.numpy() for w in model.weights if 'words' not in w.path}.keys() == weights.keys()
+  for path, value in weights.items():
+    np.testing.assert_array_equal(next(v for v in model.weights if v.path == path).numpy(), value)
+  carried = {v.name: v.numpy() for v in model.optimizer.variables}
+  for name, value in slots.items():
+    np.testing.assert_array_equal(carried[name], value, err_msg=name)
+  assert not any('words_embeddings' in name for name in carried)  # no slot of the removed matrix
+  # The model equals the uncompressed one with W replaced by its best rank-3 approximation.
+  reference = functional_bilstm()
+  reference.set_weights(_weights_with(model, reference, w, 3))
+  np.testing.assert_allclose(model.predict(ids, verbose=0), reference.predict(ids, verbose=0), atol=1e-5)
+  assert report.reconstruction_error == pytest.approx(np.linalg.norm(w - model.get_layer('words').full_matrix()),
+                                                      rel=1e-4)
+  model.fit(ids, labels, batch_size=32, epochs=1, verbose=0)  # trains on at once
+  assert int(model.optimizer.iterations) == 6
+
+
+def _weights_with(model, reference, w, k):
+  """`reference`'s weights: W_k for its embedding, `model`'s for the rest (in order)."""
+  svd = lmf_tf.truncated_svd(w, k)
+  others = iter(v.numpy() for v in model.weights if 'words' not in v.path)
+  return [svd.left @ svd.right if 'words' in v.path else next(others) for v in reference.weights]
+
+
+def test_two_embeddings_all_by_default_or_those_named():
+  ids, labels = data()
+  chars = np.random.default_rng(3).integers(1, 60, size=ids.shape).astype(np.int32)
+  model = compiled(two_embeddings())
+  model.fit([ids, chars], labels, epochs=1, verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=2, at_step=1)])
+  assert embedding_of(model, 'words').rank == embedding_of(model, 'chars').rank == 2
+  model = compiled(two_embeddings())
+  model.fit([ids, chars], labels, epochs=1, verbose=0,
+            callbacks=[lmf_tf.OnlineCompression(rank=2, at_step=1, layers=['chars'])])
+  assert not hasattr(embedding_of(model, 'words'), 'rank') and embedding_of(model, 'chars').rank == 2
+  with pytest.raises(ConfigError, match=r"layers=\['word'\]\): model .* has no embedding named 'word'; its embeddings "
+                                        r"are 'words', 'chars'"):
+    compiled(two_embeddings()).fit([ids, chars], labels, epochs=1, verbose=0,
+                                   callbacks=[lmf_tf.OnlineCompression(rank=2, at_step=1, layers=['word'])])
+
+
+class TiedSoftmax(keras.layers.Layer):
+  """Next-word logits from the embedding matrix, read through the embedding layer (`embeddings` property)."""
+
+  def __init__(self, embedding, **kwargs):
+    super().__init__(**kwargs)
+    self.embedding = embedding
+
+  def call(self, h):
+    return keras.ops.matmul(h, keras.ops.transpose(self.embedding.embeddings))
+
+
+class HoldsTheVariable(keras.layers.Layer):
+  def __init__(self, variable, **kwargs):
+    super().__init__(**kwargs)
+    self.tied = variable
+
+  def call(self, h):
+    return keras.ops.matmul(h, keras.ops.transpose(self.tied))
+
+
+def test_tied_softmax_is_factorized_through_the_property_or_refused_when_it_holds_the_variable():
+  ids = keras.Input((None,), dtype='int32')
+  embedding = keras.layers.Embedding(V, D, name='words')
+  h = keras.layers.GlobalAveragePooling1D()(embedding(ids))
+  model = keras.Model(ids, TiedSoftmax(embedding)(h))
+  x, _ = data(8)
+  w = embedding.embeddings.numpy()
+  lmf_tf.compress_model(model, rank=4)
+  svd = lmf_tf.truncated_svd(w, 4)
+  w4 = svd.left @ svd.right
+  expected = np.stack([w4[row].mean(0) for row in x]) @ w4.T  # no mask: every position is averaged
+  np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+  embedding = keras.layers.Embedding(V, D, name='words')
+  h = keras.layers.GlobalAveragePooling1D()(embedding(ids))
+  embedding.build()
+  model = keras.Model(ids, HoldsTheVariable(embedding.embeddings, name='softmax')(h))
+  with pytest.raises(ConfigError, match="embedding 'words' is tied to layer 'softmax'"):
+    lmf_tf.compress_model(model, rank=4)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(reduction=150, at_step=5), r'reduction=150: the reduction R must be a percentage strictly between 0 and 100'),
+    (dict(reduction='90', at_step=5), r"reduction='90'"),
+    (dict(rank=3.7, at_step=5), r'rank=3.7: the rank k must be a positive integer'),
+    (dict(rank=True, at_step=5), r'rank=True'),
+    (dict(rank=2), r'give exactly one of at_step=, at_epoch= and at_dev_peak='),
+    (dict(rank=2, reduction=50, at_step=1), r'give exactly one of reduction= \(R, percent\) and rank='),
+    (dict(rank=2, at_step=-1), r'at_step=-1'),
+    (dict(rank=2, at_step=1, gradual_factors=(2, 4), gradual_every_steps=5), r'gradual_factors=\(2, 4\)'),
+])
+def test_impossible_arguments_are_refused_when_the_callback_is_built(kwargs, message):
+  with pytest.raises(ConfigError, match=r'OnlineCompression.*' + message):
+    lmf_tf.OnlineCompression(**kwargs)
+
+
+def test_what_needs_the_model_is_refused_before_the_first_step():
+  ids, labels = data()
+  model = compiled(sequential_average())
+  with pytest.raises(ConfigError, match=r"OnlineCompression: reduction=99.99 leaves rank k=0 for V=300, d=16.*"
+                                        r"\(embedding 'words'\)"):
+    model.fit(ids, labels, epochs=1, verbose=0, callbacks=[lmf_tf.OnlineCompression(reduction=99.99, at_step=3)])
+  with pytest.raises(ConfigError, match=r'rank=16 gives rank 16, but a rank-k factorization of a 300 x 16'):
+    model.fit(ids, labels, epochs=1, verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=16, at_step=3)])
+  assert int(model.optimizer.iterations) == 0
+  no_embedding = compiled(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation='softmax')]))
+  with pytest.raises(ConfigError, match="model 'sequential.*' has no keras.layers.Embedding to compress"):
+    no_embedding.fit(np.ones((4, 4)), np.zeros(4), verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=2, at_step=1)])
+
+
+def test_a_swap_the_run_never_reaches_is_warned_about_at_the_end():
+  ids, labels = data(32)
+  model = compiled(sequential_average())
+  with pytest.warns(UserWarning, match=r'OnlineCompression\(at_step=100\): training ended at step 2 .* not compressed'):
+    model.fit(ids, labels, batch_size=16, epochs=1, verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=2, at_step=100)])
+  assert not hasattr(embedding_of(model), 'rank')
+
+
+def test_custom_training_loop_swaps_and_keeps_training_with_the_carried_optimizer():
+  keras.utils.set_random_seed(5)
+  model = Subclassed()
+  optimizer = keras.optimizers.Adam(1e-2)
+  loss_fn = keras.losses.SparseCategoricalCrossentropy()
+  ids, labels = data()
+
+  def make_step():
+    @tf.function
+    def step(x, y):
+      with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+      grads = tape.gradient(loss, model.trainable_variables)
+      optimizer.apply_gradients(zip(grads, model.trainable_variables))
+      return loss
+    return step
+
+  step = make_step()
+  for _ in range(3):
+    step(ids, labels)
+  dense_moment = next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name)
+  optimizer, (report,) = lmf_tf.swap_embeddings(model, optimizer, rank=3)
+  assert report.rank == 3 and int(optimizer.iterations) == 3
+  np.testing.assert_array_equal(
+      next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name), dense_moment)
+  factors = [w.numpy().copy() for w in model.words.weights]
+  step = make_step()  # re-traced: the old step captured the V x d variable
+  losses = [float(step(ids, labels)) for _ in range(3)]
+  assert all(np.isfinite(losses)) and int(optimizer.iterations) == 6
+  assert all(not np.allclose(w.numpy(), f) for w, f in zip(model.words.weights, factors))
+
+
+@pytest.fixture(scope='module')
+def compressed_bilstm(tmp_path_factory):
+  """A trained functional BiLSTM compressed online, saved as .keras; with its inputs and predictions."""
+  keras.utils.set_random_seed(6)
+  model = compiled(functional_bilstm())
+  ids, labels = data()
+  model.fit(ids, labels, batch_size=16, epochs=2, verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=3, at_step=6)])
+  path = str(tmp_path_factory.mktemp('saved') / 'model.keras')
+  model.save(path)
+  return model, path, ids, model.predict(ids, verbose=0)
+
+
+@pytest.mark.parametrize('keras_first', [False, True])
+def test_keras_file_loads_in_a_fresh_process_after_import_lmf_tf(compressed_bilstm, keras_first):
+  _, path, ids, expected = compressed_bilstm
+  np.save(path + '.ids.npy', ids)
+  imports = 'import keras\nimport lmf_tf' if keras_first else 'import lmf_tf\nimport keras'
+  script = textwrap.dedent(f'''
+      {imports.splitlines()[0]}
+      {imports.splitlines()[1]}
+      import numpy as np
+      model = keras.saving.load_model({path!r})
+      np.save({path + '.out.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
+      print(type(model.get_layer('words')).__name__, model.get_layer('words').rank)
+  ''')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split() == ['CompressibleEmbedding', '3']
+  np.testing.assert_allclose(np.load(path + '.out.npy'), expected, atol=1e-6)
+
+
+def test_keras_file_holds_no_slots_of_the_removed_matrix(tmp_path):
+  keras.utils.set_random_seed(7)
+  ids, labels = data()
+  sizes = {}
+  for name, rank in (('full', None), ('compressed', 3)):
+    model = compiled(sequential_average())
+    model.fit(ids, labels, epochs=1, verbose=0)
+    if rank:
+      lmf_tf.compress_model(model, rank=rank)
+    model.save(tmp_path / f'{name}.keras')
+    sizes[name] = os.path.getsize(tmp_path / f'{name}.keras')
+  # W and its two Adam moments are 3 x 300 x 16 floats (57.6 kB); the factors and their moments 3 x 3 x 316.
+  assert sizes['full'] - sizes['compressed'] > 0.9 * 3 * 4 * (V * D - 3 * (V + D))
+
+
+def test_savedmodel_export_and_the_papers_checkpoint_of_a_reloaded_model(compressed_bilstm, tmp_path):
+  model, path, ids, expected = compressed_bilstm
+  model.export(str(tmp_path / 'savedmodel'), verbose=False)
+  loaded = tf.saved_model.load(str(tmp_path / 'savedmodel'))  # held: its functions hold its variables weakly
+  served = loaded.serve(tf.constant(ids))
+  np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
+  size = lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  assert size.total_bytes == sum(os.path.getsize(tmp_path / 'ckpt' / f) for f in os.listdir(tmp_path / 'ckpt')
+                                 if f.startswith('model.'))
+  keras.saving.load_model(path)  # a second load in this process: Keras renames the BiLSTM's inner layers
+  reloaded = keras.saving.load_model(path)
+  for w in reloaded.weights:
+    w.assign(np.zeros(w.shape, w.dtype))
+  lmf_tf.restore_inference_checkpoint(reloaded, str(tmp_path / 'ckpt'))
+  np.testing.assert_allclose(reloaded.predict(ids, verbose=0), expected, atol=1e-6)
+
+
+def test_checkpoint_of_another_rank_is_refused_by_name(compressed_bilstm, tmp_path):
+  model, _, _, _ = compressed_bilstm
+  lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  other = functional_bilstm()
+  with pytest.raises(lmf_tf.LmfError, match=r'inference checkpoint .*ckpt/model (does not hold|cannot be read)'):
+    lmf_tf.restore_inference_checkpoint(other, str(tmp_path / 'ckpt'))
+
+
+def _fold_models():
+  ids = keras.Input((None,), dtype='int32')
+
+  def head(x):
+    return keras.layers.Dense(2, activation='softmax')(x)
+  emb = lambda: keras.layers.Embedding(V, D, mask_zero=True, name='words')
+  return {
+      'bilstm': functional_bilstm(),
+      'average_dense': sequential_average(),
+      'gru': keras.Model(ids, head(keras.layers.GRU(6)(keras.layers.Dropout(0.1)(emb()(ids))))),
+      'conv1d': keras.Model(ids, head(keras.layers.GlobalMaxPooling1D()(keras.layers.Conv1D(5, 3, padding='same')(
+          keras.layers.Embedding(V, D, name='words')(ids))))),
+  }
+
+
+@pytest.mark.parametrize('kind', ['bilstm', 'average_dense', 'gru', 'conv1d'])
+def test_fold_projection_into_the_next_layer_gives_the_same_outputs(kind):
+  keras.utils.set_random_seed(8)
+  model = _fold_models()[kind]
+  ids, _ = data(16)
+  model(ids)
+  lmf_tf.compress_model(model, rank=4)
+  folded = lmf_tf.fold_projection(model)
+  assert type(folded.get_layer('words')) is keras.layers.Embedding and folded.get_layer('words').output_dim == 4
+  assert folded.count_params() < model.count_params()
+  np.testing.assert_allclose(folded.predict(ids, verbose=0), model.predict(ids, verbose=0), atol=1e-5)
+
+
+def test_fold_projection_refuses_where_it_does_not_fold():
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.LayerNormalization(name='norm')(keras.layers.Embedding(V, D, name='words')(ids))
+  model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
+  lmf_tf.compress_model(model, rank=4)
+  with pytest.raises(ConfigError, match="cannot be folded through 'norm' \\(LayerNormalization\\)"):
+    lmf_tf.fold_projection(model)
+  subclassed = Subclassed()
+  subclassed(data(2)[0])
+  lmf_tf.compress_model(subclassed, rank=4)
+  with pytest.raises(ConfigError, match='subclassed; only a built functional or Sequential model'):
+    lmf_tf.fold_projection(subclassed)
+  with pytest.raises(ConfigError, match='has no factorized embedding'):
+    lmf_tf.fold_projection(functional_bilstm())
+
+
+@pytest.mark.parametrize('kind, tolerance', [('float32', 1e-5), ('float16', 1e-2), ('int8', 5e-2)])
+def test_tflite_exports_of_a_users_model_run_in_litert(compressed_bilstm, kind, tolerance):
+  model, _, ids, expected = compressed_bilstm
+  for candidate in (model, lmf_tf.fold_projection(model)):
+    runner = lmf_tf.TfliteRunner(lmf_tf.to_tflite(candidate, kind, batch_size=4))
+    outputs = np.concatenate([runner(ids[i:i + 4]) for i in range(0, 32, 4)])
+    np.testing.assert_allclose(outputs, expected[:32], atol=tolerance)
+
+
+def test_public_api_and_a_cheap_import():
+  assert lmf_tf.__version__ and set(lmf_tf.__all__) >= {
+      'CompressibleEmbedding', 'OnlineCompression', 'compress_model', 'swap_embeddings', 'rank_for_reduction',
+      'CyclicallyAnnealedLearningRate', 'CyclicalLearningRate', 'quantize_model', 'to_tflite', 'fold_projection'}
+  for name in lmf_tf.__all__:
+    assert getattr(lmf_tf, name) is not None
+  result = subprocess.run([sys.executable, '-c', 'import sys, lmf_tf, lmf_tf.harness.plans, lmf_tf.harness.reporting, '
+                           'lmf_tf.harness.ptb_reporting, lmf_tf.text.config, lmf_tf.lm.config; '
+                           'print(sorted(m for m in ("tensorflow", "keras", "tensorflow_datasets") if m in sys.modules))'],
+                          capture_output=True, text=True, timeout=60)
+  assert result.stdout.strip() == '[]', result.stderr
