@@ -2,7 +2,7 @@ from setuptools import find_packages, setup
 
 setup(
     name='lmf_tf',
-    version='0.1.0',
+    version='0.2.0',
     description='Online low-rank embedding compression for text models (TensorFlow 2 / Keras 3)',
     packages=find_packages(include=['lmf_tf', 'lmf_tf.*']),
     python_requires='>=3.11',
@@ -17,6 +17,7 @@ setup(
         'matplotlib>=3.8',
         'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
         'tensorly>=0.9',  # TT-SVD for the tensor-train LM layers (issue 7); we do not write our own TT-SVD
+    'ai-edge-litert>=2.3',  # runs TFLite exports; the maintained successor of tf.lite.Interpreter
     ],
     extras_require={'dev': ['pytest>=8', 'hypothesis>=6']},
 )

@@ -201,7 +201,7 @@ class OnlineCompression(keras.callbacks.Callback):
       a float or a `LearningRateSchedule` is used from the swap on (its step counted from the swap).
     distillation: a `distillation.Distillation`; the model just before the swap is the frozen teacher.
     gradual_factors, gradual_every_steps: e.g. (4, 2) and 500 swap to 4k, then 2k after 500 more steps, then k
-      after 500 more (ranks at or above the embedding's break-even rank are skipped).
+      after 500 more (a rank is capped at the embedding's largest useful rank, k (V + d) < V d).
 
   After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap.
   `get_state()` / `restore_state()` and `variables` (the teacher's) let a checkpointed run resume exactly.
