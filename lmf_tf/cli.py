@@ -1,69 +1,111 @@
-"""What every script shares: flags generated from a config dataclass, one-line errors and exit statuses.
+"""What every script shares: a quiet terminal, one-line errors and documented exit statuses.
 
-Exit statuses: 0 done; 1 bad input or a failed run (one line `error: ...` on stderr); 2 a command-line usage error
-(absl: an unknown flag or a value of the wrong type); 130 interrupted (Ctrl-C).
+    from lmf_tf import cli
+    cli.load_tensorflow_quietly()  # before anything imports TensorFlow (scripts that train or evaluate)
+    ...
+    if __name__ == '__main__':
+      cli.run(main)
+
+The terminal (stdout) gets lmf_tf's own messages only, without logging prefixes: the data, the model, one line
+per epoch, the swap, the summary. TensorFlow's, Keras's, absl's and tensorflow-datasets' messages are left out
+unless they are errors; a training run keeps the full log, every source and prefix, in `<run>/train.log`.
+
+Exit statuses: 0 done; 1 bad input or a failed run, after one line `error: ...` on stderr; 2 a command-line usage
+error (an unknown flag, a value of the wrong type or outside its choices), after one line `error: ...`; 130
+interrupted (Ctrl-C). Through `make`, a failing command makes `make` print its own line and exit with 2.
 """
 
-import dataclasses
-import types
-import typing
+import logging as std_logging
+import os
+import sys
 
-from absl import flags, logging
-
-from lmf_tf.errors import LmfError
-
-_DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool}
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow loads: no C++ log lines below errors
 
 
-def _flag_type(field):
-  """The Python type of a config field (`int`, `float | None` -> float, `tuple` -> list flag)."""
-  kind = field.type
-  if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-    kind = next(a for a in typing.get_args(kind) if a is not type(None))
-  return kind
+def load_tensorflow_quietly():
+  """Imports TensorFlow with file descriptor 2 pointed at /dev/null: its C++ start-up lines (oneDNN, CUDA drivers)
+  are written before its logging is set up, twice, whatever TF_CPP_MIN_LOG_LEVEL says. An import error still
+  raises, with its traceback, after stderr is back."""
+  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+  try:
+    os.dup2(devnull, 2)
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
 
 
-def define_flags(config_cls, flag_values=flags.FLAGS, skip=(), per_field_defaults=None):
-  """Defines one absl flag per field of the dataclass `config_cls`, in field order: its default, its type, its help
-  (`metadata['help']`) and, for an enum, its choices (`metadata['choices']`). `per_field_defaults`
-  ({model: {field: value}}) adds "Default per model: ..." to the help of the fields it covers. Fields in `skip`
-  get no flag."""
-  defaults = config_cls()
-  for field in dataclasses.fields(config_cls):
-    if field.name in skip:
-      continue
-    help_text = field.metadata.get('help', field.name)
-    per_model = {m: d[field.name] for m, d in (per_field_defaults or {}).items() if d.get(field.name) is not None}
-    if per_model and getattr(defaults, field.name) is None:
-      help_text += ' Default per model: ' + ', '.join(f'{m} {v:g}' if isinstance(v, float) else f'{m} {v}'
-                                                        for m, v in per_model.items()) + '.'
-    default = getattr(defaults, field.name)
-    kind = _flag_type(field)
-    if field.metadata.get('choices'):
-      flags.DEFINE_enum(field.name, default, list(field.metadata['choices']), help_text, flag_values=flag_values)
-    elif kind is tuple:
-      flags.DEFINE_list(field.name, list(default), help_text, flag_values=flag_values)
-    else:
-      _DEFINE[kind](field.name, default, help_text, flag_values=flag_values)
+from absl import app, flags, logging  # noqa: E402  pylint: disable=g-import-not-at-top
+
+from lmf_tf.errors import LmfError  # noqa: E402  pylint: disable=g-import-not-at-top
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), 'scripts')
 
 
-def config_from_flags(config_cls, flag_values=flags.FLAGS, **overrides):
-  """A `config_cls` from the parsed flags of `define_flags` (scripts only; library code never reads FLAGS)."""
-  values = {}
-  for field in dataclasses.fields(config_cls):
-    if field.name in flag_values:
-      value = flag_values[field.name].value
-      values[field.name] = tuple(value) if _flag_type(field) is tuple else value
-  return config_cls(**{**values, **overrides})
+class OwnMessages(std_logging.Filter):
+  """Passes lmf_tf's (and the scripts') INFO and above, and anyone's errors."""
+
+  def filter(self, record):
+    path = os.path.abspath(record.pathname)
+    return record.levelno >= std_logging.ERROR or (
+        record.levelno >= std_logging.INFO and path.startswith((PACKAGE_DIR, SCRIPTS_DIR)))
+
+
+def quiet_terminal(stream=None):
+  """Replaces absl's prefixed stderr logging by plain lines of lmf_tf's own messages on `stream` (stdout)."""
+  root = std_logging.getLogger()
+  for handler in list(root.handlers):
+    if isinstance(handler, logging.ABSLHandler) or getattr(handler, 'lmf_terminal', False):
+      root.removeHandler(handler)
+  handler = std_logging.StreamHandler(stream or sys.stdout)
+  handler.lmf_terminal = True
+  handler.setFormatter(std_logging.Formatter('%(message)s'))
+  handler.addFilter(OwnMessages())
+  root.addHandler(handler)
+  root.setLevel(std_logging.INFO)
+  logging.set_verbosity(logging.INFO)
+  std_logging.getLogger('tensorflow').setLevel(std_logging.ERROR)
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, but a bad flag is one line `error: ...` and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'error: {e} (--helpfull lists the flags)', file=sys.stderr)
+    sys.exit(2)
+
+
+def run(main):
+  """`app.run(main)` with a quiet terminal; an `LmfError` or a missing file is one line and exit status 1."""
+  def wrapped(argv):
+    if len(argv) > 1:
+      print(f'error: unexpected arguments {argv[1:]} (flags are --name=value)', file=sys.stderr)
+      sys.exit(2)
+    quiet_terminal()
+    return run_or_exit(main, argv)
+
+  app.run(wrapped, flags_parser=_parse_flags)
+
+
+class UsageError(LmfError):
+  """A script's flags do not make sense together (exit status 2)."""
 
 
 def run_or_exit(fn, *args, **kwargs):
   """Runs `fn`; an `LmfError` or a missing file becomes one line `error: <message>` and exit status 1, Ctrl-C
-  status 130, with no traceback."""
+  status 130, with no traceback (the run's log file keeps it)."""
   try:
     return fn(*args, **kwargs)
+  except UsageError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   except (LmfError, FileNotFoundError) as e:
-    logging.debug('%s', e, exc_info=True)  # the full story stays in the run's log file
-    raise SystemExit(f'error: {e}') from None
+    logging.debug('%s', e, exc_info=True)
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
   except KeyboardInterrupt:
-    raise SystemExit(130) from None
+    print('interrupted', file=sys.stderr)
+    sys.exit(130)

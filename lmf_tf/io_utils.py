@@ -117,6 +117,19 @@ def run_lock(directory):
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def exclusive(path):
+  """Holds an exclusive `flock` on the file `path` (created if needed), waiting for another process that holds it:
+  for work that two processes must not do at once, such as preparing the same data set."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, 'a') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def files_digest(paths, length=12):
   """Short sha256 over the contents of `paths` (in the given order): a cache key for prepared data."""
   digest = hashlib.sha256()

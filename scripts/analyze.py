@@ -6,10 +6,14 @@ float32, 16/8-bit quantization and LMF at each R, next to the measured Table 4 (
 
 import os
 
-import pandas as pd
-from absl import app, flags
+from lmf_tf import cli
 
-from lmf_tf import cli, io_utils
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
+import pandas as pd
+
+from lmf_tf import io_utils
 from lmf_tf.compression import analysis
 from lmf_tf.text import trained_models
 
@@ -25,11 +29,10 @@ def main(argv):
   del argv
   measured = {}
   if os.path.exists(FLAGS.table4):
-    measured = cli.run_or_exit(io_utils.read_json, FLAGS.table4, 'Table 4 file').get('table', {})
+    measured = io_utils.read_json(FLAGS.table4, 'Table 4 file').get('table', {})
   tables = []
   for name in FLAGS.models:
-    model, _, config = cli.run_or_exit(trained_models.load_trained_model,
-                                            f'{FLAGS.workdir}/sst2_{name}_R0_seed{FLAGS.seed}/best')
+    model, _, config = trained_models.load_trained_model(f'{FLAGS.workdir}/sst2_{name}_R0_seed{FLAGS.seed}/best')
     table = analysis.model_cost_table(model, config.model, measured.get(name, []))
     tables.append(table)
   io_utils.write_text_atomic(FLAGS.output + '.md', '\n'.join(analysis.to_markdown(t) for t in tables))
@@ -38,4 +41,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

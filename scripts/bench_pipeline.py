@@ -6,10 +6,13 @@
 import dataclasses
 import json
 
-import tensorflow as tf
-from absl import app, flags
+from lmf_tf import cli
 
-from lmf_tf import cli, io_utils
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
+
+from lmf_tf import io_utils
 from lmf_tf.harness import bench_pipeline
 from lmf_tf.text import flags as lmf_flags
 
@@ -20,13 +23,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.get_logger().setLevel('WARNING')
   config = lmf_flags.config_from_flags().resolved()
-  result = cli.run_or_exit(bench_pipeline.compare_input_pipelines, config, epochs=config.epochs)
+  result = bench_pipeline.compare_input_pipelines(config, epochs=config.epochs)
   result['config'] = dataclasses.asdict(config)
   io_utils.write_json_atomic(FLAGS.output, result)
   print(json.dumps({k: v for k, v in result.items() if k != 'config'}, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -5,7 +5,11 @@
 
 import json
 
-from absl import app, flags
+from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
 
 from lmf_tf import io_utils
 from lmf_tf.harness import bench_scale
@@ -29,4 +33,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

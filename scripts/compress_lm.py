@@ -6,10 +6,12 @@
   python scripts/compress_lm.py --method=tt --tt_rank=32
 """
 
-import tensorflow as tf
+from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
 from absl import app
 
-from lmf_tf import cli
 from lmf_tf.lm import compression as lm_compression
 from lmf_tf.lm import flags as lmf_flags
 
@@ -19,9 +21,8 @@ lmf_flags.define_lm_compression_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  tf.get_logger().setLevel('WARNING')
-  cli.run_or_exit(lambda: lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags()))
+  lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -5,10 +5,12 @@
 
 import json
 
-import tensorflow as tf
-from absl import app, flags
-
 from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
+
 from lmf_tf.text import trained_models
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py.', required=True)
@@ -17,9 +19,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.get_logger().setLevel('WARNING')
-  print(json.dumps(cli.run_or_exit(trained_models.evaluate_checkpoint, FLAGS.checkpoint_dir), indent=2))
+  print(json.dumps(trained_models.evaluate_checkpoint(FLAGS.checkpoint_dir), indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

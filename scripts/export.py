@@ -6,10 +6,12 @@ writes model_float32.tflite, model_float16.tflite, model_int8.tflite, vocabulary
 
 import json
 
-import tensorflow as tf
-from absl import app, flags
-
 from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
+
 from lmf_tf.compression.export import KINDS
 from lmf_tf.text import export
 
@@ -25,11 +27,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  tf.get_logger().setLevel('ERROR')
-  sizes = cli.run_or_exit(export.export_checkpoint, FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
+  sizes = export.export_checkpoint(FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
                                FLAGS.batch_size, FLAGS.fold_projection)
   print(json.dumps(sizes, indent=2))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

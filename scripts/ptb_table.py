@@ -10,7 +10,11 @@ Finished runs are skipped, so an interrupted table continues with the runs it ha
 
 import os
 
-from absl import app, flags
+from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from absl import flags
 
 from lmf_tf import io_utils
 from lmf_tf.harness import bench_lm_speed, plans, ptb_reporting, runner
@@ -32,17 +36,12 @@ def main(argv):
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
   runs = plans.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,
                               FLAGS.results_dir, **extra)
+  runner.run_plan(runs, FLAGS.jobs, FLAGS.results_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if FLAGS.dry_run:
-    for run in runs:
-      print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
     return
   prefix = os.path.join(FLAGS.results_dir, f'ptb_table_{FLAGS.config}' + (f'_steps{FLAGS.max_steps}' if extra else ''))
   speeds_path = prefix + '_speed.json'
   if not FLAGS.tables_only:
-    try:
-      runner.run_all(runs, FLAGS.jobs, FLAGS.results_dir)
-    except runner.Stopped as stopped:
-      raise SystemExit(f'{stopped}: the running runs were stopped; they start again on the next call') from None
     done = [io_utils.read_json(os.path.join(FLAGS.results_dir, r.name + '.json'), 'results')['checkpoint_dir']
             for r in runs if r.done(FLAGS.results_dir)]
     print(f'timing {len(done)} models at inference ({FLAGS.bench_words} test words, batch 1)')
@@ -59,4 +58,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

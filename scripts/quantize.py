@@ -4,26 +4,23 @@
   python scripts/quantize.py --checkpoint_dir=checkpoints/sst2_lstm_R0_seed1/best --method=keras_int8
 """
 
-import tensorflow as tf
-from absl import app, flags
-
 from lmf_tf import cli
-from lmf_tf.text import post_training
 
-flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py.', required=True)
-flags.DEFINE_enum('method', 'fixed_point', list(post_training.METHODS), 'Our fixed-point quantizer or Keras int8.')
-flags.DEFINE_integer('bits', 8, 'Fixed-point width: 8 or 16.')
-flags.DEFINE_bool('per_channel', False, 'One scale per output column instead of one per tensor.')
-flags.DEFINE_string('results_dir', 'results', 'Where the results JSON goes.')
-FLAGS = flags.FLAGS
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
+from lmf_tf import settings
+from lmf_tf.text import post_training
+from lmf_tf.text.config import QuantizeConfig
+
+settings.define_flags(QuantizeConfig)
 
 
 def main(argv):
   del argv
-  tf.get_logger().setLevel('WARNING')
-  cli.run_or_exit(post_training.quantize_trained_model, FLAGS.checkpoint_dir, bits=FLAGS.bits,
-                       per_channel=FLAGS.per_channel, method=FLAGS.method, results_dir=FLAGS.results_dir)
+  config = settings.config_from_flags(QuantizeConfig)
+  post_training.quantize_trained_model(config.checkpoint_dir, bits=config.bits, per_channel=config.per_channel,
+                                       method=config.method, results_dir=config.results_dir)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

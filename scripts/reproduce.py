@@ -7,7 +7,9 @@
 Finished runs are skipped, so an interrupted reproduction continues where it stopped.
 """
 
-from absl import app, flags
+from lmf_tf import cli
+
+from absl import flags
 
 from lmf_tf.harness import figures, plans, reporting, runner
 from lmf_tf.harness import flags as lmf_flags
@@ -26,27 +28,20 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   runs = plans.plan(FLAGS.quick, FLAGS.models, FLAGS.workdir, FLAGS.results_dir)
+  for flag, values, known in (('--methods', FLAGS.methods, {r.method for r in runs}),
+                              ('--tables', FLAGS.tables, {'table1', 'table2', 'table3'})):
+    unknown = sorted(set(values or ()) - known)
+    if unknown:
+      raise cli.UsageError(f'{flag}: {", ".join(unknown)} not among {", ".join(sorted(known))}')
+  chosen = [r for r in runs if (FLAGS.methods is None or r.method in FLAGS.methods)
+            and (FLAGS.tables is None or r.table in FLAGS.tables or (r.table == 'both' and {'table1', 'table2'} &
+                                                                      set(FLAGS.tables)))]
+  runner.run_plan(chosen, FLAGS.jobs, FLAGS.results_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if FLAGS.dry_run:
-    for run in runs:
-      print(f'{"done" if run.done(FLAGS.results_dir) else "todo"}  {run.name}')
     return
-  if not FLAGS.tables_only:
-    for flag, values, known in (('--methods', FLAGS.methods, {r.method for r in runs}),
-                                ('--tables', FLAGS.tables, {'table1', 'table2', 'table3'})):
-      unknown = sorted(set(values or ()) - known)
-      if unknown:
-        raise app.UsageError(f'{flag}: {", ".join(unknown)} not among {", ".join(sorted(known))}')
-    chosen = [r for r in runs if (FLAGS.methods is None or r.method in FLAGS.methods)
-              and (FLAGS.tables is None or r.table in FLAGS.tables or (r.table == 'both' and {'table1', 'table2'} &
-                                                                        set(FLAGS.tables)))]
-    try:
-      runner.run_all(chosen, FLAGS.jobs, FLAGS.results_dir)
-    except runner.Stopped as stopped:
-      raise SystemExit(f'{stopped}: running experiments were stopped and will resume from their last epoch '
-                       'on the next call') from None
   for path in reporting.write_paper_tables(FLAGS.results_dir, runs) + figures.write_all(FLAGS.results_dir, runs):
     print('wrote', path)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

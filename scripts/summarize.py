@@ -3,9 +3,10 @@
   python scripts/summarize.py --results_dir=results --pattern='sst2_*.json' --output=results/sst2_summary
 """
 
-from absl import app, flags
-
 from lmf_tf import cli
+
+from absl import flags
+
 from lmf_tf.harness import reporting
 
 flags.DEFINE_string('results_dir', 'results', 'Folder of per-run result JSONs.')
@@ -16,9 +17,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  table = cli.run_or_exit(reporting.write_summary, FLAGS.results_dir, FLAGS.pattern, FLAGS.output)
+  table = reporting.write_summary(FLAGS.results_dir, FLAGS.pattern, FLAGS.output)
   print(reporting.to_markdown(table))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,12 +1,16 @@
 """Train a text classifier, compress its embedding online, report dev/test accuracy and checkpoint size.
 
-  python scripts/train.py --model=lstm --reduction=90 --compress_at_epoch=3 --seed=1
+  python scripts/train.py --model=lstm --reduction=90 --seed=1
+  python scripts/train.py --model=lstm --reduction=90 --recovery_lr=restart --distill_alpha=0.5
+Writes runs/<run>.json (--results_dir) and checkpoints/<run>/ (--workdir); --helpfull lists every setting.
 """
 
-import tensorflow as tf
-from absl import app
+import sys
 
 from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
 from lmf_tf.text import flags as lmf_flags
 from lmf_tf.text import training
 
@@ -14,11 +18,9 @@ lmf_flags.define_train_flags()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  tf.get_logger().setLevel('WARNING')
-  cli.run_or_exit(lambda: training.train_and_evaluate(lmf_flags.config_from_flags()))
+  del argv
+  training.train_and_evaluate(lmf_flags.config_from_flags(), progress=sys.stdout.isatty())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

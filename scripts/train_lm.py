@@ -4,10 +4,12 @@
   python scripts/train_lm.py --config=small --max_steps=200   # a smoke run
 """
 
-import tensorflow as tf
+from lmf_tf import cli
+
+cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
+
 from absl import app
 
-from lmf_tf import cli
 from lmf_tf.lm import flags as lmf_flags
 from lmf_tf.lm import training as lm_training
 
@@ -17,9 +19,8 @@ lmf_flags.define_lm_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  tf.get_logger().setLevel('WARNING')
-  cli.run_or_exit(lambda: lm_training.train_lm(lmf_flags.lm_config_from_flags()))
+  lm_training.train_lm(lmf_flags.lm_config_from_flags())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -1,5 +1,6 @@
 import json
 import math
+import fcntl
 import os
 import signal
 import subprocess
@@ -105,7 +106,7 @@ def test_plan_sizes():
   assert len(full) == 2 * (3 * (1 + 3 + 2 + 2 * 7 + 1) + 1) + 2 * 2 * 3 * (3 + 2 * 3)
   table3 = [r for r in full if r.table == 'table3']
   assert {r.dataset for r in table3} == {'clinc150', 'snips'} and all(r.name.startswith(r.dataset) for r in table3)
-  assert all(f'--dataset={r.dataset}' in r.argv for r in table3 if r.method != 'quant8' and r.method != 'quant16')
+  assert all(f'--dataset={r.dataset}' in r.command() for r in table3 if r.method != 'quant8' and r.method != 'quant16')
   assert len({r.name for r in full}) == len(full)
   quant = [r for r in full if r.method in ('quant8', 'online+quant8')]
   assert all(r.name == r.requires.replace('_seed', '_q8_seed') for r in quant)
@@ -122,15 +123,18 @@ def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):
   child = runner.Run('child', 'table2', 'dan', 'quant8', 0.0, 1, (sys.executable, '-c', 'pass'), requires='bad')
   locked = runner.Run('locked', 'table2', 'dan', 'online', 0.0, 1, (sys.executable, '-c', 'pass'))
   (results / 'logs').mkdir(parents=True)
-  (results / 'logs' / 'locked.lock').write_text('')
+  held = open(results / 'logs' / 'locked.lock', 'a')  # another runner is running `locked`
+  fcntl.flock(held, fcntl.LOCK_EX)
+  (results / 'logs' / 'ok.lock').write_text('')  # left by a runner that was killed: no holder, no obstacle
   lines = []
   finished, failed = runner.run_all([ok, bad, child, locked], jobs=2, results_dir=str(results),
-                                         echo=lines.append, poll_seconds=0.05)
+                                    echo=lines.append, poll_seconds=0.05)
+  held.close()
   assert (finished, failed) == (2, 2)
   assert ok.done(str(results)) and not locked.done(str(results))
   assert runner.is_impossible((results / 'failed' / 'bad.txt').read_text())
   assert (results / 'failed' / 'child.txt').read_text().startswith('skipped: bad failed')
-  assert any('another runner holds' in line for line in lines)
+  assert any('skip locked: another runner is running it' in line for line in lines)
   assert not (results / 'logs' / 'ok.lock').exists()
   assert ok.command()[-1] != '--resume'
   (tmp_path / 'state.json').write_text('{}')  # an interrupted run: the next call resumes it

@@ -71,6 +71,33 @@ def figure3(frame, model, path):
   return _save(fig, path)
 
 
+def recovery_curves(frame, path, dataset='sst2', model='lstm', reduction=90, every=200):
+  """Dev accuracy after the (first) swap for each recovery recipe: the mean over the seeds done, at the steps
+  every recipe's curve has (multiples of `every`), like Figure 3."""
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  runs = frame[(frame.dataset == dataset) & (frame.model == model) & (frame.R == reduction) &
+               (frame.method == 'online') & (frame.status == 'done')]
+  for recipe, group in runs.groupby('recipe', sort=False):
+    curves = []
+    for run in group.itertuples():
+      if isinstance(run.dev_curve, list) and run.swap_step is not None:
+        curves.append({s - run.swap_step: 100 * a for s, a, _ in run.dev_curve if s >= run.swap_step
+                       and (s - run.swap_step) % every == 0})
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    if steps:
+      ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], lw=1.2 if recipe == 'paper' else 1,
+              ls='--' if recipe == 'paper' else '-', label=f'{recipe} ({len(curves)} seeds)')
+  base = frame[(frame.dataset == dataset) & (frame.model == model) & (frame.method == 'uncompressed') &
+               (frame.status == 'done')]
+  if len(base):
+    ax.axhline(base.dev.mean(), color='k', lw=0.8, ls=':', label=f'uncompressed (dev, mean of {len(base)})')
+  ax.set_xlabel('mini-batches after the swap (the first, for gradual)')
+  ax.set_ylabel('dev accuracy (%)')
+  ax.set_title(f'Recovery after online compression: {dataset} {model}, R = {reduction:g}, mean over seeds')
+  ax.legend(fontsize=7, ncol=2)
+  return _save(fig, path)
+
+
 def size_accuracy(frame, model, path):
   """Test accuracy (mean ± std over seeds) against checkpoint bytes, a curve per method."""
   table = reporting.table2(frame)

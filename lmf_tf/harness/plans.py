@@ -11,7 +11,7 @@ import sys
 
 from lmf_tf.harness.runner import Run
 from lmf_tf.lm.config import LmCompressionConfig, get_lm_config
-from lmf_tf.text.config import TrainConfig, derived_run_name
+from lmf_tf.text.config import RECOVERY_OPTIONS, QuantizeConfig, TrainConfig, derived_run_name
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE2_REDUCTIONS = (10, 30, 50, 70, 90, 95, 99)  # the paper's R, and beyond it, 95 and 99
@@ -33,36 +33,29 @@ LR_POLICIES = {
 
 
 def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', results_dir='results', dataset='sst2',
-               **flags):
+               **settings):
+  """A run of `scripts/train.py` with the `TrainConfig` of these settings."""
   config = TrainConfig(dataset=dataset, model=model, seed=seed, reduction=reduction or None,
-                       offline=method == 'offline',
-                       **{k: v for k, v in flags.items() if k in {f.name for f in dataclasses.fields(TrainConfig)}})
-  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'train.py'), f'--dataset={dataset}', f'--model={model}',
-          f'--seed={seed}', '--tensorboard=false', f'--workdir={workdir}', f'--results_dir={results_dir}']
-  if reduction:
-    argv.append(f'--reduction={reduction:g}')
-  if method == 'offline':
-    argv.append('--offline')
-  argv += [f'--{k}={v}' for k, v in flags.items()]
-  return Run(config.run_name, table, model, method, float(reduction), seed, tuple(argv),
-             resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'), dataset=dataset)
+                       offline=method == 'offline', workdir=workdir, results_dir=results_dir, **settings)
+  return Run(config.run_name, table, model, method, float(reduction), seed, dataset=dataset, config=config,
+             script='train.py', resume_state=os.path.join(workdir, config.run_name, 'train', 'state.json'),
+             recipe=config.recipe or 'paper')
 
 
 STACKED_REDUCTION = 90  # online LMF, then 8-bit quantization of its checkpoint (beyond the paper; issue 6)
 
 
 def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', workdir='checkpoints'):
+  """A run of `scripts/quantize.py` on the best checkpoint of the training run `source`."""
   tag = 'kerasint8' if keras_int8 else f'q{bits}'
-  name = derived_run_name(source.name, tag)
-  argv = [sys.executable, os.path.join(REPO_ROOT, 'scripts', 'quantize.py'),
-          f'--checkpoint_dir={os.path.join(workdir, source.name, "best")}', f'--results_dir={results_dir}']
-  argv += ['--method=keras_int8'] if keras_int8 else [f'--bits={bits}']
+  config = QuantizeConfig(checkpoint_dir=os.path.join(workdir, source.name, 'best'), results_dir=results_dir,
+                          method='keras_int8' if keras_int8 else 'fixed_point', bits=bits or 8)
   method = 'keras_int8' if keras_int8 else f'quant{bits}'
   if source.method == 'online':
     method = f'online+{method}'
-  table = 'table3' if source.table == 'table3' else 'table2'
-  return Run(name, table, source.model, method, source.reduction, source.seed, tuple(argv), requires=source.name,
-             dataset=source.dataset)
+  table = source.table if source.table in ('table3', 'recovery') else 'table2'
+  return Run(derived_run_name(source.name, tag), table, source.model, method, source.reduction, source.seed,
+             requires=source.name, dataset=source.dataset, config=config, script='quantize.py', recipe=source.recipe)
 
 
 def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir='results'):
@@ -76,9 +69,10 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
     for seed in seeds:
       base = _train_run('both', model, 'uncompressed', seed, **where)
       runs.append(base)
-      for policy, flags in LR_POLICIES.items():
+      for policy, settings in LR_POLICIES.items():
         if policy != 'calr':  # CALR is the default: the uncompressed run above
-          runs.append(dataclasses.replace(_train_run('table1', model, policy, seed, **where, **flags), method=policy))
+          runs.append(dataclasses.replace(_train_run('table1', model, policy, seed, **where, **settings),
+                                          method=policy))
       runs += [_quantize_run(base, bits=16, **where), _quantize_run(base, bits=8, **where)]
       if seed == seeds[0]:
         runs.append(_quantize_run(base, keras_int8=True, **where))
@@ -97,6 +91,80 @@ def plan(quick=False, models=('lstm', 'dan'), workdir='checkpoints', results_dir
           runs.append(_train_run('table3', model, 'online', seed, r, dataset=dataset, **where))
           runs.append(_train_run('table3', model, 'offline', seed, r, dataset=dataset, **where))
   return runs
+
+
+TABLE4_REDUCTIONS = (0, 50, 75, 90)
+
+
+def table4_plan(workdir='checkpoints', results_dir='runs/table4', seed=1, models=('lstm', 'dan')):
+  """The training runs whose checkpoints Table 4 times (`bench_inference.table4_variants`): SST-2, seed 1, R in
+  `TABLE4_REDUCTIONS`. They are done only when their checkpoint is on disk: a fresh clone has the results of
+  Tables 1-3 but no checkpoints, so it trains them again, into `results_dir`, apart from the committed results."""
+  where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
+  return [dataclasses.replace(_train_run('table4', model, 'online' if r else 'uncompressed', seed, r, **where),
+                              needs_checkpoint=True) for model in models for r in TABLE4_REDUCTIONS]
+
+
+# The recovery ablation (issue 15, beyond the paper): where online compression loses most, the paper's recipe
+# against each recovery option and the combinations that make sense, 3 seeds. The recipe is chosen on dev.
+RECOVERY_SETTINGS = (  # (dataset, model, R)
+    ('sst2', 'lstm', 90), ('sst2', 'lstm', 95), ('clinc150', 'lstm', 90), ('sst2', 'dan', 99))
+RECOVERY_RECIPES = ('paper', 'restart', 'lrconst', 'kd', 'gradual', 'devpeak', 'restart-kd', 'restart-gradual',
+                    'restart-devpeak', 'lrconst-gradual', 'restart-kd-gradual-devpeak')
+RECOVERY_EVAL_EVERY = 200  # steps between dev evaluations for the recovery figure (SST-2 LSTM R = 90 only)
+
+
+def recipe_settings(recipe):
+  """The `TrainConfig` settings of a recipe named by its options joined with '-' ('paper': none)."""
+  settings = {}
+  for option in ([] if recipe == 'paper' else recipe.split('-')):
+    settings.update(RECOVERY_OPTIONS[option])
+  return settings
+
+
+def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_SETTINGS, workdir='checkpoints',
+                  results_dir='results'):
+  """The ablation's runs: each (data set, model, R) of `settings` with each recipe and seed, the uncompressed
+  models they are measured against, and online R = 90 then 8-bit for every SST-2 LSTM recipe. The paper-recipe
+  runs are those of Tables 2 and 3 (same names, same files)."""
+  where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
+  runs, bases = [], set()
+  for dataset, model, reduction in settings:
+    for seed in seeds:
+      if (dataset, model, seed) not in bases:
+        bases.add((dataset, model, seed))
+        runs.append(_train_run('recovery', model, 'uncompressed', seed, dataset=dataset, **where))
+      for recipe in recipes:
+        curve = dict(eval_every_steps=RECOVERY_EVAL_EVERY) if (dataset, model, reduction) == ('sst2', 'lstm', 90) else {}
+        if recipe == 'paper' and dataset == 'sst2':
+          curve = dict(eval_every_steps=FIGURE3_EVAL_EVERY)  # as in Table 2's plan: the same run
+        run = _train_run('recovery', model, 'online', seed, reduction, dataset=dataset, **where,
+                         **recipe_settings(recipe), **curve)
+        runs.append(run)
+        if (dataset, model, reduction) == ('sst2', 'lstm', STACKED_REDUCTION):
+          runs.append(_quantize_run(run, bits=8, **where))
+  return runs
+
+
+# DAN-RAND's uncompressed accuracy (issue 15): Iyyer et al. (2015) train DAN with AdaGrad, word dropout 0.3 and
+# mini-batches of 32... Each variant is chosen on dev over 3 seeds.
+DAN_VARIANTS = {
+    'default': {},
+    'batch32': dict(batch_size=32),
+    'adagrad': dict(optimizer='adagrad', lr_schedule='constant', learning_rate=0.005),
+    'adagrad-batch32': dict(optimizer='adagrad', lr_schedule='constant', learning_rate=0.005, batch_size=32),
+    'sentences': dict(train_level='sentence', epochs=20),
+    'epochs3': dict(epochs=3),
+    'l2_1e-5': dict(l2=1e-5),
+    'wd0.5': dict(word_dropout=0.5),
+}
+
+
+def dan_plan(seeds=(1, 2, 3), variants=DAN_VARIANTS, workdir='checkpoints', results_dir='results'):
+  """Uncompressed DAN-RAND on SST-2 under each of `variants` (settings that differ from the default)."""
+  where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
+  return [dataclasses.replace(_train_run('dan', 'dan', 'uncompressed', seed, **where, **settings), recipe=name)
+          for name, settings in variants.items() for seed in seeds]
 
 
 # The PTB table (issue 7; Grachev et al. 2017, Table 1): the `small` baseline, then each method at two or three

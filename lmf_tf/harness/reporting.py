@@ -88,7 +88,7 @@ def plan_frame(results_dir, runs):
   rows = []
   for run in runs:
     row = {'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
-           'R': run.reduction, 'seed': run.seed}
+           'R': run.reduction, 'seed': run.seed, 'recipe': run.recipe}
     path = os.path.join(results_dir, run.name + '.json')
     failure = runner.failure_path(results_dir, run.name)
     if os.path.exists(path):
@@ -220,3 +220,27 @@ def table4_markdown(table, batch_sizes=(1, 64)):
       cells += [f'{row.get("latency_ms_p50", float("nan")):.3f}', f'{row.get("latency_ms_p99", float("nan")):.3f}']
       lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
+
+
+def variant_table(frame, settings):
+  """Mean ± std over seeds of each variant (`recipe` column) of one model, the one with the best dev mean among
+  those with every seed done marked `selected`; `settings` maps a variant to what it changes."""
+  table = aggregate(frame, ['recipe'])
+  table.insert(1, 'settings', [', '.join(f'{k}={v}' for k, v in settings.get(r, {}).items()) or 'default'
+                               for r in table.recipe])
+  complete = table[[s.split('/')[0] == s.split('/')[1] for s in table.seeds]]
+  table['selected'] = table.index == (complete.dev_mean.idxmax() if len(complete) else -1)
+  return table
+
+
+def write_variant_table(results_dir, runs, name, settings):
+  """Writes `<results_dir>/<name>.{csv,md}` (`variant_table`); returns the paths."""
+  table = variant_table(plan_frame(results_dir, runs), settings)
+  lines = ['| variant | settings | seeds | dev (%) | test (%) | chosen on dev |', '|---|---|---|---|---|---|']
+  lines += [f'| {r.recipe} | {r.settings} | {r.seeds} | {_plus_minus(r.dev_mean, r.dev_std)} | {_accuracy(r)} | '
+            f'{"**yes**" if r.selected else ""} |' for r in table.itertuples()]
+  paths = [os.path.join(results_dir, f'{name}.csv'), os.path.join(results_dir, f'{name}.md')]
+  io_utils.write_text_atomic(paths[0], table.drop(columns=['rank', 'bytes', 'data_bytes']).to_csv(
+      index=False, float_format='%.4f'))
+  io_utils.write_text_atomic(paths[1], '\n'.join(lines) + '\n')
+  return paths

@@ -6,34 +6,48 @@
 
 import contextlib
 import dataclasses
+import fcntl
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+
+from lmf_tf import settings
+from lmf_tf.errors import LmfError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One process: `name` (its results file stem), what it is, and its command line."""
+  """One process: `name` (its results file stem), what it is, and what it runs: `config` (a config dataclass)
+  given to `scripts/<script>` as flags (`settings.config_argv`), or else the command `argv`."""
   name: str
-  table: str  # 'table1', 'table2' or 'both'
+  table: str  # 'table1', 'table2', 'both', 'table3', 'recovery', 'ptb', ...
   model: str
   method: str  # uncompressed, online, offline, quant16, quant8, keras_int8, or a Table 1 policy
   reduction: float
   seed: int
-  argv: tuple
+  argv: tuple = ()
   requires: str | None = None  # a run whose checkpoint this one needs
   resume_state: str | None = None  # a training run's state file: if it exists, the run is resumed
   dataset: str = 'sst2'
+  config: object = None
+  script: str | None = None
+  recipe: str = 'paper'  # the recovery recipe of an online run (`TrainConfig.recipe`)
+  needs_checkpoint: bool = False  # done only once its `best/` checkpoint is on disk too (for timing it)
 
   def command(self):
+    argv = (settings.config_argv(self.config, os.path.join(REPO_ROOT, 'scripts', self.script), sys.executable)
+            if self.config is not None else list(self.argv))
     resume = self.resume_state is not None and os.path.exists(self.resume_state)
-    return list(self.argv) + (['--resume'] if resume else [])
+    return argv + (['--resume'] if resume else [])
 
   def done(self, results_dir):
+    if self.needs_checkpoint and not os.path.exists(os.path.join(self.config.workdir, self.name, 'best', 'config.json')):
+      return False
     return os.path.exists(os.path.join(results_dir, self.name + '.json'))
 
 
@@ -83,11 +97,15 @@ def run_all(runs, jobs=1, results_dir='results', echo=print, poll_seconds=1.0):
       process.terminate()
       process.wait()
       log.close()
-      os.remove(lock)
+      _release(lock)
 
 
 class Stopped(KeyboardInterrupt):
   """The runner received SIGTERM, SIGHUP or SIGINT."""
+
+
+class RunnerStopped(LmfError):
+  """`run_plan` was stopped by a signal (message says what happens next)."""
 
 
 @contextlib.contextmanager
@@ -129,11 +147,9 @@ def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, s
         echo(f'skip {run.name}: {run.requires} failed')
       elif not blocked:
         pending.remove(run)
-        lock = os.path.join(results_dir, 'logs', run.name + '.lock')
-        try:
-          os.close(os.open(lock, os.O_CREAT | os.O_EXCL))  # one process per run, across runners
-        except FileExistsError:
-          echo(f'skip {run.name}: another runner holds {lock} (delete it if that runner is gone)')
+        lock = _try_lock(os.path.join(results_dir, 'logs', run.name + '.lock'))  # one process per run
+        if lock is None:
+          echo(f'skip {run.name}: another runner is running it')
           continue
         log = open(os.path.join(results_dir, 'logs', run.name + '.log'), 'a')
         running[run.name] = (run, subprocess.Popen(run.command(), stdout=log, stderr=subprocess.STDOUT,
@@ -150,7 +166,7 @@ def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, s
       if process.poll() is None:
         continue
       log.close()
-      os.remove(lock)
+      _release(lock)
       del running[name]
       finished += 1
       if process.returncode == 0:
@@ -164,6 +180,41 @@ def _schedule(pending, running, failed, jobs, results_dir, echo, poll_seconds, s
           f.write(message + '\n')
         echo(f'[{_clock(start)}] FAIL  {name}: {message}')
   return finished, len(failed)
+
+
+def _try_lock(path):
+  """An open file holding an exclusive `flock` on `path`, or None if another process holds it. The kernel releases
+  the lock when its holder dies, even by SIGKILL, so a dead runner never blocks a run."""
+  f = open(path, 'a')
+  try:
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    f.close()
+    return None
+  return f
+
+
+def _release(lock):
+  with contextlib.suppress(FileNotFoundError):
+    os.remove(lock.name)
+  lock.close()
+
+
+def run_plan(runs, jobs=1, results_dir='results', dry_run=False, tables_only=False, echo=print):
+  """What `make reproduce`, `make recovery` and `make ptb-table` do with a plan: list it (`dry_run`), or run its
+  missing runs (unless `tables_only`). Stopped by a signal: the children are stopped, and an `LmfError` says that
+  the next call continues. Returns (number run, number failed), or None when nothing was run."""
+  if dry_run:
+    for run in runs:
+      echo(f'{"done" if run.done(results_dir) else "todo"}  {run.name}')
+    return None
+  if tables_only:
+    return None
+  try:
+    return run_all(runs, jobs, results_dir, echo)
+  except Stopped as stopped:
+    raise RunnerStopped(f'{stopped}: the running runs were stopped; the next call continues them (each resumes '
+                        'from its last saved epoch)') from None
 
 
 def _clock(start):

@@ -9,6 +9,7 @@ import os
 
 from lmf_tf.compression.rank import rank_for_reduction
 from lmf_tf.errors import ConfigError
+from lmf_tf.settings import setting
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PTB_DIR = os.path.join(REPO_ROOT, 'data', 'ptb')
@@ -150,36 +151,39 @@ MATRICES = ('embedding', 'softmax', 'lstm')
 
 @dataclasses.dataclass(frozen=True)
 class LmCompressionConfig:
-  """One compression run of a trained LM: the method and its level, and the fine-tuning."""
-  baseline_dir: str  # <workdir>/<baseline run>/final, as written by train_lm
-  method: str = 'lowrank'
-
+  """One compression run of a trained LM: the method and its level, and the fine-tuning. Each field is a flag of
+  `scripts/compress_lm.py` (`settings.define_flags`)."""
+  baseline_dir: str = setting('checkpoints/ptb_small_seed1/final', 'The trained LM to compress (the `final` folder '
+                              'written by scripts/train_lm.py).')
+  method: str = setting('lowrank', 'lowrank: truncated SVD of the chosen matrices; prune: magnitude pruning to '
+                        '--sparsity; quantize: post-training --bits fixed point; tt: tensor-train embedding/softmax '
+                        'of --tt_rank.', choices=METHODS)
   # 'lowrank': one reduction R (percent) for every matrix in `matrices`, or ranks per matrix (these win over R).
-  reduction: float | None = None
-  matrices: tuple = MATRICES
-  embedding_rank: int | None = None
-  softmax_rank: int | None = None
-  lstm_input_rank: int | None = None
-  lstm_recurrent_rank: int | None = None
-  # 'prune': the share of each weight matrix set to zero (biases are kept).
-  sparsity: float | None = None
-  # 'quantize'.
-  bits: int = 8
-  # 'tt': the TT rank of the embedding and softmax (those in `matrices`), and the number of cores.
-  tt_rank: int | None = None
-  tt_cores: int = 3
+  reduction: float | None = setting(None, 'lowrank: cut each chosen matrix by R percent, k = floor((1 - R/100) m n '
+                                    '/ (m + n)).')
+  matrices: tuple = setting(MATRICES, 'Matrices to compress: embedding, softmax, lstm (TT: the first two only).')
+  embedding_rank: int | None = setting(None, 'lowrank: the rank of the embedding (V x H); wins over R.')
+  softmax_rank: int | None = setting(None, 'lowrank: the rank of the softmax (H x V); wins over R.')
+  lstm_input_rank: int | None = setting(None, 'lowrank: the rank of every LSTM input matrix (H x 4H); wins over R.')
+  lstm_recurrent_rank: int | None = setting(None, 'lowrank: the rank of every LSTM recurrent matrix (H x 4H); wins '
+                                            'over R.')
+  sparsity: float | None = setting(None, 'prune: the share of each chosen matrix set to zero, in (0, 1).')
+  bits: int = setting(8, 'quantize: 8 or 16.')
+  tt_rank: int | None = setting(None, 'tt: the TT rank between cores.')
+  tt_cores: int = setting(3, 'tt: cores per matrix (each side factored into this many).')
 
   # Fine-tuning: SGD, clipped as in training, lr = fine_tune_learning_rate · fine_tune_lr_decay^epoch. The rate
   # was chosen on valid perplexity (docs/ptb.md): far below training's 1.0, because SGD on the factors of a
   # matrix with singular values up to ~80 takes steps up to σ² times larger on the matrix itself.
-  fine_tune_epochs: int = 2  # an epoch of `small` is 3 to 5 minutes here
-  fine_tune_learning_rate: float = 0.003
-  fine_tune_lr_decay: float = 0.25
-  max_steps: int | None = None  # stop fine-tuning after this many steps in all (smoke runs)
+  fine_tune_epochs: int = setting(2, 'Epochs of SGD after compressing (not for quantize); the epoch with the best '
+                                  'valid perplexity is kept, epoch 0 included. An epoch of `small` is 3-5 min here.')
+  fine_tune_learning_rate: float = setting(0.003, 'SGD rate of the first fine-tuning epoch.')
+  fine_tune_lr_decay: float = setting(0.25, 'Rate multiplier per further epoch.')
+  max_steps: int | None = setting(None, 'Stop fine-tuning after this many steps in all (smoke runs).')
 
-  seed: int = 1
-  workdir: str = 'checkpoints'
-  results_dir: str = 'results'
+  seed: int = setting(1, 'Seeds the fine-tuning.')
+  workdir: str = setting('checkpoints', 'Where run directories (checkpoint, vocabulary) go.', identity=False)
+  results_dir: str = setting('results', 'Where the results JSON goes.', identity=False)
 
   def validate(self):
     """Returns self, or raises ConfigError naming the flag that is missing or out of range."""

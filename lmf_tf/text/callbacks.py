@@ -100,6 +100,26 @@ class EpochEvaluation(keras.callbacks.Callback):
         '-' if rank is None else rank, record['num_params'], train_seconds, ' *best-dev' if improved else '')
 
 
+class EpochProgress(keras.callbacks.Callback):
+  """A progress bar within each epoch (`keras.utils.Progbar`, on stdout): batches done, loss and accuracy so far.
+  For a terminal only; the epoch's summary line comes from `EpochEvaluation`."""
+
+  def __init__(self, steps_per_epoch):
+    super().__init__()
+    self.steps_per_epoch = steps_per_epoch
+    self._bar, self._first = None, 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._bar = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=['loss', 'accuracy'], unit_name='batch')
+    self._first = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    if self._first is None:  # a resumed epoch starts at its first batch not yet trained
+      self._first = self.steps_per_epoch - self.params.get('steps', self.steps_per_epoch)
+    self._bar.update(self._first + batch + 1, [(k, float(v)) for k, v in (logs or {}).items()
+                                               if k in ('loss', 'accuracy')])
+
+
 class DevCurve(keras.callbacks.Callback):
   """Dev accuracy every `every_steps` optimizer steps (paper Figure 3): `points` = [[step, accuracy, rank]]."""
 

@@ -1,6 +1,6 @@
 """One flat run configuration for text classification: every setting once, with its help text, its per-model
 default and whether it changes the run's identity. `scripts/train.py`'s flags are generated from it
-(`lmf_tf.cli.define_flags`), and experiment plans are lists of these configs. No TensorFlow here.
+(`lmf_tf.settings.define_flags`), and experiment plans are lists of these configs. No TensorFlow here.
 
 Settings left None take a default from `MODEL_DEFAULTS` (per model) or `OPTIMIZER_RATES` (per optimizer), chosen on
 SST-2 dev accuracy (docs/design.md, "Defaults and why"). The paper's L2 of 0.005 underfits with Keras's L2
@@ -13,6 +13,7 @@ import json
 import os
 
 from lmf_tf.errors import ConfigError
+from lmf_tf.settings import setting
 from lmf_tf.text import catalog
 from lmf_tf.text.catalog import DATA_DIR, DEFAULT_TFDS_DIR
 
@@ -27,12 +28,15 @@ MODEL_DEFAULTS = {
     'dan': dict(epochs=6, lr_upper=1e-3, l2=1e-4, word_dropout=0.3, embedding_dim=300),
 }
 OPTIMIZER_RATES = {'adam': 1e-3, 'sgd': 0.01, 'adagrad': 0.05}  # --learning_rate of a constant schedule
-
-
-def setting(default, help_text, choices=None, identity=True):
-  """A config field: `help_text` for its flag, `choices` for an enum flag, and `identity`: whether a non-default
-  value makes a different run (a different run name); paths and execution settings do not."""
-  return dataclasses.field(default=default, metadata={'help': help_text, 'choices': choices, 'identity': identity})
+# The recovery options (issue 15) by the name they take in a run's name, with their standard settings: a run
+# that uses an option with other settings gets a hash in its name as well.
+RECOVERY_OPTIONS = {
+    'restart': dict(recovery_lr='restart'),
+    'lrconst': dict(recovery_lr='constant', recovery_learning_rate=3e-3),
+    'kd': dict(distill_alpha=0.5, distill_temperature=2.0),
+    'gradual': dict(gradual_factors='4,2', gradual_every_steps=500),
+    'devpeak': dict(compress_at_dev_peak=True, dev_peak_patience=1),
+}
 
 
 @dataclasses.dataclass
@@ -97,7 +101,7 @@ class TrainConfig:
   distill_temperature: float = setting(2.0, 'Temperature T of --distill_alpha.')
   gradual_factors: str = setting('', 'Gradual rank reduction: comma-separated factors, e.g. "4,2" swaps to 4k, then '
                                  '2k, then k, every --gradual_every_steps steps.')
-  gradual_every_steps: int | None = setting(None, 'Steps between the swaps of --gradual_factors.')
+  gradual_every_steps: int = setting(500, 'Steps between the swaps of --gradual_factors.')
 
   # Run.
   epochs: int | None = setting(None, 'Training epochs in all (before and after compression).')
@@ -149,7 +153,8 @@ class TrainConfig:
 
   @property
   def recipe(self):
-    """The recovery options in use, for the run's name: e.g. 'restart-kd-gradual-devpeak', '' for the paper's."""
+    """The recovery options in use (`RECOVERY_OPTIONS`), for the run's name: e.g. 'restart-kd-gradual-devpeak',
+    '' for the paper's."""
     parts = []
     if self.recovery_lr != 'continue':
       parts.append('restart' if self.recovery_lr == 'restart' else 'lrconst')
@@ -165,9 +170,9 @@ class TrainConfig:
     """{setting: value} of the identity settings that differ from the defaults of a run with the same name parts
     (data set, model, R or rank, method, optimizer, schedule, recipe and seed)."""
     config = self.resolved()
-    named = ('dataset', 'train_level', 'model', 'reduction', 'rank', 'offline', 'optimizer', 'lr_schedule', 'seed',
-             'recovery_lr', 'distill_alpha', 'gradual_factors', 'compress_at_dev_peak')
-    reference = TrainConfig(**{name: getattr(config, name) for name in named}).resolved()
+    named = ('dataset', 'train_level', 'model', 'reduction', 'rank', 'offline', 'optimizer', 'lr_schedule', 'seed')
+    standard = {k: v for option in config.recipe.split('-') if option for k, v in RECOVERY_OPTIONS[option].items()}
+    reference = TrainConfig(**{name: getattr(config, name) for name in named}, **standard).resolved()
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(self)
             if f.metadata['identity'] and f.name not in named and getattr(config, f.name) != getattr(reference, f.name)
             and not (f.name == 'embedding_dim' and config.model == 'lstm')}  # the LSTM's d comes from its vectors
@@ -225,7 +230,7 @@ class TrainConfig:
     for name in ('batch_size', 'epochs', 'lstm_units', 'lr_step_size', 'dev_peak_patience'):
       need(getattr(self, name) >= 1, f'--{name} must be >= 1, got {getattr(self, name)}')
     for name in ('max_train_examples', 'max_length', 'eval_every_steps', 'checkpoint_every_steps', 'cpu_devices',
-                 'gradual_every_steps', 'stop_after_epoch'):
+                 'stop_after_epoch'):
       need(getattr(self, name) is None or getattr(self, name) >= 1, f'--{name} must be >= 1, got {getattr(self, name)}')
     need(0 <= self.dropout < 1, f'--dropout must be in [0, 1), got {self.dropout}')
     need(0 <= self.word_dropout < 1, f'--word_dropout must be in [0, 1), got {self.word_dropout}')
@@ -274,8 +279,8 @@ class TrainConfig:
       raise ConfigError(f'--distill_alpha must be in [0, 1], got {self.distill_alpha}')
     if self.distill_temperature <= 0:
       raise ConfigError(f'--distill_temperature must be > 0, got {self.distill_temperature}')
-    if bool(self.gradual_factors) != (self.gradual_every_steps is not None):
-      raise ConfigError('--gradual_factors and --gradual_every_steps go together')
+    if self.gradual_every_steps < 1:
+      raise ConfigError(f'--gradual_every_steps must be >= 1, got {self.gradual_every_steps}')
     if self.gradual_factors:
       factors = self.gradual_factor_list
       if not factors or any(f <= 1 for f in factors) or factors != sorted(set(factors), reverse=True):
@@ -297,3 +302,15 @@ def derived_run_name(run_name, tag):
   """
   stem, seed = run_name.rsplit('_seed', 1)
   return f'{stem}_{tag}_seed{seed}'
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeConfig:
+  """Post-training quantization of a trained classifier (`scripts/quantize.py`, `post_training`)."""
+  checkpoint_dir: str = setting('', 'A `best/` directory written by scripts/train.py.')
+  method: str = setting('fixed_point', 'Our fixed-point quantizer or Keras int8.', choices=('fixed_point',
+                                                                                         'keras_int8'))
+  bits: int = setting(8, 'Fixed-point width: 8 or 16.')
+  per_channel: bool = setting(False, 'One scale per output column (per word of an embedding) instead of one per '
+                              'tensor.')
+  results_dir: str = setting('runs', 'Where the results JSON goes.', identity=False)

@@ -149,8 +149,10 @@ def _local_builder(name, train_level, source_dir, tfds_dir):
       raise FileNotFoundError(f'data file {path} for --dataset={name} is missing')
   # The prepared TFRecords live under a digest of the source files, so an edited file is never served stale.
   data_dir = os.path.join(tfds_dir, io_utils.files_digest(files))
-  builder = builder_cls(source_dir=source_dir, config=train_level, data_dir=data_dir)
-  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+  # Two runs started together (make -j2) on a fresh clone would both prepare the same files and collide.
+  with io_utils.exclusive(os.path.join(data_dir, '.prepare.lock')):
+    builder = builder_cls(source_dir=source_dir, config=train_level, data_dir=data_dir)
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return builder
 
 

@@ -1,7 +1,9 @@
 """Train, compress online, evaluate and report a text classifier: `train_and_evaluate(config)`."""
 
+import contextlib
 import dataclasses
 import functools
+import logging as std_logging
 import os
 import platform
 import shutil
@@ -85,7 +87,7 @@ def online_compression(config):
              distillation.Distillation(config.distill_alpha, config.distill_temperature))
   return online.OnlineCompression(reduction=config.reduction, rank=config.rank, recovery_learning_rate=recovery_lr,
                                   distillation=teacher, gradual_factors=tuple(config.gradual_factor_list),
-                                  gradual_every_steps=config.gradual_every_steps, **when)
+                                  gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None, **when)
 
 
 def check_previous_run(config, run_dir):
@@ -108,7 +110,7 @@ def check_previous_run(config, run_dir):
     raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again')
 
 
-def train_and_evaluate(config: TrainConfig):
+def train_and_evaluate(config: TrainConfig, progress=False):
   """Trains `config.model` on `config.dataset`, compresses its embedding online if asked, reports on dev/test.
 
   The best epoch is chosen on dev among epochs in which the model has its final form (compressed to its final
@@ -123,6 +125,8 @@ def train_and_evaluate(config: TrainConfig):
     RunLockedError: if another live process is training the same run (same workdir and run name).
     ConfigError: for a bad setting, or a run of the same settings already done or interrupted (see
       `check_previous_run`).
+  With `progress`, a progress bar runs within each epoch (for a terminal). Everything logged during the run, from
+  every library, also goes to `<workdir>/<run>/train.log`.
   """
   config = config.validate()
   strategy = distribution.create_strategy(config.strategy, config.cpu_devices)  # before any TensorFlow op
@@ -130,16 +134,30 @@ def train_and_evaluate(config: TrainConfig):
   run_dir = os.path.join(config.workdir, config.run_name)
   created = not os.path.exists(run_dir)
   try:
-    with io_utils.run_lock(run_dir):
+    with io_utils.run_lock(run_dir), _log_file(os.path.join(run_dir, 'train.log')):
       check_previous_run(config, run_dir)
-      return _train_and_evaluate(config, strategy, run_dir)
+      return _train_and_evaluate(config, strategy, run_dir, progress)
   except BaseException:
     if created and os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {'.lock', 'vocab.txt', 'train.log'}:
       shutil.rmtree(run_dir, ignore_errors=True)  # failed before anything worth keeping was written
     raise
 
 
-def _train_and_evaluate(config, strategy, run_dir):
+@contextlib.contextmanager
+def _log_file(path):
+  """Appends every log record (any library, any level from INFO) to `path` while the block runs."""
+  handler = std_logging.FileHandler(path, encoding='utf-8')
+  handler.setFormatter(std_logging.Formatter('%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d] %(message)s'))
+  root = std_logging.getLogger()
+  root.addHandler(handler)
+  try:
+    yield
+  finally:
+    root.removeHandler(handler)
+    handler.close()
+
+
+def _train_and_evaluate(config, strategy, run_dir, progress=False):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   start = time.time()
@@ -148,6 +166,8 @@ def _train_and_evaluate(config, strategy, run_dir):
 
   # Load and check everything before anything on disk is touched: bad input must not cost an earlier run.
   vocab_path = os.path.join(run_dir, 'vocab.txt')
+  logging.info('%s: loading %s%s...', config.run_name, config.dataset,
+               f' ({config.train_level})' if config.train_level else '')
   keras.utils.set_random_seed(config.seed)  # The shuffle's op seed is combined with this global seed.
   data = input_pipeline.prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
   # Again after the data: a first-time tensorflow-datasets preparation draws from the global generators.
@@ -203,6 +223,8 @@ def _train_and_evaluate(config, strategy, run_dir):
   callbacks = [lmf_callbacks.RestoreMetrics(resumed_from),
                lmf_callbacks.StopOnNonFiniteLoss(train_dir, config.checkpoint_every_steps), evaluation]
   callbacks += [c for c in (online_callback, curve) if c is not None]
+  if progress:
+    callbacks.insert(0, lmf_callbacks.EpochProgress(data.steps_per_epoch))
   callbacks.append(lmf_callbacks.TrainingState(train_dir, evaluation, extra_state, config.checkpoint_every_steps,
                                                data.steps_per_epoch, extra_variables(online_callback)))
   if config.tensorboard:

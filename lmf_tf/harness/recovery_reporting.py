@@ -1,0 +1,67 @@
+"""The recovery ablation's table and figure (issue 15) from the result JSONs of `plans.recovery_plan`.
+
+One row per (data set, model, R, recipe): seeds done, dev and test accuracy over the seeds, the relative loss
+against the same data set and model uncompressed (its 3-seed mean), the checkpoint size, and `selected`: the
+recipe with the best dev mean among those with every seed done, one per (data set, model, R). Test accuracy plays
+no part in the choice. Rows of online R = 90 then 8-bit are listed with their recipe and never selected.
+"""
+
+import os
+
+import pandas as pd
+
+from lmf_tf import io_utils
+from lmf_tf.harness import reporting
+
+COLUMNS = ['dataset', 'model', 'R', 'rank', 'recipe', 'seeds', 'dev_mean', 'test_mean', 'test_std',
+           'rel_degradation_pct', 'checkpoint_bytes', 'selected']
+
+
+def recovery_table(frame):
+  """The table above from `reporting.plan_frame` of the recovery plan (which has a `recipe` column)."""
+  base = frame[frame.method == 'uncompressed']
+  base_test = reporting.aggregate(base, ['dataset', 'model']).set_index(['dataset', 'model']).test_mean
+  rows = frame[frame.method.isin(['online', 'online+quant8'])].copy()
+  rows['recipe'] = [r if m == 'online' else f'{r} + 8-bit' for r, m in zip(rows.recipe, rows.method)]
+  table = reporting.aggregate(rows, ['dataset', 'model', 'R', 'recipe'])
+  table['checkpoint_bytes'] = table.pop('bytes')
+  table['rel_degradation_pct'] = [
+      100 * (base_test.get((d, m), float('nan')) - t) / base_test.get((d, m), float('nan'))
+      for d, m, t in zip(table.dataset, table.model, table.test_mean)]
+  table['selected'] = False
+  complete = table[[s.split('/')[0] == s.split('/')[1] for s in table.seeds] & ~table.recipe.str.endswith('8-bit')]
+  for _, group in complete.groupby(['dataset', 'model', 'R']):
+    table.loc[group.dev_mean.idxmax(), 'selected'] = True
+  return table[COLUMNS].reset_index(drop=True)
+
+
+def to_markdown(table, uncompressed=None):
+  """Markdown of `recovery_table`: accuracy in %, mean ± sample std of test over seeds, the chosen rows bold."""
+  lines = ['| data set | model | R (%) | rank k | recipe | seeds | dev mean (%) | test (%) | rel. loss vs '
+           'uncompressed (%) | checkpoint bytes | chosen on dev |', '|' + '---|' * 11]
+  for row in table.itertuples():
+    test = reporting._plus_minus(row.test_mean, row.test_std)  # pylint: disable=protected-access
+    mark = '**yes**' if row.selected else ''
+    rank = '-' if pd.isna(row.rank) else f'{int(row.rank)}'
+    lines.append(f'| {row.dataset} | {row.model} | {row.R:g} | {rank} | {row.recipe} | {row.seeds} | '
+                 f'{row.dev_mean:.2f} | {test} | {row.rel_degradation_pct:.2f} | {row.checkpoint_bytes:,.0f} | '
+                 f'{mark} |')
+  text = '\n'.join(lines) + '\n'
+  if uncompressed is not None and not uncompressed.empty:
+    text += '\nUncompressed, the reference of the relative loss (3-seed means):\n\n'
+    text += '\n'.join(f'- {r.dataset} {r.model}: test {reporting._plus_minus(r.test_mean, r.test_std)}, dev '  # pylint: disable=protected-access
+                      f'{r.dev_mean:.2f} ({r.seeds} seeds)' for r in uncompressed.itertuples()) + '\n'
+  return text
+
+
+def write_recovery(results_dir, runs):
+  """Writes `<results_dir>/recovery.{csv,md}` and the figure; returns the paths."""
+  from lmf_tf.harness import figures  # pylint: disable=g-import-not-at-top  (matplotlib only when writing)
+  frame = reporting.plan_frame(results_dir, runs)
+  table = recovery_table(frame)
+  uncompressed = reporting.aggregate(frame[frame.method == 'uncompressed'], ['dataset', 'model'])
+  paths = [os.path.join(results_dir, 'recovery.csv'), os.path.join(results_dir, 'recovery.md')]
+  io_utils.write_text_atomic(paths[0], table.to_csv(index=False, float_format='%.4f'))
+  io_utils.write_text_atomic(paths[1], to_markdown(table, uncompressed))
+  paths.append(figures.recovery_curves(frame, os.path.join(results_dir, 'figure_recovery_sst2_lstm_R90.png')))
+  return paths
