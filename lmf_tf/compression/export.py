@@ -18,6 +18,9 @@ one step: the folded model stores k n instead of k d + d n numbers and computes 
 layers, through layers that commute with a linear map of the vectors (dropout, average pooling).
 """
 
+import contextlib
+import io
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -135,15 +138,16 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
     raise ConfigError(f'to_tflite(kind={kind!r}): choose one of {", ".join(KINDS)}')
   if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
     raise ConfigError(f'to_tflite(batch_size={batch_size!r}): must be an integer >= 1')
-  specs = input_specs(model, input_signature)
-  inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name) for name, shape, dtype in specs]
+  inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+            for name, shape, dtype in input_specs(model, input_signature)]
   outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
   converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs, name=model.name))
   if kind in ('float16', 'int8'):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   if kind == 'float16':
     converter.target_spec.supported_types = [tf.float16]
-  return converter.convert()
+  with contextlib.redirect_stdout(io.StringIO()):  # Keras's export prints every captured tensor
+    return converter.convert()
 
 
 def write_tflite(model, path, kind='float32', batch_size=1, input_signature=None):

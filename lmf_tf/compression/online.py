@@ -110,6 +110,16 @@ def carry_optimizer(optimizer, variables, learning_rate=None):
   return new
 
 
+def set_optimizer(model, optimizer):
+  """Gives a compiled `model` its new optimizer: the one `fit` steps with, and the one its compile config records,
+  so that a `.keras` file saved later rebuilds this optimizer and loads its variables (Keras keeps the object given
+  to `compile` in `_compile_config`; there is no public setter)."""
+  model.optimizer = optimizer
+  compile_config = getattr(model, '_compile_config', None)
+  if compile_config is not None and 'optimizer' in compile_config.config:
+    compile_config.config['optimizer'] = optimizer
+
+
 def _retrace(model):
   """Every traced function captured the old variables: re-trace training, evaluation and prediction."""
   model.make_train_function(force=True)
@@ -168,7 +178,7 @@ def compress_model(model, reduction=None, rank=None, layers=None, svd_method='au
     reports = _factorize(embeddings, ranks, svd_method)
     optimizer = getattr(model, 'optimizer', None)
     if optimizer is not None and optimizer.built:
-      model.optimizer = carry_optimizer(optimizer, model.trainable_variables)
+      set_optimizer(model, carry_optimizer(optimizer, model.trainable_variables))
   if getattr(model, 'compiled', False):
     _retrace(model)
   return reports
@@ -334,7 +344,7 @@ class OnlineCompression(keras.callbacks.Callback):
         if isinstance(schedule, Restarted):
           schedule = schedule.schedule
       learning_rate = Restarted(schedule, self.swap_steps[-1])
-    self.model.optimizer = carry_optimizer(optimizer, self.model.trainable_variables, learning_rate)
+    set_optimizer(self.model, carry_optimizer(optimizer, self.model.trainable_variables, learning_rate))
 
   def _attach_distillation(self):
     if self.distillation is not None and self.swap_steps and not distillation_lib.is_attached(self.model):
