@@ -16,7 +16,7 @@ cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-
 
 from absl import flags
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.harness import bench_lm_speed, plans, ptb_reporting, runner
 from lmf_tf.harness import flags as lmf_flags
 from lmf_tf.lm.config import LM_CONFIGS
@@ -42,7 +42,7 @@ def main(argv):
   prefix = os.path.join(FLAGS.results_dir, f'ptb_table_{FLAGS.config}' + (f'_steps{FLAGS.max_steps}' if extra else ''))
   speeds_path = prefix + '_speed.json'
   if not FLAGS.tables_only:
-    done = [io_utils.read_json(os.path.join(FLAGS.results_dir, r.name + '.json'), 'results')['checkpoint_dir']
+    done = [results.load(os.path.join(FLAGS.results_dir, r.name + '.json')).checkpoint_dir
             for r in runs if r.done(FLAGS.results_dir)]
     print(f'timing {len(done)} models at inference ({FLAGS.bench_words} test words, batch 1)')
     io_utils.write_json_atomic(speeds_path, bench_lm_speed.lm_inference_speed(done, FLAGS.bench_words,

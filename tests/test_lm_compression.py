@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 import tensorly as tl
 
+from lmf_tf import results
 from lmf_tf.compression import lowrank
 from lmf_tf.compression import model_size
 from lmf_tf.compression import pruning
@@ -259,10 +260,10 @@ def test_integer_list_flags_parse_to_ints_and_name_the_flag_on_bad_input():
 
 def test_ptb_summary_compares_each_seed_with_its_own_baseline(tmp_path):
   def write(name, bytes_, test, valid=None):
-    result = {'checkpoint_dir': str(tmp_path / name), 'params': 10, 'level': name.split('_', 2)[-1],
-              'checkpoint_bytes': {'total_bytes': bytes_}, 'valid_perplexity': valid or test + 5,
-              'test_perplexity': test, 'fine_tune_seconds': 60.0}
-    (tmp_path / (name + '.json')).write_text(json.dumps(result))
+    results.write(results.LmResult(
+        run=name, task='ptb_lm_compression', checkpoint_dir=str(tmp_path / name), params=10,
+        level=name.split('_', 2)[-1], checkpoint_bytes={'total_bytes': bytes_}, valid_perplexity=valid or test + 5,
+        test_perplexity=test, fine_tune_seconds=60.0, wall_seconds=61.0), str(tmp_path))
 
   runs = [runner.Run(f'b_s{seed}_base', 'ptb', 'tiny', 'baseline', 0.0, seed, ()) for seed in (1, 2, 3)]
   runs += [runner.Run(f'b_s{seed}_q8', 'ptb', 'tiny', 'quantize', 8.0, seed, ()) for seed in (1, 2, 3)]

@@ -1,6 +1,8 @@
+import dataclasses
+import fcntl
+import glob
 import json
 import math
-import fcntl
 import os
 import signal
 import subprocess
@@ -9,6 +11,8 @@ import time
 
 import pytest
 
+from lmf_tf import results
+
 from lmf_tf.compression import online
 from lmf_tf.harness import figures
 from lmf_tf.harness import plans
@@ -16,12 +20,13 @@ from lmf_tf.harness import reporting
 from lmf_tf.harness import runner
 
 
-def write_result(results_dir, name, test, dev=0.8, rank=None, total=1000, curve=None, swap=None):
-  result = {'test_accuracy': test, 'dev_accuracy': dev, 'rank': rank, 'wall_seconds': 10.0,
-            'checkpoint_bytes': {'total_bytes': total, 'data_bytes': total - 100}, 'params': {'model': total // 4},
-            'dev_curve': curve, 'compression': {'swap_step': swap} if swap else None}
-  with open(os.path.join(results_dir, name + '.json'), 'w') as f:
-    json.dump(result, f)
+def write_result(results_dir, name, test, dev=0.8, rank=None, total=1000, curve=None, swap=None, config=None):
+  result = results.ClassifierResult(
+      run=name, method='online' if rank else 'uncompressed', config=config or {}, test_accuracy=test,
+      dev_accuracy=dev, rank=rank, wall_seconds=10.0, checkpoint_dir='',
+      checkpoint_bytes={'total_bytes': total, 'data_bytes': total - 100}, params={'model': total // 4, 'embedding': 100},
+      dev_curve=curve, compression={'swap_step': swap} if swap else None)
+  results.write(result, str(results_dir))
 
 
 @pytest.fixture
@@ -152,6 +157,7 @@ def test_summary_of_existing_runs(tmp_path):
     result.update(config={'dataset': 'sst2', 'model': 'lstm', 'reduction': r, 'seed': seed}, best={},
                   params={'model': 250, 'embedding': 100})
     path.write_text(json.dumps(result))
+  (tmp_path / 'sst2_bench.json').write_text('{"speedup": 2}')  # not a run: left out
   table = reporting.write_summary(str(tmp_path), 'sst2_*.json', str(tmp_path / 'summary'))
   assert list(table.R) == [0.0, 90.0]
   assert table.test_mean[0] == pytest.approx(85.5) and table.seeds[0] == '2/2'
@@ -182,3 +188,28 @@ runner.run_all([run], results_dir={str(results)!r}, poll_seconds=0.05)
   assert not (results / 'logs' / 'slow.lock').exists()
   with pytest.raises(ProcessLookupError):
     os.kill(int(pid_file.read_text()), 0)
+
+
+def test_every_committed_results_file_loads_through_the_schema(repo_root):
+  loaded = {}
+  for path in glob.glob(os.path.join(repo_root, 'results', '*.json')):
+    value = json.load(open(path))
+    if results.is_run_result(value):
+      loaded[path] = results.from_dict(value, path)
+  classifier = [r for r in loaded.values() if isinstance(r, results.ClassifierResult)]
+  assert len(classifier) > 200 and len(loaded) - len(classifier) >= 20  # Tables 1-3, and the PTB runs
+  assert {r.schema_version for r in loaded.values()} >= {results.SCHEMA_VERSION}  # v1 files take the default
+  offline = next(r for r in classifier if r.method == 'offline')
+  assert offline.rank is None and offline.table_rank == offline.data['offline_rank']
+  assert all(r.recipe == 'paper' for r in classifier if r.method != 'online')
+
+
+def test_results_round_trip_and_a_foreign_json_is_named(tmp_path):
+  result = results.ClassifierResult(run='x_seed1', method='online', config={'seed': 1}, dev_accuracy=0.5,
+                                    test_accuracy=0.6, checkpoint_bytes={'total_bytes': 9}, params={'model': 1},
+                                    checkpoint_dir='d', wall_seconds=1.0, rank=4, recipe='restart')
+  path = results.write(result, str(tmp_path))
+  assert results.load(path) == result and json.load(open(path))['schema_version'] == results.SCHEMA_VERSION
+  (tmp_path / 'odd.json').write_text('{"run": "odd", "test_accuracy": 0.5}')
+  with pytest.raises(results.CorruptFileError, match=r'odd.json is not a results file of lmf_tf'):
+    results.load(str(tmp_path / 'odd.json'))

@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 
-from lmf_tf import io_utils
+from lmf_tf import results
 from lmf_tf.harness.reporting import _plus_minus
 
 
@@ -24,14 +24,15 @@ def ptb_table(runs, results_dir, speeds=None):
     path = os.path.join(results_dir, run.name + '.json')
     if not os.path.exists(path):
       continue
-    result = io_utils.read_json(path, 'results')
-    speed = (speeds or {}).get(result['checkpoint_dir'], {}).get('words_per_second')
-    rows.append({'run': run.name, 'seed': run.seed, 'method': run.method, 'level': result.get('level', run.model),
-                 'params': result['params'], 'checkpoint_bytes': result['checkpoint_bytes']['total_bytes'],
-                 'valid_perplexity': result['valid_perplexity'], 'test_perplexity': result['test_perplexity'],
-                 'fine_tune_seconds': result.get('fine_tune_seconds', result.get('wall_seconds')),
-                 'chosen_epoch': result.get('chosen_epoch'), 'words_per_second': speed,
-                 'valid_perplexity_before_fine_tuning': result.get('valid_perplexity_before_fine_tuning')})
+    result = results.load(path)
+    speed = (speeds or {}).get(result.checkpoint_dir, {}).get('words_per_second')
+    rows.append({'run': run.name, 'seed': run.seed, 'method': run.method, 'level': result.level or run.model,
+                 'params': result.params, 'checkpoint_bytes': result.checkpoint_bytes['total_bytes'],
+                 'valid_perplexity': result.valid_perplexity, 'test_perplexity': result.test_perplexity,
+                 'fine_tune_seconds': (result.fine_tune_seconds if result.fine_tune_seconds is not None
+                                       else result.wall_seconds),
+                 'chosen_epoch': result.chosen_epoch, 'words_per_second': speed,
+                 'valid_perplexity_before_fine_tuning': result.valid_perplexity_before_fine_tuning})
   table = pd.DataFrame(rows)
   if table.empty:
     return table

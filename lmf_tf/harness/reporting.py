@@ -1,22 +1,25 @@
 """Tables from the per-run result JSONs in `results/` (built with pandas, never typed by hand)."""
 
+import dataclasses
 import glob
 import os
 
 import pandas as pd
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.harness import runner
+from lmf_tf.text.config import TrainConfig
+
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def result_row(result):
-  """The numbers of one result JSON that the tables use (accuracies in %)."""
+  """The numbers of one `results.ClassifierResult` that the tables use (accuracies in %)."""
   return {
-      'test': 100 * result['test_accuracy'], 'dev': 100 * result['dev_accuracy'],
-      'rank': result.get('rank') or result.get('data', {}).get('offline_rank'),
-      'bytes': result['checkpoint_bytes']['total_bytes'], 'data_bytes': result['checkpoint_bytes']['data_bytes'],
-      'params': result['params']['model'], 'wall_seconds': result['wall_seconds'],
-      'dev_curve': result.get('dev_curve'), 'swap_step': (result.get('compression') or {}).get('swap_step'),
+      'test': 100 * result.test_accuracy, 'dev': 100 * result.dev_accuracy, 'rank': result.table_rank,
+      'bytes': result.checkpoint_bytes['total_bytes'], 'data_bytes': result.checkpoint_bytes['data_bytes'],
+      'params': result.params['model'], 'wall_seconds': result.wall_seconds, 'dev_curve': result.dev_curve,
+      'swap_step': result.swap_step,
   }
 
 
@@ -27,16 +30,17 @@ def load_runs(results_dir, pattern='*.json'):
   """
   rows = []
   for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
-    run = io_utils.read_json(path, 'results file')
-    if 'config' not in run or 'best' not in run:
-      continue  # not a training run (e.g. a benchmark)
-    config = run['config']
-    default_policy = (config.get('optimizer', 'adam'), config.get('lr_schedule', 'calr')) == ('adam', 'calr')
-    if run.get('method', 'online') not in ('uncompressed', 'online') or not default_policy:
+    value = io_utils.read_json(path, 'results file')
+    if not results.is_run_result(value) or 'test_accuracy' not in value:
+      continue  # not a classifier run (a benchmark, a table)
+    run = results.from_dict(value, path)
+    config = TrainConfig(**{k: v for k, v in run.config.items() if k in TRAIN_FIELDS})
+    default_policy = (config.optimizer, config.lr_schedule) == ('adam', 'calr') and not config.recipe
+    if run.method not in ('uncompressed', 'online') or not default_policy:
       continue
-    rows.append({'dataset': config['dataset'], 'model': config['model'], 'R': float(config['reduction'] or 0),
-                 'seed': config['seed'], 'status': 'done', **result_row(run),
-                 'embedding_params': run['params']['embedding'], 'file': path})
+    rows.append({'dataset': config.dataset, 'model': config.model, 'R': float(config.reduction or 0),
+                 'seed': config.seed, 'status': 'done', **result_row(run),
+                 'embedding_params': run.params['embedding'], 'file': path})
   return pd.DataFrame(rows)
 
 
@@ -92,8 +96,7 @@ def plan_frame(results_dir, runs):
     path = os.path.join(results_dir, run.name + '.json')
     failure = runner.failure_path(results_dir, run.name)
     if os.path.exists(path):
-      result = io_utils.read_json(path, 'results file')
-      row.update(status='done', **result_row(result))
+      row.update(status='done', **result_row(results.load(path)))
     elif os.path.exists(failure):
       message = open(failure).read().strip()
       row.update(status='impossible' if runner.is_impossible(message) else 'failed', note=message)

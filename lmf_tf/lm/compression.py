@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.compression import model_size, pruning, quantization
 from lmf_tf.compression.factorization import truncated_svd
 from lmf_tf.compression.rank import validate_rank
@@ -194,10 +194,9 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
               'vocabulary': os.path.relpath(vocab_path, final_dir), 'compression': dataclasses.asdict(config)}
   size = model_size.save_inference_checkpoint(model, final_dir, metadata, checkpoint=checkpoint)
   baseline_results_path = os.path.join(config.results_dir, baseline_run + '.json')
-  baseline_results = (io_utils.read_json(baseline_results_path, 'baseline results')
-                      if os.path.exists(baseline_results_path) else {})
+  baseline_result = results.load(baseline_results_path) if os.path.exists(baseline_results_path) else None
   baseline_bytes = model_size.checkpoint_size(config.baseline_dir).total_bytes
-  results = {
+  result = results.LmResult(**{
       'run': run_name,
       'task': 'ptb_lm_compression',
       'baseline_run': baseline_run,
@@ -216,8 +215,8 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
       'valid_perplexity': valid['perplexity'],
       'test_perplexity': test['perplexity'],
       'test': test,
-      'baseline_valid_perplexity': baseline_results.get('valid_perplexity'),
-      'baseline_test_perplexity': baseline_results.get('test_perplexity'),
+      'baseline_valid_perplexity': baseline_result.valid_perplexity if baseline_result else None,
+      'baseline_test_perplexity': baseline_result.test_perplexity if baseline_result else None,
       'checkpoint_bytes': size.as_dict(),
       'baseline_checkpoint_bytes': baseline_bytes,
       'size_ratio': baseline_bytes / size.total_bytes,
@@ -226,12 +225,11 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
       'train_words_per_second': progress.timed_words / max(progress.timed_seconds, 1e-9) if progress.step else None,
       'checkpoint_dir': os.path.abspath(final_dir),
       'wall_seconds': round(time.time() - wall_start, 1),
-      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'cpus': os.cpu_count()},
-  }
-  path = os.path.join(config.results_dir, run_name + '.json')
-  io_utils.write_json_atomic(path, results)
+      'environment': results.environment(),
+  })
+  path = results.write(result, config.results_dir)
   logging.info('%s: valid ppl %.2f (epoch %d), test ppl %.2f; %d stored numbers, checkpoint %d bytes (%.2fx smaller '
                'than the baseline); fine-tuning %.0fs; wrote %s.', run_name, valid['perplexity'], best[1],
-               test['perplexity'], results['params'], size.total_bytes, results['size_ratio'], fine_tune_seconds,
+               test['perplexity'], result.params, size.total_bytes, result.size_ratio, fine_tune_seconds,
                path)
-  return model, results
+  return model, dataclasses.asdict(result)

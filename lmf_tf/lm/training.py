@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.compression import model_size, pruning, quantization
 from lmf_tf.lm import data as lm_data
 from lmf_tf.lm import models as lm_models
@@ -291,7 +291,7 @@ def _train_lm(config):
   metadata = {'config': dataclasses.asdict(config), 'model': model.get_config(),
               'vocabulary': os.path.relpath(vocab_path, final_dir)}
   size = model_size.save_inference_checkpoint(model, final_dir, metadata)
-  results = {
+  result = results.LmResult(**{
       'run': config.run_name,
       'task': 'ptb_lm',
       'config': dataclasses.asdict(config),
@@ -309,16 +309,13 @@ def _train_lm(config):
       'checkpoint_bytes': size.as_dict(),
       'checkpoint_dir': os.path.abspath(final_dir),
       'wall_seconds': round(time.time() - wall_start, 1),
-      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'numpy': np.__version__,
-                      'python': platform.python_version(), 'machine': platform.machine(),
-                      'cpus': os.cpu_count()},
-  }
-  path = os.path.join(config.results_dir, config.run_name + '.json')
-  io_utils.write_json_atomic(path, results)
+      'environment': results.environment(),
+  })
+  path = results.write(result, config.results_dir)
   logging.info('After %d steps: valid ppl %.2f, test ppl %.2f; %.0f words/s in training; checkpoint %d bytes '
                '(%d params); wrote %s in %.0fs.', progress.step, valid['perplexity'], test['perplexity'],
-               results['train_words_per_second'], size.total_bytes, results['params'], path, results['wall_seconds'])
-  return model, results
+               result.train_words_per_second, size.total_bytes, result.params, path, result.wall_seconds)
+  return model, dataclasses.asdict(result)
 
 
 def load_trained_lm(checkpoint_dir):

@@ -6,7 +6,7 @@ import time
 
 from absl import logging
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.compression import model_size, quantization
 from lmf_tf.errors import ConfigError
 from lmf_tf.text import input_pipeline, models, trained_models
@@ -51,17 +51,15 @@ def quantize_trained_model(checkpoint_dir, bits=8, per_channel=False, method='fi
   size = model_size.save_inference_checkpoint(model, output_dir, metadata, checkpoint)
   size.num_params = num_params
   run = derived_run_name(config.run_name, tag)
-  results = {
-      'run': run, 'method': method if method == 'keras_int8' else f'quant{bits}' + ('_per_channel' * per_channel),
-      'source_checkpoint': os.path.abspath(checkpoint_dir), 'bits': bits, 'per_channel': per_channel,
-      'config': dataclasses.asdict(config),
-      'best': {'dev_accuracy': dev, 'test_accuracy': test, 'checkpoint': size.as_dict()},
-      'dev_accuracy': dev, 'test_accuracy': test, 'rank': embedding_rank(model),
-      'params': {'model': num_params, 'embedding': models.count_params(models.word_embedding(model))},
-      'checkpoint_bytes': size.as_dict(), 'checkpoint_dir': os.path.abspath(output_dir),
-      'wall_seconds': round(time.time() - start, 1),
-  }
-  io_utils.write_json_atomic(os.path.join(results_dir, run + '.json'), results)
+  result = results.ClassifierResult(
+      run=run, method=method if method == 'keras_int8' else f'quant{bits}' + ('_per_channel' * per_channel),
+      source_checkpoint=os.path.abspath(checkpoint_dir), bits=bits, per_channel=per_channel,
+      config=dataclasses.asdict(config), best={'dev_accuracy': dev, 'test_accuracy': test, 'checkpoint': size.as_dict()},
+      dev_accuracy=dev, test_accuracy=test, rank=embedding_rank(model),
+      params={'model': num_params, 'embedding': models.count_params(models.word_embedding(model))},
+      checkpoint_bytes=size.as_dict(), checkpoint_dir=os.path.abspath(output_dir),
+      wall_seconds=round(time.time() - start, 1), environment=results.environment())
+  results.write(result, results_dir)
   logging.info('%s: dev %.4f test %.4f, checkpoint %d bytes (.data %d).', run, dev, test, size.total_bytes,
                size.data_bytes)
-  return results
+  return dataclasses.asdict(result)

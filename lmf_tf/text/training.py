@@ -5,7 +5,6 @@ import dataclasses
 import functools
 import logging as std_logging
 import os
-import platform
 import shutil
 import time
 
@@ -14,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lmf_tf import io_utils
+from lmf_tf import io_utils, results
 from lmf_tf.compression import distillation, factorization, online, schedules
 from lmf_tf.compression.rank import target_rank
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError
@@ -248,36 +247,22 @@ def _train_and_evaluate(config, strategy, run_dir, progress=False):
     raise ConfigError(f'the model was never compressed to its final rank within the {config.epochs} epochs '
                       f'({int(model.optimizer.iterations.numpy())} steps): swap earlier (--compress_at_step/'
                       '--compress_at_epoch) or take fewer --gradual_every_steps')
-  results = {
-      'run': config.run_name,
-      'method': config.method,
-      'recipe': config.recipe or 'paper',
-      'non_default_settings': config.non_default_settings(),
-      'config': dataclasses.asdict(config),
-      'data': {**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info},
-      'history': evaluation.history,
-      'best': evaluation.best,
-      'test_accuracy': evaluation.best['test_accuracy'],
-      'dev_accuracy': evaluation.best['dev_accuracy'],
-      'best_epoch': evaluation.best['epoch'],
-      'rank': evaluation.best['rank'],
-      'compression': extra['compression'] or None,
-      'dev_curve': extra['dev_curve'],
-      'params': {'uncompressed_model': params_uncompressed, 'model': evaluation.best['num_params'],
-                 'embedding': models.count_params(models.word_embedding(model))},
-      'checkpoint_bytes': evaluation.best['checkpoint'],
-      'checkpoint_dir': os.path.abspath(best_dir),
-      'wall_seconds': round(extra['wall_seconds'], 1),
-      'environment': {'tensorflow': tf.__version__, 'keras': keras.__version__, 'numpy': np.__version__,
-                      'python': platform.python_version(), 'machine': platform.machine(),
-                      'cpus': os.cpu_count()},
-  }
-  path = os.path.join(config.results_dir, config.run_name + '.json')
-  io_utils.write_json_atomic(path, results)
+  result = results.ClassifierResult(
+      run=config.run_name, method=config.method, recipe=config.recipe or 'paper',
+      non_default_settings=config.non_default_settings(), config=dataclasses.asdict(config),
+      data={**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info}, history=evaluation.history,
+      best=evaluation.best, test_accuracy=evaluation.best['test_accuracy'],
+      dev_accuracy=evaluation.best['dev_accuracy'], best_epoch=evaluation.best['epoch'], rank=evaluation.best['rank'],
+      compression=extra['compression'] or None, dev_curve=extra['dev_curve'],
+      params={'uncompressed_model': params_uncompressed, 'model': evaluation.best['num_params'],
+              'embedding': models.count_params(models.word_embedding(model))},
+      checkpoint_bytes=evaluation.best['checkpoint'], checkpoint_dir=os.path.abspath(best_dir),
+      wall_seconds=round(extra['wall_seconds'], 1), environment=results.environment())
+  path = results.write(result, config.results_dir)
   logging.info('Best dev epoch %d: dev %.4f, test %.4f; checkpoint %d bytes (%d params); wrote %s in %.0fs.',
-               results['best_epoch'], results['dev_accuracy'], results['test_accuracy'],
-               results['checkpoint_bytes']['total_bytes'], results['params']['model'], path, results['wall_seconds'])
-  return model, results
+               result.best_epoch, result.dev_accuracy, result.test_accuracy, result.checkpoint_bytes['total_bytes'],
+               result.params['model'], path, result.wall_seconds)
+  return model, dataclasses.asdict(result)
 
 
 def online_state(state):
