@@ -58,11 +58,13 @@ example: $(STAMP) ## the library on your own Keras model: examples/own_model.py 
 
 reproduce: $(STAMP) ## the paper's Tables 1-3 and Figures 2-3, 3 seeds (make -j2: two runs at a time; hours)
 	$(PY) scripts/reproduce.py --jobs=$(JOBS)
+	$(MAKE) --no-print-directory tables
 
 reproduce-quick: $(STAMP) ## Tables 1-2 with 1 seed and R in {50, 90} (under an hour)
 	$(PY) scripts/reproduce.py --quick --jobs=$(JOBS)
 
 tables: $(STAMP) ## rebuild Tables 1-3 and the figures from results/ (QUICK=1 for the quick plan)
+	$(PY) scripts/deployable_sizes.py --results_dir=results --output=results/deployable_sizes.json
 	$(PY) scripts/reproduce.py --tables_only $(if $(QUICK),--quick,)
 
 table-sst2: $(STAMP) ## the per-R summary of the SST-2 runs in results/ (results/sst2_summary.md)
@@ -81,7 +83,7 @@ bench-pipeline: $(STAMP) ## bucketed tf.data against padded arrays, one LSTM
 	$(PY) scripts/bench_pipeline.py --model=lstm --epochs=4 --output=results/bench_pipeline.json $(ARGS)
 
 bench-inference: $(STAMP) ## Table 4: TFLite size, accuracy and time (trains the missing seed-1 checkpoints first)
-	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=5 --jobs=$(JOBS) --output=results/table4 $(BENCH_ARGS)
+	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=7 --jobs=$(JOBS) --output=results/table4 $(BENCH_ARGS)
 	$(MAKE) --no-print-directory analysis
 
 analysis: $(STAMP) ## paper §4: parameters, bytes and FLOPs of the real models, beside Table 4

@@ -87,11 +87,16 @@ METHOD_ORDER = ['uncompressed', 'quant16', 'quant8', 'keras_int8', 'offline', 'o
 POLICY_ORDER = ['adagrad', 'adam', 'clr', 'calr']
 
 
+DEPLOYABLE_FILE = 'deployable_sizes.json'  # written by scripts/deployable_sizes.py
+
+
 def plan_frame(results_dir, runs):
   """One row per planned run: its result if it is done, else status 'missing', 'failed' or 'impossible'."""
+  deployable_path = os.path.join(results_dir, DEPLOYABLE_FILE)
+  deployable = io_utils.read_json(deployable_path, 'deployable sizes') if os.path.exists(deployable_path) else {}
   rows = []
   for run in runs:
-    row = {'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
+    row = {'deployable_bytes': deployable.get(run.name, {}).get('deployable_bytes', float('nan')), 'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
            'R': run.reduction, 'seed': run.seed, 'recipe': run.recipe}
     path = os.path.join(results_dir, run.name + '.json')
     failure = runner.failure_path(results_dir, run.name)
@@ -121,7 +126,9 @@ def aggregate(frame, keys):
                rank=done['rank'].dropna().iloc[0] if len(done) and done['rank'].notna().any() else None,
                bytes=done.bytes.mean() if len(done) else float('nan'),
                data_bytes=done.data_bytes.mean() if len(done) else float('nan'),
-               wall_seconds=done.wall_seconds.mean() if len(done) else float('nan'))
+               wall_seconds=done.wall_seconds.mean() if len(done) else float('nan'),
+               deployable_bytes=(done.deployable_bytes.mean() if len(done) and 'deployable_bytes' in done
+                                 else float('nan')))
     out.append(row)
   return pd.DataFrame(out)
 
@@ -180,13 +187,15 @@ def table2_markdown(table):
   """Markdown of `table2` or, with its `dataset` column first, `table3`."""
   with_dataset = 'dataset' in table.columns
   head = (['data set'] if with_dataset else []) + ['model', 'method', 'R (%)', 'rank k', 'checkpoint bytes',
-                                                    'test acc. (%)', 'rel. degradation (%)', 'seeds']
+                                                    'deployable bytes', 'test acc. (%)', 'rel. degradation (%)',
+                                                    'seeds']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for row in table.itertuples():
     size = '-' if pd.isna(row.bytes) else f'{row.bytes:,.0f}'
     degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
     rank = '-' if row.rank is None or pd.isna(row.rank) else f'{int(row.rank)}'
-    cells = ([row.dataset] if with_dataset else []) + [row.model, row.method, f'{row.R:g}', rank, size,
+    deployable = '-' if pd.isna(row.deployable_bytes) else f'{row.deployable_bytes:,.0f}'
+    cells = ([row.dataset] if with_dataset else []) + [row.model, row.method, f'{row.R:g}', rank, size, deployable,
                                                        _accuracy(row), degradation, row.seeds]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'

@@ -5,7 +5,9 @@ local-file `GeneratorBasedBuilder`s that work without a network; `load_splits` a
 (e.g. `glue/sst2`) for users who are online. The prepared TFRecords live under a digest of the source files.
 """
 
+import contextlib
 import dataclasses
+import io
 import os
 
 import tensorflow as tf
@@ -152,7 +154,12 @@ def _local_builder(name, train_level, source_dir, tfds_dir):
   # Two runs started together (make -j2) on a fresh clone would both prepare the same files and collide.
   with io_utils.exclusive(os.path.join(data_dir, '.prepare.lock')):
     builder = builder_cls(source_dir=source_dir, config=train_level, data_dir=data_dir)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    if not builder.is_prepared():
+      logging.info('Preparing %s (%s) from %s: once, into %s.', name, train_level, source_dir, data_dir)
+    # TFDS prints "Downloading and preparing ..." (nothing is downloaded) and progress bars: not for our output.
+    tfds.disable_progress_bar()
+    with contextlib.redirect_stdout(io.StringIO()):
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
   return builder
 
 
