@@ -1,4 +1,4 @@
-"""Uncompressed DAN-RAND on SST-2 under the variants of `plans.DAN_VARIANTS` (issue 15: the paper reports 84.61,
+"""Uncompressed DAN-RAND on SST-2 under the variants of `plans.DAN_VARIANTS` (the paper reports 84.61,
 Iyyer et al. 83.2), 3 seeds each; results/dan_tuning.{csv,md} with the variant chosen on dev.
 
   python scripts/dan_tuning.py --jobs=2

@@ -1,4 +1,4 @@
-"""The PTB language-model compression table (issue 7): train the baseline, compress it every way, measure, tabulate.
+"""The PTB language-model compression table: train the baseline, compress it every way, measure, tabulate.
 
   python scripts/ptb_table.py --jobs=2 --seeds=1,2   # per seed: the `small` baseline (~1 h here), then 10 compressed
                                                      # runs (~50 min at --jobs=2); all models timed at the end

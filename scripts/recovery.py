@@ -1,4 +1,4 @@
-"""The recovery ablation (issue 15, beyond the paper): each recovery recipe where online compression loses most,
+"""The recovery ablation (beyond the paper): each recovery recipe where online compression loses most,
 3 seeds; then results/recovery.{csv,md} and the recovery figure. Finished runs are skipped.
 
   python scripts/recovery.py --jobs=2        # every missing run, two at a time (about 2 hours here)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lmf_tf.compression import factorization
-from lmf_tf.compression import online
+from lmf_tf.compression import online, swap
 from lmf_tf.compression.rank import rank_for_reduction, reduction_of_rank, validate_rank
 from lmf_tf.harness import bench_scale
 from lmf_tf.text import models
@@ -85,7 +85,7 @@ def test_swap_gives_the_model_with_the_rank_k_reconstructed_embedding(kind):
   reference.set_weights(model.get_weights())
   models.word_embedding(reference).embeddings.assign(svd.left @ svd.right)
 
-  (report,) = online.compress_model(model, rank=3)
+  (report,) = swap.compress_model(model, rank=3)
 
   np.testing.assert_allclose(model(ids), reference(ids), atol=1e-5)
   assert layer.is_compressed and layer.rank == 3
@@ -102,7 +102,7 @@ def test_one_training_step_after_the_swap_changes_the_factors_and_keeps_other_we
   ids, labels = batch()
   model.train_on_batch(ids, labels)
   lstm_before = model.get_layer('lstm').get_weights()
-  online.compress_model(model, rank=4)  # also gives the compiled model an optimizer for the factors
+  swap.compress_model(model, rank=4)  # also gives the compiled model an optimizer for the factors
   # Every other trained weight is kept by the swap.
   for a, b in zip(lstm_before, model.get_layer('lstm').get_weights()):
     np.testing.assert_array_equal(a, b)
@@ -125,10 +125,10 @@ def test_compressed_layer_round_trips_through_get_config():
 
 def test_compressing_a_compressed_model_again_takes_the_best_lower_rank_of_its_product():
   model = tiny_model('dan')
-  online.compress_model(model, rank=4)
+  swap.compress_model(model, rank=4)
   layer = models.word_embedding(model)
   product = layer.full_matrix()
-  (report,) = online.compress_model(model, rank=2)
+  (report,) = swap.compress_model(model, rank=2)
   assert layer.rank == 2 and report.params_before == 4 * 62 and report.params_after == 2 * 62
   svd = factorization.truncated_svd(product, 2)
   np.testing.assert_allclose(layer.full_matrix(), svd.left @ svd.right, atol=1e-5)

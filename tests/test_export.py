@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lmf_tf.compression import export, online
+from lmf_tf.compression import export, swap
 from lmf_tf.harness import bench_inference
 from lmf_tf.text import export as text_export
 from lmf_tf.text import models
@@ -26,7 +26,7 @@ def _ids(batch, length, vocab_size, seed=0):
 def test_export_matches_keras_on_a_compressed_model(name, kind):
   config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16), num_classes=3)
   model = models.MODELS[name].build(config)
-  online.compress_model(model, rank=4)
+  swap.compress_model(model, rank=4)
   ids = _ids(4, 9, 300)
   expected = model.predict(ids, verbose=0)
   runner = export.TfliteRunner(export.to_tflite(model, kind, batch_size=4))
@@ -76,7 +76,7 @@ def test_folded_projection_of_our_classifiers_predicts_the_same_with_fewer_weigh
   config = models.ModelConfig(vocab_size=300, embedding_dim=16, lstm_units=8, dan_hidden=(32, 16))
   model = models.MODELS[name].build(config)
   model(_ids(2, 3, 300))
-  online.compress_model(model, rank=3)
+  swap.compress_model(model, rank=3)
   folded = export.fold_projection(model)
   ids = _ids(4, 9, 300)
   np.testing.assert_allclose(folded.predict(ids, verbose=0), model.predict(ids, verbose=0), atol=1e-5)

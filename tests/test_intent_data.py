@@ -1,4 +1,4 @@
-"""The four intent data sets (issue 5) on the real vendored files, their configs, and bad input."""
+"""The four intent data sets on the real vendored files, their configs, and bad input."""
 
 import collections
 import shutil

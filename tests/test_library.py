@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 
 import lmf_tf
-from lmf_tf.compression import online
+from lmf_tf.compression import online, swap
 from lmf_tf.errors import ConfigError
 
 V, D = 300, 16
@@ -92,7 +92,7 @@ def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkey
   model(data(2)[0])  # built, so the layer object can be held
   layer = embedding_of(model)
   calls = []
-  monkeypatch.setattr(online, 'compress_layer', lambda *a, **k: calls.append(1) or lmf_tf.compression.factorization
+  monkeypatch.setattr(swap, 'compress_layer', lambda *a, **k: calls.append(1) or lmf_tf.compression.factorization
                       .compress_layer(*a, **k))
   callback = lmf_tf.OnlineCompression(reduction=90, at_step=4)
   ids, labels = data()

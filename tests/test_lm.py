@@ -1,4 +1,4 @@
-"""The PTB language-model foundation: data, TBPTT windows, state carrying, perplexity, training (issue 7)."""
+"""The PTB language-model foundation: data, TBPTT windows, state carrying, perplexity, training."""
 
 import dataclasses
 import hashlib

@@ -1,4 +1,4 @@
-"""LM compression (issue 7): TT and low-rank layers, the factorized copy, pruning in the LM loop, `compress_lm`."""
+"""LM compression: TT and low-rank layers, the factorized copy, pruning in the LM loop, `compress_lm`."""
 
 import json
 import math

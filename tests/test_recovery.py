@@ -1,4 +1,4 @@
-"""Recovery after the online swap (issue 15): learning-rate restart, distillation, gradual rank, swap at the dev
+"""Recovery after the online swap: learning-rate restart, distillation, gradual rank, swap at the dev
 peak; each on a user's model through the library, and all of them through a resumed run that must end bitwise
 like an uninterrupted one."""
 

@@ -1,4 +1,4 @@
-"""Exact resume (issue 8): a run killed with SIGKILL mid-epoch, right after the compression swap, and resumed with
+"""Exact resume: a run killed with SIGKILL mid-epoch, right after the compression swap, and resumed with
 --resume ends with the same weights and metrics as an uninterrupted run."""
 
 import json

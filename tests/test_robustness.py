@@ -1,4 +1,4 @@
-"""No lost or corrupted output: NaN losses, truncated or corrupted files, two runs on one directory (issue 8)."""
+"""No lost or corrupted output: NaN losses, truncated or corrupted files, two runs on one directory."""
 
 import dataclasses
 import glob

@@ -106,7 +106,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
     Works on an uncompressed layer and on a compressed one (a new rank: gradual reduction). The old variables are
     no longer tracked: not saved, not trained, not in `layer.weights`. An optimizer built for the old variables
-    must be rebuilt for the new ones (`lmf_tf.compression.online.carry_optimizer`).
+    must be rebuilt for the new ones (`lmf_tf.compression.swap.carry_optimizer`).
     """
     if not self.built:
       raise ConfigError(f'embedding {self.name!r} is not built yet: build or call the model before compressing it')

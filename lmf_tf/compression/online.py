@@ -1,16 +1,6 @@
-"""Compress the embeddings of a user's own Keras model: during `fit` (`OnlineCompression`), inside a custom training
-loop (`swap_embeddings`), or after training (`compress_model`). Acharya et al. 2019, §3.1 (online LMF).
-
-All three change the model in place. Every `keras.layers.Embedding` of the model (at any depth: functional,
-Sequential, subclassed, or nested inside another layer), or those named in `layers`, becomes a
-`CompressibleEmbedding` holding U_k Σ_k (V x k) and V_kᵀ (k x d) and nothing else of W (`embedding.py`). Every
-other weight stays as it was. An optimizer built for the old V x d variable cannot update the new ones, so it is
-replaced by one of the same kind and config that carries the step and every other variable's slots (moments);
-the factors start from zero state (`carry_optimizer`).
-
-A tied embedding is refused when another layer holds its variable (a softmax sharing the V x d matrix would no
-longer be the same matrix); one that reads the layer's `embeddings` property works, since that property is the
-product U_k Σ_k V_kᵀ after the swap.
+"""`OnlineCompression`: the online swap during `fit` (Acharya et al. 2019, §3.1), and the recovery options after it
+(beyond the paper): a learning-rate restart, distillation from the model before the swap, gradual rank reduction,
+and the swap at the dev peak. The swap itself is `swap.py`'s; see its docstring for what changes in the model.
 """
 
 import dataclasses
@@ -21,167 +11,12 @@ from absl import logging
 
 from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression.embedding import CompressibleEmbedding
-from lmf_tf.compression.factorization import SVD_METHODS, compress_layer
-from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, target_rank
+from lmf_tf.compression.factorization import SVD_METHODS
+from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank
 from lmf_tf.compression.schedules import Restarted
+from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, factorize_embeddings, final_ranks,
+                                     find_embeddings, retrace, set_optimizer)
 from lmf_tf.errors import ConfigError
-
-def find_embeddings(model, layers=None, caller='compress_model'):
-  """The embeddings of `model` to compress: every `keras.layers.Embedding` or `CompressibleEmbedding` at any depth,
-  or those whose names are in `layers`.
-
-  Other subclasses of `Embedding` (their call path is their own) are skipped with a warning unless named, which
-  is an error. Raises ConfigError (naming `caller` and its `layers=` argument) for a model without one or a name
-  that is not an embedding of the model.
-  """
-  found, skipped = [], []
-  for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access  (Keras's own walk)
-    if isinstance(layer, keras.layers.Embedding) and layer not in found + skipped:
-      (found if type(layer) in (keras.layers.Embedding, CompressibleEmbedding) else skipped).append(layer)
-  if layers is None:
-    for layer in skipped:
-      logging.warning('%s: %s is a %s; only keras.layers.Embedding and lmf_tf.CompressibleEmbedding are compressed',
-                      caller, layer.name, type(layer).__name__)
-    if not found:
-      raise ConfigError(f'{caller}: model {model.name!r} has no keras.layers.Embedding to compress')
-    return found
-  if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
-    raise ConfigError(f'{caller}(layers={layers!r}): give a list of layer names')
-  by_name = {layer.name: layer for layer in found + skipped}
-  unknown = [name for name in layers if name not in by_name]
-  if unknown:
-    raise ConfigError(f'{caller}(layers={list(layers)!r}): model {model.name!r} has no embedding named '
-                      f'{", ".join(map(repr, unknown))}; its embeddings are {", ".join(map(repr, by_name)) or "none"}')
-  for name in layers:
-    if by_name[name] in skipped:
-      raise ConfigError(f'{caller}(layers=...): {name!r} is a {type(by_name[name]).__name__}; only '
-                        'keras.layers.Embedding and lmf_tf.CompressibleEmbedding can be compressed')
-  return [by_name[name] for name in layers]
-
-
-def check_not_tied(model, layer, caller='compress_model'):
-  """Raises ConfigError if another layer of `model` holds `layer`'s embedding matrix as its own weight (a tied
-  softmax): factorizing it would untie the two."""
-  if getattr(layer, 'rank', None) is not None or not layer.built:
-    return  # unbuilt: nothing to share yet
-  matrix = layer._embeddings  # pylint: disable=protected-access
-  for other in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if other is not layer and any(v is matrix for v in other._trainable_variables + other._non_trainable_variables):  # pylint: disable=protected-access
-      raise ConfigError(
-          f'{caller}: embedding {layer.name!r} is tied to layer {other.name!r}, which holds the same V x d variable; '
-          'factorizing it would untie them. Read the matrix through the embedding layer\'s `embeddings` property in '
-          f'{other.name!r} (it becomes U_k Σ_k V_kᵀ), or leave {layer.name!r} out with layers=[...]')
-
-
-def final_ranks(embeddings, reduction=None, rank=None, caller='compress_model'):
-  """{layer name: k} for each embedding, from R (`reduction`) or `rank`; errors name `caller`, its argument and
-  the embedding."""
-  ranks = {}
-  for layer in embeddings:
-    try:
-      ranks[layer.name] = target_rank(layer.input_dim, layer.output_dim, reduction, rank)
-    except ConfigError as e:
-      raise ConfigError(f'{caller}: {e} (embedding {layer.name!r})') from None
-  return ranks
-
-
-def carry_optimizer(optimizer, variables, learning_rate=None):
-  """A new optimizer of `optimizer`'s class and config (or with `learning_rate`) built for `variables`.
-
-  The step counter and the slots of every variable the old optimizer already had (matched by the slot's name,
-  which Keras derives from the variable's path) are copied over; new variables (the factors) start from zero.
-  """
-  config = optimizer.get_config()
-  if learning_rate is not None:
-    config['learning_rate'] = learning_rate
-  new = type(optimizer).from_config(config)
-  new.build(variables)
-  old = {v.name: v for v in optimizer.variables}
-  carried = 0
-  for v in new.variables:
-    source = old.get(v.name)
-    # The step is set below; the rate comes from the config (the current value, or the new `learning_rate`).
-    if source is not None and tuple(source.shape) == tuple(v.shape) and v.name not in ('iteration', 'learning_rate'):
-      v.assign(source)
-      carried += 1
-  new.iterations.assign(optimizer.iterations)
-  logging.info('Optimizer rebuilt for %d variables: %d optimizer variables carried over, step %d.', len(variables),
-               carried, int(new.iterations.numpy()))
-  return new
-
-
-def set_optimizer(model, optimizer):
-  """Gives a compiled `model` its new optimizer: the one `fit` steps with, and the one its compile config records,
-  so that a `.keras` file saved later rebuilds this optimizer and loads its variables (Keras keeps the object given
-  to `compile` in `_compile_config`; there is no public setter)."""
-  model.optimizer = optimizer
-  compile_config = getattr(model, '_compile_config', None)
-  if compile_config is not None and 'optimizer' in compile_config.config:
-    compile_config.config['optimizer'] = optimizer
-
-
-def _retrace(model):
-  """Every traced function captured the old variables: re-trace training, evaluation and prediction."""
-  model.make_train_function(force=True)
-  model.make_test_function(force=True)
-  model.make_predict_function(force=True)
-
-
-def _factorize(embeddings, ranks, svd_method):
-  reports = []
-  for layer in embeddings:
-    CompressibleEmbedding.from_embedding(layer)
-    reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
-  return reports
-
-
-def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=None, svd_method='auto',
-                    learning_rate=None):
-  """The online swap for a custom training loop (`tf.GradientTape`): factorizes the model's embeddings in place
-  and returns `(optimizer, reports)`, the optimizer carrying the old one's step and slots (`carry_optimizer`).
-
-  After the call, train with the returned optimizer and re-create any `tf.function` that captured the model's
-  variables (a traced step keeps reading the old V x d matrix otherwise). Under `tf.distribute`, call it inside
-  `strategy.scope()`.
-
-  Args:
-    model: a built Keras model.
-    optimizer: the loop's (built) optimizer, or None to get None back.
-    reduction: R in percent, k = floor((1 - R/100) V d / (V + d)) for each embedding; or
-    rank: k for every embedding.
-    layers: names of the embeddings to compress (default: all).
-    learning_rate: the new optimizer's rate or schedule (default: the old one's).
-  Returns:
-    (optimizer or None, [CompressionReport]).
-  """
-  embeddings = find_embeddings(model, layers, 'swap_embeddings')
-  for layer in embeddings:
-    check_not_tied(model, layer, 'swap_embeddings')
-  reports = _factorize(embeddings, final_ranks(embeddings, reduction, rank, 'swap_embeddings'), svd_method)
-  if optimizer is not None:
-    optimizer = carry_optimizer(optimizer, model.trainable_variables, learning_rate)
-  return optimizer, reports
-
-
-def compress_model(model, reduction=None, rank=None, layers=None, svd_method='auto'):
-  """Compresses the embeddings of a trained model in place (post-training LMF); returns [CompressionReport].
-
-  The model can be used, saved (`.keras`, SavedModel, `save_inference_checkpoint`) and exported at once. If it is
-  compiled with a built optimizer, that optimizer is replaced by one that carries the other variables' slots, so
-  `fit` continues at once and a saved file holds no slots of the removed matrix.
-  """
-  embeddings = find_embeddings(model, layers)
-  for layer in embeddings:
-    check_not_tied(model, layer)
-  ranks = final_ranks(embeddings, reduction, rank)
-  with model.distribute_strategy.scope():
-    reports = _factorize(embeddings, ranks, svd_method)
-    optimizer = getattr(model, 'optimizer', None)
-    if optimizer is not None and optimizer.built:
-      set_optimizer(model, carry_optimizer(optimizer, model.trainable_variables))
-  if getattr(model, 'compiled', False):
-    _retrace(model)
-  return reports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,11 +161,11 @@ class OnlineCompression(keras.callbacks.Callback):
                        self.at_dev_peak.monitor, self._best)
         elif self._teacher is not None:
           self._teacher.set_weights(model.get_weights())
-      self.reports = _factorize(self._embeddings, self._stage_ranks[stage], self.svd_method)
+      self.reports = factorize_embeddings(self._embeddings, self._stage_ranks[stage], self.svd_method)
       self.swap_steps.append(step)
       self._install_optimizer()
     self._attach_distillation()
-    _retrace(model)
+    retrace(model)
 
   def _install_optimizer(self):
     optimizer = self.model.optimizer
@@ -374,7 +209,7 @@ class OnlineCompression(keras.callbacks.Callback):
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
       self._install_optimizer()
     self._attach_distillation()
-    _retrace(model)
+    retrace(model)
 
   # Callback hooks.
 

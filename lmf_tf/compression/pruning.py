@@ -1,4 +1,4 @@
-"""Magnitude pruning with retraining under a fixed mask, and sparse checkpoints (Grachev et al. 2017, §3.1; issue 7).
+"""Magnitude pruning with retraining under a fixed mask, and sparse checkpoints (Grachev et al. 2017, §3.1).
 
 Keras 3 has no pruning API (tensorflow-model-optimization needs Keras 2), so this is the small mechanism written
 here:

@@ -1,4 +1,4 @@
-"""Low-rank matrix factorization (LMF) of word embeddings, offline or online (Acharya et al. 2019, §3.1).
+"""The rank k of a factorization from the reduction R asked for, and its checks (Acharya et al. 2019, §3.1).
 
 The embedding W (V x d) is replaced by its best rank-k approximation in the Frobenius norm (Eckart-Young):
 W ≈ W_k = U_k Σ_k V_kᵀ, with U_k Σ_k (V x k) as the new embedding table and V_kᵀ (k x d) as a bias-free dense

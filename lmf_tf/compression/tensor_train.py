@@ -1,4 +1,4 @@
-"""Tensor-train (TT) matrices as Keras layers: `TTEmbedding` and `TTDense` (Grachev et al. 2017, §3.4; issue 7).
+"""Tensor-train (TT) matrices as Keras layers: `TTEmbedding` and `TTDense` (Grachev et al. 2017, §3.4).
 
 A matrix W of shape M x N with M = m_1···m_d and N = n_1···n_d is seen as the 2d-way tensor
 W[(i_1..i_d), (j_1..j_d)] (row-major multi-indices) and stored in the TT-matrix format of Oseledets (2011),

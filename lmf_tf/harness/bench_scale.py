@@ -43,7 +43,7 @@ class PeakMemory:
 
 def compression_scale(vocab_sizes=(100_000, 1_000_000), dim=300, reduction=90, full_svd_up_to=100_000, seed=0,
                       echo=print):
-  """Time and peak extra memory of compressing a V x d embedding (issue 8: the paper's 1M-word vocabularies).
+  """Time and peak extra memory of compressing a V x d embedding (the paper's 1M-word vocabularies).
 
   For each V: a built `CompressibleEmbedding(V, d)` with N(0, 1) weights; the truncated SVD alone by the Gram route
   and, for V <= `full_svd_up_to`, by the plain float64 SVD; then the whole swap (`compress_layer`: read the matrix,

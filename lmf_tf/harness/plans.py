@@ -16,7 +16,7 @@ from lmf_tf.text.config import RECOVERY_OPTIONS, QuantizeConfig, TrainConfig, de
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE2_REDUCTIONS = (10, 30, 50, 70, 90, 95, 99)  # the paper's R, and beyond it, 95 and 99
 QUICK_REDUCTIONS = (50, 90)
-# Table 3 (issue 5): the paper's intent set is proprietary; CLINC150 and SNIPS stand in for it.
+# Table 3: the paper's intent set is proprietary; CLINC150 and SNIPS stand in for it.
 TABLE3_DATASETS = ('clinc150', 'snips')
 TABLE3_REDUCTIONS = (50, 70, 90)
 QUICK_TABLE3 = ((), ())  # the quick plan leaves Table 3 out, to stay well under an hour
@@ -42,7 +42,7 @@ def _train_run(table, model, method, seed, reduction=0, workdir='checkpoints', r
              recipe=config.recipe or 'paper')
 
 
-STACKED_REDUCTION = 90  # online LMF, then 8-bit quantization of its checkpoint (beyond the paper; issue 6)
+STACKED_REDUCTION = 90  # online LMF, then 8-bit quantization of its checkpoint (beyond the paper)
 
 
 def _quantize_run(source, bits=None, keras_int8=False, results_dir='results', workdir='checkpoints'):
@@ -105,7 +105,7 @@ def table4_plan(workdir='checkpoints', results_dir='runs/table4', seed=1, models
                               needs_checkpoint=True) for model in models for r in TABLE4_REDUCTIONS]
 
 
-# The recovery ablation (issue 15, beyond the paper): where online compression loses most, the paper's recipe
+# The recovery ablation (beyond the paper): where online compression loses most, the paper's recipe
 # against each recovery option and the combinations that make sense, 3 seeds. The recipe is chosen on dev.
 RECOVERY_SETTINGS = (  # (dataset, model, R)
     ('sst2', 'lstm', 90), ('sst2', 'lstm', 95), ('clinc150', 'lstm', 90), ('sst2', 'dan', 99))
@@ -146,7 +146,7 @@ def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_S
   return runs
 
 
-# DAN-RAND's uncompressed accuracy (issue 15): Iyyer et al. (2015) train DAN with AdaGrad, word dropout 0.3 and
+# DAN-RAND's uncompressed accuracy: Iyyer et al. (2015) train DAN with AdaGrad, word dropout 0.3 and
 # mini-batches of 32... Each variant is chosen on dev over 3 seeds.
 DAN_VARIANTS = {
     'default': {},
@@ -167,7 +167,7 @@ def dan_plan(seeds=(1, 2, 3), variants=DAN_VARIANTS, workdir='checkpoints', resu
           for name, settings in variants.items() for seed in seeds]
 
 
-# The PTB table (issue 7; Grachev et al. 2017, Table 1): the `small` baseline, then each method at two or three
+# The PTB table (Grachev et al. 2017, Table 1): the `small` baseline, then each method at two or three
 # levels, each compressed from the baseline's checkpoint and fine-tuned (quantization is not fine-tuned).
 PTB_LEVELS = (  # in the order they run: one level of each method first
     ('lowrank', dict(reduction=60)),

@@ -12,7 +12,7 @@ PTB_METHOD_ORDER = ('baseline', 'lowrank', 'prune', 'quantize', 'tt')
 
 
 def ptb_table(runs, results_dir, speeds=None):
-  """The PTB table (issue 7), run by run: one row per run of `experiments.ptb_plan` that has a results JSON.
+  """The PTB table, run by run: one row per run of `experiments.ptb_plan` that has a results JSON.
 
   Columns: seed, method, level, stored numbers, checkpoint bytes and how many times smaller than the same seed's
   baseline, valid and test perplexity, the test change against that baseline in percent, fine-tuning wall time

@@ -1,4 +1,4 @@
-"""The recovery ablation's table and figure (issue 15) from the result JSONs of `plans.recovery_plan`.
+"""The recovery ablation's table and figure from the result JSONs of `plans.recovery_plan`.
 
 One row per (data set, model, R, recipe): seeds done, dev and test accuracy over the seeds, the relative loss
 against the same data set and model uncompressed (its 3-seed mean), the checkpoint size, and `selected`: the

@@ -1,4 +1,4 @@
-"""Compress a trained PTB language model, fine-tune it, and measure it (Grachev, Ignatov, Savchenko 2017; issue 7).
+"""Compress a trained PTB language model, fine-tune it, and measure it (Grachev, Ignatov, Savchenko 2017).
 
 `compress_lm(config)` loads the model that `lm_training.train_lm` saved, applies one method, fine-tunes the result
 with SGD on the training set (choosing the epoch by valid perplexity, the state before fine-tuning included), and

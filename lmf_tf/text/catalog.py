@@ -19,7 +19,7 @@ SST-2 (Socher et al. 2013), as in Acharya et al. 2019, §5.1. Configs `phrase` (
     sentence. Dev (872) and test (1,821) are the sentence-level sets.
   * `--train_level=sentence` trains on the 6,920 training sentences only.
 
-Intent classification (issue 5). Each set's default embeddings are `glove/glove.6B.50d.intent.txt`; the share of
+Intent classification. Each set's default embeddings are `glove/glove.6B.50d.intent.txt`; the share of
 training tokens (types) that have a vector under the whitespace tokenizer is given for each.
   * `clinc150` (Larson et al. 2019, `data_full.json`): 150 in-scope intents, train 15,000 / val 3,000 / test
     4,500. Classes are the intents of `domains.json`, sorted. Config `in_scope` (default) leaves out the

@@ -28,7 +28,7 @@ MODEL_DEFAULTS = {
     'dan': dict(epochs=6, lr_upper=1e-3, l2=1e-4, word_dropout=0.3, embedding_dim=300),
 }
 OPTIMIZER_RATES = {'adam': 1e-3, 'sgd': 0.01, 'adagrad': 0.05}  # --learning_rate of a constant schedule
-# The recovery options (issue 15) by the name they take in a run's name, with their standard settings: a run
+# The recovery options by the name they take in a run's name, with their standard settings: a run
 # that uses an option with other settings gets a hash in its name as well.
 RECOVERY_OPTIONS = {
     'restart': dict(recovery_lr='restart'),

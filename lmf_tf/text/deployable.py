@@ -13,7 +13,7 @@ import dataclasses
 import os
 import tempfile
 
-from lmf_tf.compression import export, online
+from lmf_tf.compression import export, swap
 from lmf_tf.text import catalog, input_pipeline, models, tfds_builders
 from lmf_tf.text.config import TrainConfig
 
@@ -51,7 +51,7 @@ def tflite_bytes(result, trained, cache):
         vocab_size=vocab_size, num_classes=num_classes, embedding_dim=width, lstm_units=units,
         word_dropout=config.word_dropout))
     if result.rank is not None:
-      online.compress_model(model, rank=result.rank)
+      swap.compress_model(model, rank=result.rank)
       model = export.fold_projection(model) if folded else model
     cache[key] = len(export.to_tflite(model, kind, batch_size=1))
   return cache[key]

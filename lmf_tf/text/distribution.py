@@ -1,4 +1,4 @@
-"""Distributed training through `tf.distribute` (issue 8): the strategy a run trains under.
+"""Distributed training through `tf.distribute`: the strategy a run trains under.
 
   - 'default': no distribution (one device).
   - 'mirrored': `tf.distribute.MirroredStrategy` over every local GPU, or, with `cpu_devices=N`, over N logical CPU
