@@ -85,7 +85,21 @@ def __dir__():
   return __all__
 
 
-def _register_keras_classes():
+_REGISTERED = []
+
+
+def _register_keras_classes(at_module_end=False):
+  """Imports every module with Keras classes (their decorators register them), once.
+
+  Not while an lmf_tf module is still being imported (its names are not all defined yet, and the modules imported
+  here import from it), unless called from the end of such a module (`at_module_end`: its names are all there).
+  """
+  if _REGISTERED:
+    return
+  if not at_module_end and any(name.startswith('lmf_tf.') and getattr(module.__spec__, '_initializing', False)
+                               for name, module in list(sys.modules.items()) if getattr(module, '__spec__', None)):
+    return  # that module calls this again on its last line
+  _REGISTERED.append(True)
   for module in _KERAS_MODULES:
     importlib.import_module(module)
 

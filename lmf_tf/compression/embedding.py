@@ -12,6 +12,8 @@ changes the object's class to this subclass of it), so `isinstance(layer, keras.
 """
 
 import keras
+
+import lmf_tf
 import numpy as np
 from absl import logging
 from keras import ops
@@ -163,3 +165,6 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
+
+
+lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

@@ -24,6 +24,8 @@ speed side of TT's size gain, and `make ptb-table` measures it.
 import math
 
 import keras
+
+import lmf_tf
 import numpy as np
 from keras import ops
 
@@ -186,3 +188,6 @@ class TTDense(_TTMatrix):
 
   def compute_output_shape(self, input_shape):
     return (*input_shape[:-1], self.shape[1])
+
+
+lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files
