@@ -1,8 +1,12 @@
 """What every script shares: a quiet terminal, one-line errors and documented exit statuses.
 
-    from lmf_tf import cli
-    cli.load_tensorflow_quietly()  # before anything imports TensorFlow (scripts that train or evaluate)
+    from lmf_tf import cli            # no TensorFlow at the top of a script: flags are checked first
     ...
+    def main(argv):
+      config = ...validate()            # what can be checked without TensorFlow and the data
+      cli.load_tensorflow_quietly()
+      from lmf_tf.text import training  # TensorFlow loads here
+      ...
     if __name__ == '__main__':
       cli.run(main)
 
@@ -23,9 +27,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow loads: n
 
 
 def load_tensorflow_quietly():
-  """Imports TensorFlow with file descriptor 2 pointed at /dev/null: its C++ start-up lines (oneDNN, CUDA drivers)
+  """Imports TensorFlow (once) with file descriptor 2 pointed at /dev/null: its C++ start-up lines (oneDNN, CUDA drivers)
   are written before its logging is set up, twice, whatever TF_CPP_MIN_LOG_LEVEL says. An import error still
   raises, with its traceback, after stderr is back."""
+  if 'tensorflow' in sys.modules:
+    return
   saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
   try:
     os.dup2(devnull, 2)
@@ -79,7 +85,12 @@ def _parse_flags(argv):
 
 
 def run(main):
-  """`app.run(main)` with a quiet terminal; an `LmfError` or a missing file is one line and exit status 1."""
+  """`app.run(main)` with a quiet terminal; an `LmfError` or a missing file is one line and exit status 1.
+
+  The flags are parsed (and a bad one refused) before TensorFlow loads: a script checks its settings first, then
+  calls `load_tensorflow_quietly()` and imports its TensorFlow modules inside `main`, so that a typo costs no
+  TensorFlow start-up.
+  """
   def wrapped(argv):
     if len(argv) > 1:
       print(f'error: unexpected arguments {argv[1:]} (flags are --name=value)', file=sys.stderr)
@@ -109,3 +120,6 @@ def run_or_exit(fn, *args, **kwargs):
   except KeyboardInterrupt:
     print('interrupted', file=sys.stderr)
     sys.exit(130)
+  except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(0)

@@ -8,14 +8,10 @@ import os
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 import pandas as pd
 
 from lmf_tf import io_utils
-from lmf_tf.compression import analysis
-from lmf_tf.text import trained_models
 
 flags.DEFINE_list('models', ['lstm', 'dan'], 'Models to analyse (their uncompressed checkpoint gives V, d, widths).')
 flags.DEFINE_string('workdir', 'checkpoints', 'Where the training runs are.')
@@ -27,6 +23,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  from lmf_tf.compression import analysis
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import trained_models
   measured = {}
   if os.path.exists(FLAGS.table4):
     measured = io_utils.read_json(FLAGS.table4, 'Table 4 file').get('table', {})

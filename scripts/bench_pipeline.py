@@ -8,12 +8,9 @@ import json
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
 from lmf_tf import io_utils
-from lmf_tf.harness import bench_pipeline
 from lmf_tf.text import flags as lmf_flags
 
 lmf_flags.define_train_flags()
@@ -23,6 +20,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.harness import bench_pipeline
   config = lmf_flags.config_from_flags().resolved()
   result = bench_pipeline.compare_input_pipelines(config, epochs=config.epochs)
   result['config'] = dataclasses.asdict(config)

@@ -7,12 +7,9 @@ import json
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
 from lmf_tf import io_utils
-from lmf_tf.harness import bench_scale
 from lmf_tf.harness import flags as lmf_flags
 
 lmf_flags.define_int_list('vocab_sizes', '100000,1000000', 'Vocabulary sizes V.', minimum=1)
@@ -26,6 +23,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.harness import bench_scale
   rows = bench_scale.compression_scale(tuple(FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
                                       FLAGS.full_svd_up_to)
   io_utils.write_json_atomic(FLAGS.output, {'rows': rows})

@@ -8,19 +8,15 @@
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
-from absl import app
-
-from lmf_tf.lm import compression as lm_compression
 from lmf_tf.lm import flags as lmf_flags
 
 lmf_flags.define_lm_compression_flags()
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.lm import compression as lm_compression
   lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags())
 
 

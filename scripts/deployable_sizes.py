@@ -10,12 +10,9 @@ import os
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
 from lmf_tf import io_utils, results
-from lmf_tf.text import deployable
 
 flags.DEFINE_string('results_dir', 'results', 'Folder of per-run result JSONs.')
 flags.DEFINE_string('output', 'results/deployable_sizes.json', 'Where to write {run: sizes}.')
@@ -24,6 +21,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import deployable
   runs = {}
   for path in sorted(glob.glob(os.path.join(FLAGS.results_dir, '*.json'))):
     with open(path, encoding='utf-8') as f:

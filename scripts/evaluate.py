@@ -7,11 +7,8 @@ import json
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
-from lmf_tf.text import trained_models
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py.', required=True)
 FLAGS = flags.FLAGS
@@ -19,6 +16,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import trained_models
   print(json.dumps(trained_models.evaluate_checkpoint(FLAGS.checkpoint_dir), indent=2))
 
 

@@ -8,17 +8,13 @@ import json
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
-from lmf_tf.compression.export import KINDS
-from lmf_tf.text import export
 
 flags.DEFINE_string('checkpoint_dir', None, 'A `best/` directory written by scripts/train.py or quantize.py.',
                     required=True)
 flags.DEFINE_string('output_dir', None, 'Where the .tflite files go.', required=True)
-flags.DEFINE_list('kinds', list(KINDS), 'Which exports: float32, float16 (weights), int8 (dynamic range).')
+flags.DEFINE_list('kinds', ['float32', 'float16', 'int8'], 'Which exports: float32, float16 (weights), int8 (dynamic range).')
 flags.DEFINE_integer('batch_size', 1, 'Batch size the model is converted for (fixed: the LSTM needs it static).')
 flags.DEFINE_bool('fold_projection', False, 'For a compressed model: multiply the k x d projection into the next '
                   'layer\'s input kernel (smaller and faster, same predictions up to rounding).')
@@ -27,6 +23,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import export
   sizes = export.export_checkpoint(FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
                                FLAGS.batch_size, FLAGS.fold_projection)
   print(json.dumps(sizes, indent=2))

@@ -12,12 +12,10 @@ import os
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from absl import flags
 
 from lmf_tf import io_utils, results
-from lmf_tf.harness import bench_lm_speed, plans, ptb_reporting, runner
+from lmf_tf.harness import plans, ptb_reporting, runner
 from lmf_tf.harness import flags as lmf_flags
 from lmf_tf.lm.config import LM_CONFIGS
 
@@ -33,6 +31,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.harness import bench_lm_speed
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
   runs = plans.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,
                               FLAGS.results_dir, **extra)

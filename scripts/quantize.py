@@ -6,10 +6,7 @@
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from lmf_tf import settings
-from lmf_tf.text import post_training
 from lmf_tf.text.config import QuantizeConfig
 
 settings.define_flags(QuantizeConfig)
@@ -17,6 +14,8 @@ settings.define_flags(QuantizeConfig)
 
 def main(argv):
   del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import post_training
   config = settings.config_from_flags(QuantizeConfig)
   post_training.quantize_trained_model(config.checkpoint_dir, bits=config.bits, per_channel=config.per_channel,
                                        method=config.method, results_dir=config.results_dir)

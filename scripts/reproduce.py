@@ -39,6 +39,7 @@ def main(argv):
   runner.run_plan(chosen, FLAGS.jobs, FLAGS.results_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if FLAGS.dry_run:
     return
+  cli.load_tensorflow_quietly()  # Figure 2 computes the schedules with TensorFlow
   for path in reporting.write_paper_tables(FLAGS.results_dir, runs) + figures.write_all(FLAGS.results_dir, runs):
     print('wrote', path)
 

@@ -9,17 +9,17 @@ import sys
 
 from lmf_tf import cli
 
-cli.load_tensorflow_quietly()  # before the imports below load it: no C++ start-up noise
-
 from lmf_tf.text import flags as lmf_flags
-from lmf_tf.text import training
 
 lmf_flags.define_train_flags()
 
 
 def main(argv):
   del argv
-  training.train_and_evaluate(lmf_flags.config_from_flags(), progress=sys.stdout.isatty())
+  config = lmf_flags.config_from_flags().validate()  # every setting that can be checked without the data
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.text import training
+  training.train_and_evaluate(config, progress=sys.stdout.isatty())
 
 
 if __name__ == '__main__':
