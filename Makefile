@@ -22,7 +22,7 @@ JOBS ?= $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),1)
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test sst2-lstm sst2-dan intent-lstm intent-dan example reproduce reproduce-quick tables \
+.PHONY: help venv test test-slow sst2-lstm sst2-dan intent-lstm intent-dan example reproduce reproduce-quick tables \
 	table-sst2 recovery recovery-tables dan-tuning bench-pipeline bench-inference analysis bench-scale ptb-lm \
 	ptb-table multi-worker-demo clean-venv
 
@@ -38,8 +38,11 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-test: $(STAMP) ## the test suite (about 2.5 min on 2 cores)
+test: $(STAMP) ## the test suite without the tests marked slow (about 2.5 min on 2 cores)
 	$(PY) -m pytest -q tests
+
+test-slow: $(STAMP) ## the slow tests: killed and resumed runs, distributed training (CI runs them too)
+	$(PY) -m pytest -q -m slow tests
 
 sst2-lstm: $(STAMP) ## train the SST-2 LSTM; R=90 compresses its embedding online (SEED, ARGS)
 	$(PY) scripts/train.py --dataset=sst2 --model=lstm --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)

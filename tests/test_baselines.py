@@ -103,16 +103,17 @@ def test_offline_needs_a_rank_and_no_swap_step(tiny_config):
     TrainConfig(**dict(tiny_config, offline=True, reduction=50, compress_at_epoch=0)).validate()
 
 
-@pytest.mark.parametrize('method, bits', [('fixed_point', 8), ('keras_int8', 8)])
-def test_quantize_trained_model_writes_results(tiny_config, method, bits):
-  _, trained = training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=4)))
-  results = post_training.quantize_trained_model(trained['checkpoint_dir'], bits=bits, method=method,
-                                                 results_dir=tiny_config['results_dir'])
-  saved = json.loads(open(os.path.join(tiny_config['results_dir'], results['run'] + '.json')).read())
+@pytest.mark.parametrize('method', ['fixed_point', 'keras_int8'])
+def test_quantize_trained_model_writes_results(trained_dan, tmp_path, method):
+  trained, _ = trained_dan
+  results = post_training.quantize_trained_model(trained['checkpoint_dir'], bits=8, method=method,
+                                                 results_dir=str(tmp_path), output_dir=str(tmp_path / 'q'))
+  saved = json.loads(open(os.path.join(tmp_path, results['run'] + '.json')).read())
   assert saved['method'] == ('quant8' if method == 'fixed_point' else 'keras_int8')
   assert saved['checkpoint_bytes']['data_bytes'] < 0.5 * trained['checkpoint_bytes']['data_bytes']
-  assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 0.2
-  assert saved['run'] == trained['run'].replace('_seed4', '_q8_seed4' if method == 'fixed_point' else '_kerasint8_seed4')
+  # 8 bits change at most one of the 12 test sentences' predictions of this tiny model.
+  assert abs(saved['test_accuracy'] - trained['test_accuracy']) <= 1 / 12 + 1e-9
+  assert saved['run'] == trained['run'].replace('_seed2', '_q8_seed2' if method == 'fixed_point' else '_kerasint8_seed2')
   if method == 'fixed_point':  # the stored integers reload, de-quantized, to the reported accuracy
     reloaded = trained_models.evaluate_checkpoint(saved['checkpoint_dir'])
     assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)

@@ -24,18 +24,18 @@ def _train(repo_root, tiny_config, **flags):
                         capture_output=True, text=True, timeout=400)
 
 
+@pytest.mark.slow
 def test_mirrored_training_swap_checkpoint_and_resume(tiny_config, repo_root):
   first = _train(repo_root, tiny_config, stop_after_epoch=1)
   assert first.returncode == 0, first.stderr[-3000:]
-  assert 'MirroredStrategy with 2 replicas' in first.stderr
-  assert 'Compressed word_embedding' in first.stderr  # the swap, inside fit, under the strategy
   resumed = _train(repo_root, tiny_config, resume=True)
   assert resumed.returncode == 0, resumed.stderr[-3000:]
-  assert 'Resumed from' in resumed.stderr
   (name,) = os.listdir(tiny_config['results_dir'])
   assert name.startswith('sst2_lstm_R50_h') and name.endswith('_seed7.json')
   results = json.load(open(os.path.join(tiny_config['results_dir'], name)))
   assert [h['epoch'] for h in results['history']] == [1, 2] and results['rank'] is not None
+  assert results['data']['replicas'] == 2  # trained under the strategy, on both logical devices
+  assert results['compression']['swap_step'] == 5 and results['history'][0]['rank'] == results['rank']  # in fit
   model, _, _ = trained_models.load_trained_model(results['checkpoint_dir'])  # loads without any strategy
   assert model.get_layer('word_embedding').rank == results['rank']
 

@@ -51,8 +51,8 @@ def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
     export.to_tflite(model, 'bfloat16')
 
 
-def test_export_checkpoint_and_time_inference(tiny_config, tmp_path):
-  _, results = training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=2, reduction=50)))
+def test_export_checkpoint_and_time_inference(trained_dan, tmp_path):
+  results, _ = trained_dan
   best = results['checkpoint_dir']
   sizes = text_export.export_checkpoint(best, str(tmp_path / 'export'), kinds=('float32', 'int8'))
   assert (tmp_path / 'export' / 'model_int8.tflite').stat().st_size == sizes['int8'] < sizes['float32']

@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 
+import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 
-from lmf_tf import results
+from lmf_tf import io_utils, results
 
 from lmf_tf.compression import online
 from lmf_tf.harness import figures
@@ -65,8 +67,14 @@ def test_table2_means_stds_and_missing_runs(hand_made):
   q8 = table.loc[('quant8', 0.0)]
   assert q8.seeds == '1/3' and math.isnan(q8.test_std)
   markdown = reporting.table2_markdown(reporting.table2(reporting.plan_frame(str(results), runs)))
-  assert '| dan | online | 90 | 29 | 800 | 78.00 ± 1.41 | 4.88 | 2/3 |' in markdown
-  assert '| dan | offline | 90 | - | - | missing | - | 0/3 |' in markdown
+  assert '| dan | online | 90 | 29 | 800 | - | 78.00 ± 1.41 | 4.88 | 2/3 |' in markdown
+  assert '| dan | offline | 90 | - | - | - | missing | - | 0/3 |' in markdown
+  # With the deployable sizes measured (scripts/deployable_sizes.py), their mean over the seeds done.
+  names = [r.name for r in runs if r.method == 'online' and r.reduction == 90]
+  io_utils.write_json_atomic(str(results / reporting.DEPLOYABLE_FILE),
+                             {names[0]: {'deployable_bytes': 700}, names[1]: {'deployable_bytes': 710}})
+  markdown = reporting.table2_markdown(reporting.table2(reporting.plan_frame(str(results), runs)))
+  assert '| dan | online | 90 | 29 | 800 | 705 | 78.00 ± 1.41 | 4.88 | 2/3 |' in markdown
 
 
 def test_table3_per_data_set(tmp_path):
@@ -96,10 +104,16 @@ def test_table1_policies(hand_made):
 def test_tables_and_figures_are_written(hand_made):
   results, runs = hand_made
   paths = reporting.write_paper_tables(str(results), runs) + figures.write_all(str(results), runs)
-  for path in paths:
-    assert os.path.getsize(path) > 0
   assert {os.path.basename(p) for p in paths} >= {'table1.md', 'table2.csv', 'figure2_learning_rates.png',
                                                   'figure3_dan.png', 'size_accuracy_dan.png'}
+  # The files hold what the tables computed: the markdown's rows, the CSV's numbers, images that decode.
+  assert reporting.table2_markdown(reporting.table2(reporting.plan_frame(str(results), runs))) == (
+      results / 'table2.md').read_text()
+  csv = pd.read_csv(results / 'table2.csv').set_index(['method', 'R'])
+  assert csv.loc[('online', 90.0)].test_mean == pytest.approx(78.0) and csv.loc[('online', 90.0)].seeds == '2/3'
+  for name in ('figure2_learning_rates.png', 'figure3_dan.png', 'size_accuracy_dan.png'):
+    height, width = plt.imread(results / name).shape[:2]
+    assert height > 300 and width > 500
 
 
 def test_plan_sizes():

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+
+import pytest
 import time
 
 import numpy as np
@@ -54,6 +56,7 @@ def _comparable(results):
   return history, results['dev_curve'], results['test_accuracy'], results['best_epoch'], results['rank']
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_and_after_the_swap_then_resume_ends_bitwise_equal(tiny_config, tmp_path, repo_root):
   straight = subprocess.run(_command(repo_root, tiny_config, str(tmp_path / 'a'), str(tmp_path / 'ra')),
                             env=_env(repo_root), capture_output=True, text=True, timeout=300)

@@ -27,18 +27,17 @@ def _train(tiny_config, **overrides):
   return training.train_and_evaluate(TrainConfig(**dict(tiny_config, model='dan', seed=3, **overrides)))
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(tiny_config, monkeypatch):
-  config = TrainConfig(**dict(tiny_config, model='dan', seed=3, epochs=2))
-  training.train_and_evaluate(dataclasses.replace(config, stop_after_epoch=1))
-  train_dir = os.path.join(tiny_config['workdir'], config.run_name, 'train')
-  best_dir = os.path.join(tiny_config['workdir'], config.run_name, 'best')
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_state(interrupted_dan, monkeypatch):
+  config = TrainConfig(**interrupted_dan, resume=True)
+  train_dir = os.path.join(config.workdir, config.run_name, 'train')
+  best_dir = os.path.join(config.workdir, config.run_name, 'best')
   state_before = open(os.path.join(train_dir, 'state.json')).read()
   best_before = trained_models.evaluate_checkpoint(best_dir)
   # Epoch 2 diverges: a learning rate of 1e30 from its first step.
   monkeypatch.setattr(schedules.CyclicallyAnnealedLearningRate, '__call__', lambda self, step: 1e30)
   with pytest.raises(TrainingDivergedError,
                      match=r'(loss became (nan|inf)|became NaN or infinite).*state.json \(step \d+, epoch 1 done\)'):
-    training.train_and_evaluate(dataclasses.replace(config, resume=True))
+    training.train_and_evaluate(config)
   assert open(os.path.join(train_dir, 'state.json')).read() == state_before
   assert trained_models.evaluate_checkpoint(best_dir) == best_before  # the best checkpoint is intact
 
@@ -68,16 +67,14 @@ def _corrupt(path, truncate=False):
   open(path, 'wb').write(bytes(data))
 
 
-def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_config):
-  _, result = _train(tiny_config, epochs=2, stop_after_epoch=1)
-  assert result is None
-  config = TrainConfig(**dict(tiny_config, model='dan', seed=3, epochs=2))
-  best = os.path.join(tiny_config['workdir'], config.run_name, 'best')
-  train_dir = os.path.join(tiny_config['workdir'], config.run_name, 'train')
-  # The training checkpoint: one flipped byte.
-  _corrupt(glob.glob(os.path.join(train_dir, 'ckpt-*.data-*'))[0])
+def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(interrupted_dan, trained_dan, tmp_path):
+  config = TrainConfig(**interrupted_dan, resume=True)
+  best = os.path.join(config.workdir, config.run_name, 'best')
+  train_dir = os.path.join(config.workdir, config.run_name, 'train')
+  # The training checkpoint that state.json names: one flipped byte.
+  _corrupt(glob.glob(os.path.join(train_dir, callbacks.read_state(train_dir)['checkpoint'] + '.data-*'))[0])
   with pytest.raises(CorruptFileError, match=r'training checkpoint .*ckpt-\d+ is truncated or corrupted'):
-    _train(tiny_config, epochs=2, resume=True)
+    training.train_and_evaluate(config)
   # The state file, truncated.
   _corrupt(os.path.join(train_dir, 'state.json'), truncate=True)
   with pytest.raises(CorruptFileError, match=r'training state .*state.json is truncated or corrupted'):
@@ -86,12 +83,13 @@ def test_corrupted_or_truncated_checkpoints_and_files_are_named_on_load(tiny_con
   _corrupt(glob.glob(os.path.join(best, 'model.data-*'))[0], truncate=True)
   with pytest.raises(CorruptFileError, match=r'inference checkpoint .*best/model is truncated or corrupted'):
     trained_models.load_trained_model(best)
-  # A results file, truncated.
-  _, finished = _train(tiny_config, epochs=1)
-  results_file = os.path.join(tiny_config['results_dir'], finished['run'] + '.json')
+  # A results file, truncated (a copy of a finished run's).
+  finished, _ = trained_dan
+  results_file = str(tmp_path / (finished['run'] + '.json'))
+  io_utils.write_json_atomic(results_file, finished)
   _corrupt(results_file, truncate=True)
   with pytest.raises(CorruptFileError, match=f'results file {results_file} is truncated or corrupted'):
-    reporting.load_runs(tiny_config['results_dir'])
+    reporting.load_runs(str(tmp_path))
 
 
 def test_two_runs_on_one_directory_do_not_clobber_each_other(tiny_config):
@@ -102,7 +100,6 @@ def test_two_runs_on_one_directory_do_not_clobber_each_other(tiny_config):
   holder = subprocess.Popen([sys.executable, '-c', f"""
 import sys
 from lmf_tf import io_utils
-from lmf_tf.compression import schedules
 with io_utils.run_lock({run_dir!r}):
   print('locked', flush=True)
   sys.stdin.read()

@@ -36,10 +36,15 @@ def test_calr_period_with_slow_decay():
   np.testing.assert_allclose(peaks, [2e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4, 2e-3, 1e-3], rtol=1e-5)
 
 
-def test_schedules_are_pure_functions_of_the_step():
+def test_schedules_depend_on_the_step_alone():
+  # A resumed run rebuilds its schedule and continues at the saved step: the same value whatever the step's type,
+  # and whichever object computes it (a fresh one from the config).
   calr = schedules.CyclicallyAnnealedLearningRate(1e-5, 1e-3, 7, 0.3)
-  assert lr(calr, 123) == lr(calr, 123)
-  assert lr(calr, 123) == pytest.approx(float(calr(np.int64(123))))
+  again = schedules.CyclicallyAnnealedLearningRate.from_config(calr.get_config())
+  for step in (0, 6, 7, 123, 10_000):
+    assert lr(again, step) == lr(calr, step) == pytest.approx(float(calr(np.int64(step))))
+  # Step 123 is in cycle 8 (123 // 14), 11 steps in, 4 past the peak 1e-3 * 0.3^(8 mod 4) = 1e-3.
+  assert calr.period == 4 and lr(calr, 123) == pytest.approx(1e-5 + (1e-3 * 0.3 ** 0 - 1e-5) * (1 - 4 / 7), rel=1e-5)
 
 
 @pytest.mark.parametrize('schedule', [

@@ -1,3 +1,4 @@
+import dataclasses
 import glob
 import json
 import os
@@ -22,9 +23,10 @@ from lmf_tf.errors import CheckpointNotFoundError, ConfigError
 def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
   # Two epochs, swap at the start of the second: dev/test were evaluated (and traced) before the swap, so the
   # reported post-swap accuracies are right only if evaluation is re-traced for the factors.
-  config = TrainConfig(max_train_examples=300, epochs=2, batch_size=32, lstm_units=8, tensorboard=False,
-                       workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), reduction=50,
-                       compress_at_epoch=1, seed=3, eval_every_steps=3)
+  # The 6,920 training sentences (not the 67k phrases: their preparation alone takes 20 s), the first 300 used.
+  config = TrainConfig(max_train_examples=300, epochs=2, batch_size=32, lstm_units=8, train_level='sentence',
+                       workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), tfds_dir=str(tmp_path / 'tfds'),
+                       reduction=50, compress_at_epoch=1, seed=3, eval_every_steps=3)
   model, results = training.train_and_evaluate(config)
   path = tmp_path / 'res' / f'{config.run_name}.json'
   saved = json.loads(path.read_text())
@@ -73,25 +75,6 @@ def test_inference_checkpoint_round_trip(tmp_path):
   assert size.num_params == models.count_params(model)
   with pytest.raises(CheckpointNotFoundError, match='no checkpoint at .*missing'):
     model_size.restore_inference_checkpoint(clone, str(tmp_path / 'missing'))
-
-
-def test_resume_continues_from_the_saved_epoch_and_step(tiny_config, tmp_path):
-  base = dict(tiny_config, model='dan', epochs=3, reduction=50, compress_at_epoch=1, seed=5)
-  # An interrupted 3-epoch run: the state after epoch 2 is on disk, no results.
-  config = TrainConfig(**dict(base, stop_after_epoch=2))
-  assert training.train_and_evaluate(config)[1] is None
-  assert not os.path.exists(os.path.join(config.results_dir, config.run_name + '.json'))
-  state = callbacks.read_state(os.path.join(config.workdir, config.run_name, 'train'))
-  assert state['epoch'] == 2 and state['rank'] is not None
-  steps_per_epoch = state['history'][0]['step']
-  with pytest.raises(ConfigError, match=r'was interrupted earlier .*; --resume continues it, --overwrite starts'):
-    training.train_and_evaluate(TrainConfig(**base))
-  resumed = TrainConfig(**dict(base, resume=True))
-  model, results = training.train_and_evaluate(resumed)
-  assert [h['epoch'] for h in results['history']] == [1, 2, 3]
-  assert [h['step'] for h in results['history']] == [steps_per_epoch * e for e in (1, 2, 3)]
-  assert results['history'][2]['rank'] == state['rank'] == models.word_embedding(model).rank
-  assert results['compression']['swap_step'] == steps_per_epoch
 
 
 def test_resume_without_a_checkpoint_names_the_missing_file(tiny_config):
@@ -152,16 +135,27 @@ def test_script_rejects_an_unknown_model_flag(repo_root):
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
-  base = dict(tiny_config, model='dan', epochs=3, reduction=50, compress_at_epoch=1, seed=6, word_dropout=0.3)
+  base = dict(tiny_config, model='dan', epochs=2, reduction=50, compress_at_step=3, seed=6, word_dropout=0.3)
   straight_model, straight = training.train_and_evaluate(TrainConfig(**dict(base, workdir=str(tmp_path / 'a'))))
-  # Interrupted after the swap (2 epochs done), then resumed to 3 epochs.
-  other = dict(base, workdir=str(tmp_path / 'b'), results_dir=str(tmp_path / 'rb'))
-  training.train_and_evaluate(TrainConfig(**dict(other, stop_after_epoch=2)))
-  resumed_model, resumed = training.train_and_evaluate(TrainConfig(**dict(other, resume=True)))
+  # Interrupted after the swap (at step 3 of epoch 1's 5): its state on disk, no results; then resumed.
+  other = TrainConfig(**dict(base, workdir=str(tmp_path / 'b'), results_dir=str(tmp_path / 'rb')))
+  assert training.train_and_evaluate(dataclasses.replace(other, stop_after_epoch=1))[1] is None
+  assert not os.path.exists(os.path.join(other.results_dir, other.run_name + '.json'))
+  state = callbacks.read_state(os.path.join(other.workdir, other.run_name, 'train'))
+  assert state['epoch'] == 1 and state['rank'] is not None
+  with pytest.raises(ConfigError, match=r'was interrupted earlier .*; --resume continues it, --overwrite starts'):
+    training.train_and_evaluate(other)
+  resumed_model, resumed = training.train_and_evaluate(dataclasses.replace(other, resume=True))
   for a, b in zip(straight_model.weights, resumed_model.weights):
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+  steps_per_epoch = state['history'][0]['step']
+  assert [h['step'] for h in resumed['history']] == [steps_per_epoch * e for e in (1, 2)]
+  assert resumed['history'][1]['rank'] == state['rank'] == models.word_embedding(resumed_model).rank
+  assert resumed['compression']['swap_step'] == 3
   assert [h['dev_accuracy'] for h in resumed['history']] == [h['dev_accuracy'] for h in straight['history']]
   assert resumed['test_accuracy'] == straight['test_accuracy']
+  with pytest.raises(ConfigError, match=r'is done \(.*\.json\); --overwrite runs it again'):
+    training.train_and_evaluate(other)
 
 
 def test_compress_at_step_beyond_training_is_rejected_before_training(tiny_config):
@@ -181,10 +175,9 @@ def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
     training.train_and_evaluate(TrainConfig(**dict(tiny_config, dataset='glue/sst2')))
 
 
-def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(tiny_config, monkeypatch):
-  base = dict(tiny_config, model='dan', seed=8, epochs=2)
-  model, _ = training.train_and_evaluate(TrainConfig(**dict(base, stop_after_epoch=1)))
-  best_dir = os.path.join(tiny_config['workdir'], TrainConfig(**base).run_name, 'best')
+def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(interrupted_dan, monkeypatch):
+  config = TrainConfig(**interrupted_dan, resume=True)
+  best_dir = os.path.join(config.workdir, config.run_name, 'best')
   train_dir = os.path.join(os.path.dirname(best_dir), 'train')
   before = open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read()
   state = callbacks.read_state(train_dir)
@@ -194,12 +187,12 @@ def test_best_checkpoint_moves_into_place_only_with_the_state_that_records_it(ti
   original = callbacks.TrainingState.on_epoch_end
   monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', lambda self, epoch, logs=None: 1 / 0)
   with pytest.raises(ZeroDivisionError):  # killed after epoch 2's best was saved, before its state was
-    training.train_and_evaluate(TrainConfig(**dict(base, resume=True)))
+    training.train_and_evaluate(config)
   assert os.path.isdir(best_dir + '.pending')
   assert open(os.path.join(best_dir, 'model.data-00000-of-00001'), 'rb').read() == before  # still epoch 1's
 
   monkeypatch.setattr(callbacks.TrainingState, 'on_epoch_end', original)
-  _, resumed = training.train_and_evaluate(TrainConfig(**dict(base, resume=True)))
+  _, resumed = training.train_and_evaluate(config)
   assert resumed['best_epoch'] == 2 and not os.path.exists(best_dir + '.pending')
   with open(os.path.join(best_dir, 'config.json')) as f:
     assert json.load(f)['epoch'] == 2

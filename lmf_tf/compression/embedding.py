@@ -137,9 +137,10 @@ class CompressibleEmbedding(keras.layers.Embedding):
     self.projection.assign(right)
 
   def quantize(self, mode=None, *args, **kwargs):
-    if self.rank is not None:
-      raise ConfigError(f'embedding {self.name!r} is factorized (rank {self.rank}); Keras cannot quantize the factors. '
-                        'Use lmf_tf.quantize_model (fixed point) or a TFLite int8 export (lmf_tf.to_tflite)')
+    if self.rank is not None:  # `model.quantize` warns with this message and goes on with the other layers
+      raise NotImplementedError(
+          f'embedding {self.name!r} is factorized (rank {self.rank}): Keras does not quantize its factors; '
+          'lmf_tf.quantize_model (fixed point) or a TFLite int8 export (lmf_tf.to_tflite) does')
     return super().quantize(mode, *args, **kwargs)
 
   def enable_lora(self, *args, **kwargs):

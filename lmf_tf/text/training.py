@@ -102,11 +102,11 @@ def check_previous_run(config, run_dir):
     if not os.path.exists(state):
       raise CheckpointNotFoundError(f'--resume: no training checkpoint to resume from ({state} does not exist)')
     return
+  if os.path.exists(results):
+    raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again')
   if os.path.exists(state):
     raise ConfigError(f'{config.run_name} was interrupted earlier ({state}); --resume continues it, --overwrite starts '
                       'it afresh (its checkpoints are deleted)')
-  if os.path.exists(results):
-    raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again')
 
 
 def train_and_evaluate(config: TrainConfig, progress=False):
@@ -250,7 +250,8 @@ def _train_and_evaluate(config, strategy, run_dir, progress=False):
   result = results.ClassifierResult(
       run=config.run_name, method=config.method, recipe=config.recipe or 'paper',
       non_default_settings=config.non_default_settings(), config=dataclasses.asdict(config),
-      data={**data.sizes, 'vocab_size': len(data.vocabulary), **embedding_info}, history=evaluation.history,
+      data={**data.sizes, 'vocab_size': len(data.vocabulary), 'replicas': strategy.num_replicas_in_sync,
+            **embedding_info}, history=evaluation.history,
       best=evaluation.best, test_accuracy=evaluation.best['test_accuracy'],
       dev_accuracy=evaluation.best['dev_accuracy'], best_epoch=evaluation.best['epoch'], rank=evaluation.best['rank'],
       compression=extra['compression'] or None, dev_curve=extra['dev_curve'],
