@@ -89,6 +89,9 @@ bench-inference: $(STAMP) ## Table 4: TFLite size, accuracy and time (trains the
 	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=7 --jobs=$(JOBS) --output=results/table4 $(BENCH_ARGS)
 	$(MAKE) --no-print-directory analysis
 
+multi-worker-demo: $(STAMP) ## two workers of a multi-worker run on this machine against one process (3 runs, minutes)
+	$(PY) scripts/multi_worker_demo.py $(ARGS)
+
 analysis: $(STAMP) ## paper §4: parameters, bytes and FLOPs of the real models, beside Table 4
 	$(PY) scripts/analyze.py --models=lstm,dan --table4=results/table4.json --output=results/analysis
 

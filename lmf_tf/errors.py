@@ -31,3 +31,7 @@ class TrainingDivergedError(LmfError):
 
 class RunLockedError(LmfError):
   """Another live process is writing the same run directory (message names it and the process)."""
+
+
+class WorkerLostError(LmfError):
+  """A multi-worker run lost a worker (message says what to do next)."""

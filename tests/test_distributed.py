@@ -64,3 +64,18 @@ def test_only_the_chief_writes_the_run_directories():
   other = distribution.worker_config(config, _Strategy(_Resolver('worker', 2)))
   scratch = os.path.join('ck', '.worker2')
   assert (other.workdir, other.results_dir) == (scratch, os.path.join(scratch, 'results'))
+
+
+def test_multi_worker_cluster_on_this_machine():
+  from lmf_tf.harness import multi_worker  # pylint: disable=g-import-not-at-top
+  ports = multi_worker.free_ports(3)
+  assert len(set(ports)) == 3 and all(p > 0 for p in ports)
+  config = json.loads(multi_worker.tf_config(ports, 2))
+  assert config == {'cluster': {'worker': [f'127.0.0.1:{p}' for p in ports]}, 'task': {'type': 'worker', 'index': 2}}
+
+
+@pytest.mark.parametrize('flag, value', [('collective_timeout', 0), ('threads', 0)])
+def test_multi_worker_settings_are_checked(flag, value):
+  from lmf_tf.text.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ConfigError, match=f'--{flag} must be'):
+    TrainConfig(**{flag: value}).validate()

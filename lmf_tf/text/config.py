@@ -126,6 +126,11 @@ class TrainConfig:
                           choices=STRATEGIES, identity=False)
   cpu_devices: int | None = setting(None, 'Split the CPU into N logical devices (--strategy=mirrored without GPUs).',
                                     identity=False)
+  threads: int | None = setting(None, 'Cap TensorFlow\'s thread pools at N threads (e.g. 1 per worker when several '
+                                'workers share a machine).', identity=False)
+  collective_timeout: float = setting(60.0, '--strategy=multi_worker: seconds a collective may wait for the other '
+                                      'workers before the run stops with an error (a worker was lost).',
+                                      identity=False)
 
   def resolved(self):
     """A copy with the model's and optimizer's defaults filled in, the local data set's default config
@@ -230,7 +235,7 @@ class TrainConfig:
     for name in ('batch_size', 'epochs', 'lstm_units', 'lr_step_size', 'dev_peak_patience'):
       need(getattr(self, name) >= 1, f'--{name} must be >= 1, got {getattr(self, name)}')
     for name in ('max_train_examples', 'max_length', 'eval_every_steps', 'checkpoint_every_steps', 'cpu_devices',
-                 'stop_after_epoch'):
+                 'stop_after_epoch', 'threads'):
       need(getattr(self, name) is None or getattr(self, name) >= 1, f'--{name} must be >= 1, got {getattr(self, name)}')
     need(0 <= self.dropout < 1, f'--dropout must be in [0, 1), got {self.dropout}')
     need(0 <= self.word_dropout < 1, f'--word_dropout must be in [0, 1), got {self.word_dropout}')
@@ -239,6 +244,7 @@ class TrainConfig:
     need(0 <= self.lr_lower < self.lr_upper,
          f'need 0 <= --lr_lower < --lr_upper, got {self.lr_lower:g} and {self.lr_upper:g}')
     need(0 < self.lr_decay < 1, f'--lr_decay must be in (0, 1), got {self.lr_decay}')
+    need(self.collective_timeout > 0, f'--collective_timeout must be > 0 seconds, got {self.collective_timeout}')
     need(not (self.reduction is not None and self.rank is not None), 'give only one of --reduction (R) and --rank')
     if self.reduction is not None:
       need(0 < self.reduction < 100, f'--reduction (R) must be a percentage in (0, 100), got {self.reduction:g}')

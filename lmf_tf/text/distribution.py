@@ -14,6 +14,7 @@ inside `strategy.scope()`, so their variables are mirrored too.
 
 import dataclasses
 import os
+import types
 
 import tensorflow as tf
 
@@ -22,15 +23,20 @@ from lmf_tf.errors import ConfigError
 STRATEGIES = ('default', 'mirrored', 'multi_worker')
 
 
-def create_strategy(name='default', cpu_devices=None):
+def create_strategy(name='default', cpu_devices=None, collective_timeout=None, threads=None):
   """The `tf.distribute.Strategy` called `name`. `cpu_devices` splits the CPU into that many logical devices first,
-  which must happen before TensorFlow runs its first operation in the process.
+  and `threads` caps TensorFlow's thread pools, which must both happen before TensorFlow runs its first operation
+  in the process. `collective_timeout` (seconds) bounds each multi-worker collective: a worker whose peer died
+  stops with an error instead of waiting for ever.
 
   Raises:
     ConfigError: for an unknown name, or `cpu_devices` asked too late (TensorFlow already initialised).
   """
   if name not in STRATEGIES:
     raise ConfigError(f'--strategy={name!r}; choose one of {", ".join(STRATEGIES)}')
+  if threads:
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
   if cpu_devices:
     cpu = tf.config.list_physical_devices('CPU')[0]
     try:
@@ -41,7 +47,9 @@ def create_strategy(name='default', cpu_devices=None):
   if name == 'default':
     return tf.distribute.get_strategy()
   if name == 'multi_worker':
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    _patch_keras_reduce_for_multi_worker()
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout))
   gpus = tf.config.list_logical_devices('GPU')
   devices = [d.name for d in (gpus or tf.config.list_logical_devices('CPU'))]
   return tf.distribute.MirroredStrategy(devices)
@@ -63,3 +71,48 @@ def worker_config(config, strategy):
     return config
   scratch = os.path.join(config.workdir, f'.worker{strategy.cluster_resolver.task_id}')
   return dataclasses.replace(config, workdir=scratch, results_dir=os.path.join(scratch, 'results'))
+
+
+# Keras 3.15 and MultiWorkerMirroredStrategy (keras-team/keras#20585, open): `fit` fails twice under the strategy.
+# (1) `Trainer._maybe_symbolic_build` reduces a per-replica batch of token ids with `strategy.reduce`, which the
+# collective strategy cannot convert ("Attempt to convert a value (PerReplica...)"); the build needs shapes only,
+# so `prepare_model` makes it read this worker's own part. (2) `reduce_per_replica(..., 'auto')` averages each
+# scalar metric over replicas with `strategy.reduce('MEAN', v, axis=0)`, which fails on a 0-d value; the patch
+# below averages over replicas without an axis, which is what was meant. Both are checked by
+# tests/test_multi_worker.py against a single-process run of the same global batch.
+
+
+def _patch_keras_reduce_for_multi_worker():
+  from keras.src.backend.tensorflow import trainer  # pylint: disable=g-import-not-at-top
+  if getattr(trainer.reduce_per_replica, 'lmf_tf_patched', False):
+    return
+  original = trainer.reduce_per_replica
+
+  def reduce_per_replica(values, strategy, reduction):
+    if reduction in ('auto', 'mean') and trainer._collective_all_reduce_multi_worker(strategy):  # pylint: disable=protected-access
+      return tf.nest.map_structure(
+          lambda v: strategy.reduce('MEAN', v, axis=None) if isinstance(v, tf.distribute.DistributedValues) else v,
+          values)
+    return original(values, strategy, reduction)
+
+  reduce_per_replica.lmf_tf_patched = True
+  trainer.reduce_per_replica = reduce_per_replica
+
+
+def prepare_model(model, strategy):
+  """Lets `model.fit` run under a multi-worker `strategy` (see above); a no-op otherwise."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return model
+
+  def local_symbolic_build(self, iterator=None, data_batch=None):
+    if iterator is not None:
+      for _, _, batches in iterator:
+        data_batch = tf.nest.map_structure(
+            lambda v: (self.distribute_strategy.experimental_local_results(v)[0]
+                       if isinstance(v, tf.distribute.DistributedValues) else v), next(batches))
+        break
+    with self.distribute_strategy.scope():
+      self._symbolic_build(data_batch=data_batch)  # pylint: disable=protected-access
+
+  model._maybe_symbolic_build = types.MethodType(local_symbolic_build, model)  # pylint: disable=protected-access
+  return model

@@ -17,6 +17,11 @@ from lmf_tf import io_utils
 from lmf_tf.errors import ConfigError
 from lmf_tf.text import tfds_builders
 
+# Under a multi-worker strategy each global batch is split between the workers (shards of its examples), not dealt
+# out whole: the same steps as one process with the same batch size (tests/test_multi_worker.py).
+SPLIT_BATCHES = tf.data.Options()
+SPLIT_BATCHES.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
 PAD_ID = 0
 UNK_ID = 1
 PAD_TOKEN = '<pad>'
@@ -117,7 +122,8 @@ def batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
   """
   batched = _bucketed(encoded, batch_size, bucket_boundaries)
   # Declare the (fixed) number of batches, so Keras knows where an evaluation ends instead of warning about it.
-  return batched.apply(tf.data.experimental.assert_cardinality(_count(batched))).prefetch(tf.data.AUTOTUNE)
+  batched = batched.apply(tf.data.experimental.assert_cardinality(_count(batched))).prefetch(tf.data.AUTOTUNE)
+  return batched.with_options(SPLIT_BATCHES)
 
 
 def count_batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
@@ -148,7 +154,8 @@ def training_batches(encoded, batch_size, seed, first_epoch, last_epoch,
     shuffled = encoded.shuffle(max(count, 1), seed=epoch_seed, reshuffle_each_iteration=False)
     return _bucketed(shuffled, batch_size, bucket_boundaries)
 
-  return tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+  batches = tf.data.Dataset.range(first_epoch, last_epoch).flat_map(one_epoch).prefetch(tf.data.AUTOTUNE)
+  return batches.with_options(SPLIT_BATCHES)
 
 
 def to_padded_arrays(encoded, max_length=None):

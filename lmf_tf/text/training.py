@@ -16,7 +16,7 @@ from absl import logging
 from lmf_tf import io_utils, results
 from lmf_tf.compression import distillation, factorization, online, schedules
 from lmf_tf.compression.rank import target_rank
-from lmf_tf.errors import CheckpointNotFoundError, ConfigError
+from lmf_tf.errors import CheckpointNotFoundError, ConfigError, WorkerLostError
 from lmf_tf.text import callbacks as lmf_callbacks
 from lmf_tf.text import catalog, distribution, input_pipeline, models, word_vectors
 from lmf_tf.text.config import TrainConfig
@@ -89,11 +89,12 @@ def online_compression(config):
                                   gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None, **when)
 
 
-def check_previous_run(config, run_dir):
-  """Refuses to start over a run of the same settings unless asked: `--resume` continues an interrupted one,
-  `--overwrite` deletes its checkpoints first. Nothing of an earlier run is deleted otherwise."""
+def check_previous_run(config, run_dir, resume_dir=None):
+  """Refuses to start over a run of the same settings unless asked: `--resume` continues an interrupted one (from
+  `resume_dir`, default the run's own `train/`), `--overwrite` deletes its checkpoints first. Nothing of an
+  earlier run is deleted otherwise."""
   results = os.path.join(config.results_dir, config.run_name + '.json')
-  state = os.path.join(run_dir, 'train', lmf_callbacks.STATE_FILE)
+  state = os.path.join(resume_dir or os.path.join(run_dir, 'train'), lmf_callbacks.STATE_FILE)
   if config.overwrite:
     for name in ('train', 'best', 'best.pending'):
       shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
@@ -127,15 +128,29 @@ def train_and_evaluate(config: TrainConfig, progress=False):
   With `progress`, a progress bar runs within each epoch (for a terminal). Everything logged during the run, from
   every library, also goes to `<workdir>/<run>/train.log`.
   """
-  config = config.validate()
-  strategy = distribution.create_strategy(config.strategy, config.cpu_devices)  # before any TensorFlow op
+  config = chief_config = config.validate()
+  strategy = distribution.create_strategy(config.strategy, config.cpu_devices, config.collective_timeout,
+                                          config.threads)  # before any TensorFlow op
   config = distribution.worker_config(config, strategy)  # only the chief writes the run's files
   run_dir = os.path.join(config.workdir, config.run_name)
+  # Every worker of a multi-worker run resumes from the chief's state when it can read it (shared storage): the
+  # workers' own states could be one save apart if a worker died between the chief's save and its own.
+  chief_train = os.path.join(chief_config.workdir, chief_config.run_name, 'train')
+  resume_dir = (chief_train if config is not chief_config and config.resume
+                and os.path.exists(os.path.join(chief_train, lmf_callbacks.STATE_FILE)) else None)
   created = not os.path.exists(run_dir)
   try:
     with io_utils.run_lock(run_dir), _log_file(os.path.join(run_dir, 'train.log')):
-      check_previous_run(config, run_dir)
-      return _train_and_evaluate(config, strategy, run_dir, progress)
+      check_previous_run(config, run_dir, resume_dir)
+      return _train_and_evaluate(config, strategy, run_dir, progress, resume_dir)
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+          tf.errors.AbortedError) as e:
+    if config.strategy != 'multi_worker':
+      raise
+    raise WorkerLostError(
+        f'a worker of the multi-worker run stopped answering ({type(e).__name__}, within --collective_timeout='
+        f'{config.collective_timeout:g} s); {run_dir}/train keeps the last saved state: restart every worker with '
+        '--resume') from None
   except BaseException:
     if created and os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {'.lock', 'vocab.txt', 'train.log'}:
       shutil.rmtree(run_dir, ignore_errors=True)  # failed before anything worth keeping was written
@@ -156,23 +171,26 @@ def _log_file(path):
     handler.close()
 
 
-def _train_and_evaluate(config, strategy, run_dir, progress=False):
+def _train_and_evaluate(config, strategy, run_dir, progress=False, resume_dir=None):
   if config.deterministic:
     tf.config.experimental.enable_op_determinism()
   start = time.time()
   train_dir, best_dir = os.path.join(run_dir, 'train'), os.path.join(run_dir, 'best')
-  state = lmf_callbacks.read_state(train_dir) if config.resume else None
+  source_dir = resume_dir or train_dir  # where the state to resume from is
+  state = lmf_callbacks.read_state(source_dir) if config.resume else None
 
   # Load and check everything before anything on disk is touched: bad input must not cost an earlier run.
   vocab_path = os.path.join(run_dir, 'vocab.txt')
   logging.info('%s: loading %s%s...', config.run_name, config.dataset,
                f' ({config.train_level})' if config.train_level else '')
   keras.utils.set_random_seed(config.seed)  # The shuffle's op seed is combined with this global seed.
-  data = input_pipeline.prepare_data(config, input_pipeline.Vocabulary.load(vocab_path) if state else None)
+  saved_vocab = os.path.join(os.path.dirname(source_dir), 'vocab.txt')  # the vocabulary of the state resumed
+  data = input_pipeline.prepare_data(config, input_pipeline.Vocabulary.load(saved_vocab) if state else None)
   # Again after the data: a first-time tensorflow-datasets preparation draws from the global generators.
   keras.utils.set_random_seed(config.seed)
   with strategy.scope():
     model, embedding_info = build_model(config, data.vocabulary, data.num_classes)
+  distribution.prepare_model(model, strategy)
   if strategy.num_replicas_in_sync > 1:
     logging.info('Training under %s with %d replicas; each global batch of %d is split between them.',
                  type(strategy).__name__, strategy.num_replicas_in_sync, config.batch_size)
@@ -192,13 +210,13 @@ def _train_and_evaluate(config, strategy, run_dir, progress=False):
     with strategy.scope():
       if online_callback is not None:
         online_callback.restore_state(online_state(state))
-      lmf_callbacks.restore_training_state(model, train_dir, state, extra_variables(online_callback))
+      lmf_callbacks.restore_training_state(model, source_dir, state, extra_variables(online_callback))
 
   batches_done = state.get('batches_done', 0) if state else 0
   if batches_done and state.get('steps_per_epoch') != data.steps_per_epoch:
     raise ConfigError(f'--resume mid-epoch: the saved run has {state.get("steps_per_epoch")} batches per epoch, this '
                       f'one {data.steps_per_epoch}; resume with the same --batch_size and --max_train_examples')
-  resumed_from = os.path.join(train_dir, state['checkpoint']) if batches_done else None
+  resumed_from = os.path.join(source_dir, state['checkpoint']) if batches_done else None
   metadata = {'config': dataclasses.asdict(config), 'vocabulary': os.path.relpath(vocab_path, best_dir),
               'num_classes': data.num_classes, 'embedding_dim': embedding_info['embedding_dim']}
   # Dev accuracy is put into the epoch's logs (`val_accuracy`) before the swap callback reads it (at_dev_peak).
