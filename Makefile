@@ -24,7 +24,7 @@ compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-slow sst2-lstm sst2-dan intent-lstm intent-dan example reproduce reproduce-quick tables \
 	table-sst2 recovery recovery-tables dan-tuning bench-pipeline bench-inference analysis bench-scale ptb-lm \
-	ptb-table multi-worker-demo clean-venv
+	ptb-table multi-worker-demo bench-callback clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):.*## (.*)/  make \1\t\2/' | expand -t 28
@@ -88,6 +88,9 @@ bench-pipeline: $(STAMP) ## bucketed tf.data against padded arrays, one LSTM
 bench-inference: $(STAMP) ## Table 4: TFLite size, accuracy and time (trains the missing seed-1 checkpoints first)
 	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=7 --jobs=$(JOBS) --output=results/table4 $(BENCH_ARGS)
 	$(MAKE) --no-print-directory analysis
+
+bench-callback: $(STAMP) ## the cost of OnlineCompression in a user's fit, with and without it side by side (3 min)
+	$(PY) scripts/bench_callback.py --rounds=5 --output=results/bench_callback.json
 
 multi-worker-demo: $(STAMP) ## two workers of a multi-worker run on this machine against one process (3 runs, minutes)
 	$(PY) scripts/multi_worker_demo.py $(ARGS)

@@ -405,3 +405,15 @@ def test_public_api_and_a_cheap_import():
                            'print(sorted(m for m in ("tensorflow", "keras", "tensorflow_datasets") if m in sys.modules))'],
                           capture_output=True, text=True, timeout=60)
   assert result.stdout.strip() == '[]', result.stderr
+
+
+def test_callback_overhead_benchmark_trains_both_models_and_swaps_one(shared_tfds):
+  from lmf_tf.harness import bench_callback  # pylint: disable=g-import-not-at-top
+  result = bench_callback.measure_callback_overhead(rounds=1, batch_size=32, tfds_dir=shared_tfds,
+                                                    max_train_examples=200)
+  assert result['train_examples'] == 200 and result['steps_per_epoch'] == 7 and result['rank'] == 4
+  assert all(len(result['epoch_seconds'][k]) == 1 for k in ('without', 'with_callback_waiting', 'compressed'))
+  v, k = result['vocab_size'], result['rank']  # only the watched model swapped, its V x 50 embedding alone
+  assert result['params']['uncompressed'] - result['params']['compressed'] == v * 50 - (v * k + k * 50)
+  assert result['hook_overhead'] == pytest.approx(result['median_epoch_seconds']['with_callback_waiting']
+                                                  / result['median_epoch_seconds']['without'] - 1, abs=1e-3)

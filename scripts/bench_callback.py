@@ -1,0 +1,33 @@
+"""What `lmf_tf.OnlineCompression` costs inside `fit`: a plain Keras LSTM with and without the callback, trained
+side by side in one process on the SST-2 sentences (docs/library.md).
+
+  python scripts/bench_callback.py --rounds=5 --output=results/bench_callback.json   # = make bench-callback
+"""
+
+import json
+
+from lmf_tf import cli
+
+from absl import flags
+
+from lmf_tf import io_utils
+
+flags.DEFINE_integer('rounds', 5, 'Timed epochs of each model (after one untimed, tracing epoch).', lower_bound=1)
+flags.DEFINE_float('reduction', 90, 'R of the swap, percent.')
+flags.DEFINE_string('output', 'results/bench_callback.json', 'Where to write the timings (JSON).')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  cli.load_tensorflow_quietly()  # after the flags are checked
+  from lmf_tf.harness import bench_callback  # pylint: disable=g-import-not-at-top
+  result = bench_callback.measure_callback_overhead(rounds=FLAGS.rounds, reduction=FLAGS.reduction)
+  result['command'] = f'make bench-callback (scripts/bench_callback.py --rounds={FLAGS.rounds})'
+  io_utils.write_json_atomic(FLAGS.output, result)
+  print(json.dumps({k: v for k, v in result.items() if k != 'epoch_seconds'}, indent=2))
+  print(f'wrote {FLAGS.output}')
+
+
+if __name__ == '__main__':
+  cli.run(main)
