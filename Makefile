@@ -76,8 +76,9 @@ table-sst2: $(STAMP) ## the per-R summary of the SST-2 runs in results/ (results
 recovery: $(STAMP) ## the recovery ablation beyond the paper (make -j2 recovery; about 2 h)
 	$(PY) scripts/recovery.py --jobs=$(JOBS)
 
-recovery-tables: $(STAMP) ## rebuild results/recovery.{csv,md} and its figure
+recovery-tables: $(STAMP) ## rebuild results/recovery.{csv,md}, its figure, and Tables 2-3 with the chosen recipes
 	$(PY) scripts/recovery.py --tables_only
+	$(PY) scripts/reproduce.py --tables_only
 
 dan-tuning: $(STAMP) ## uncompressed DAN-RAND variants chosen on dev (make -j2 dan-tuning)
 	$(PY) scripts/dan_tuning.py --jobs=$(JOBS)
@@ -89,8 +90,8 @@ bench-inference: $(STAMP) ## Table 4: TFLite size, accuracy and time (trains the
 	$(PY) scripts/bench_inference.py --models=lstm,dan --repeats=7 --jobs=$(JOBS) --output=results/table4 $(BENCH_ARGS)
 	$(MAKE) --no-print-directory analysis
 
-bench-callback: $(STAMP) ## the cost of OnlineCompression in a user's fit, with and without it side by side (3 min)
-	$(PY) scripts/bench_callback.py --rounds=5 --output=results/bench_callback.json
+bench-callback: $(STAMP) ## the cost of OnlineCompression in a user's fit, with and without it side by side (2 min)
+	$(PY) scripts/bench_callback.py --rounds=10 --output=results/bench_callback.json
 
 multi-worker-demo: $(STAMP) ## two workers of a multi-worker run on this machine against one process (3 runs, minutes)
 	$(PY) scripts/multi_worker_demo.py $(ARGS)

@@ -69,6 +69,10 @@ def test_export_checkpoint_and_time_inference(trained_dan, tmp_path):
   assert rows[2]['test_accuracy'] == rows[0]['test_accuracy']
   assert rows[0]['embedding_rank'] == rows[2]['embedding_rank'] == results['rank']
   assert len(rows[1]['pass_seconds_batch5']) == 2 and rows[1]['latency_ms_p99'] >= rows[1]['latency_ms_p50'] > 0
+  # One TFLite size for one checkpoint: Table 4 reports the file scripts/export.py writes, and what ships with it.
+  assert [r['tflite_bytes'] for r in rows] == [sizes['float32'], sizes['int8'], folded['float32']]
+  vocabulary = (tmp_path / 'export' / 'vocabulary.txt').stat().st_size
+  assert all(r['deployable_bytes'] == r['tflite_bytes'] + vocabulary for r in rows)
 
 
 @pytest.mark.parametrize('name', ['lstm', 'dan'])

@@ -227,3 +227,40 @@ def test_results_round_trip_and_a_foreign_json_is_named(tmp_path):
   (tmp_path / 'odd.json').write_text('{"run": "odd", "test_accuracy": 0.5}')
   with pytest.raises(results.CorruptFileError, match=r'odd.json is not a results file of lmf_tf'):
     results.load(str(tmp_path / 'odd.json'))
+
+
+def test_recovery_table_chooses_on_dev_among_complete_recipes(tmp_path):
+  from lmf_tf.harness import recovery_reporting  # pylint: disable=g-import-not-at-top
+  runs = plans.recovery_plan(seeds=(1, 2), recipes=('paper', 'restart', 'kd'), settings=(('sst2', 'lstm', 90),),
+                             results_dir=str(tmp_path))
+  scores = {  # (recipe, method) -> [(dev, test) per seed]; kd has one seed of two, with the best dev of all
+      ('paper', 'uncompressed'): [(0.83, 0.80), (0.83, 0.82)], ('paper', 'online'): [(0.78, 0.79), (0.80, 0.77)],
+      ('restart', 'online'): [(0.82, 0.80), (0.84, 0.80)], ('kd', 'online'): [(0.90, 0.70)],
+      ('paper', 'online+quant8'): [(0.95, 0.78), (0.95, 0.78)], ('restart', 'online+quant8'): [(0.81, 0.79)]}
+  for run in runs:
+    done = scores.get((run.recipe, run.method), [])
+    if run.seed <= len(done):
+      dev, test = done[run.seed - 1]
+      results.write(results.ClassifierResult(
+          run=run.name, method=run.method, config={}, dev_accuracy=dev, test_accuracy=test, wall_seconds=1.0,
+          checkpoint_dir='', checkpoint_bytes={'total_bytes': 700, 'data_bytes': 600}, params={'model': 1},
+          rank=None if run.method == 'uncompressed' else 4), str(tmp_path))
+  table = recovery_reporting.recovery_table(reporting.plan_frame(str(tmp_path), runs)).set_index('recipe')
+  assert list(table.index[table.selected]) == ['restart']  # kd's better dev has one seed only; 8-bit never chosen
+  assert table.loc['kd'].seeds == '1/2' and table.loc['paper + 8-bit'].seeds == '2/2'
+  assert table.loc['restart'].rel_degradation_pct == pytest.approx(100 * (81 - 80) / 81)
+  assert table.loc['paper'].dev_mean == pytest.approx(79) and table.loc['restart'].test_std == pytest.approx(0)
+  markdown = recovery_reporting.to_markdown(table.reset_index())
+  assert [line for line in markdown.splitlines() if '**yes**' in line] == [
+      '| sst2 | lstm | 90 | 4 | restart | 2/2 | 83.00 | 80.00 ± 0.00 | 1.23 | 700 | **yes** |']
+  # The chosen recipe joins Table 2 after the paper's methods, beyond the paper, with its 8-bit rows.
+  beyond = recovery_reporting.chosen_recipe_frame(str(tmp_path), runs)
+  assert sorted(set(beyond.method)) == ['online, restart (beyond the paper)',
+                                         'online, restart + 8-bit (beyond the paper)']
+  assert set(beyond.table) == {'table2'}
+  paper = [r for r in runs if r.recipe == 'paper' and r.method != 'online+quant8']
+  paper = reporting.plan_frame(str(tmp_path), paper).assign(table='table2')  # as Table 2's own runs
+  table = reporting.table2(pd.concat([paper, beyond], ignore_index=True))
+  assert list(table.method) == ['uncompressed', 'online', 'online, restart (beyond the paper)',
+                                'online, restart + 8-bit (beyond the paper)']
+  assert table.iloc[2].test_mean == pytest.approx(80) and table.iloc[3].seeds == '1/2'

@@ -97,7 +97,6 @@ class OnlineCompression(keras.callbacks.Callback):
     self._teacher = None  # the model's copy: best-on-dev weights before the swap, the frozen teacher after it
     self._best, self._waited = None, 0  # at_dev_peak: best monitored value so far, epochs without improvement
     self._epoch_start_step = 0
-    self._step = 0
 
   # Setting up.
 
@@ -225,16 +224,22 @@ class OnlineCompression(keras.callbacks.Callback):
     if self.at_epoch is not None and epoch >= self.at_epoch and not self.swap_steps:
       self._swap(self._epoch_start_step)
 
-  def on_train_batch_end(self, batch, logs=None):
+  def _next_swap_step(self):
+    """The optimizer step after which the next swap is due, or None (not by step, or no swap left)."""
     if self.done:
-      return
-    step = self._epoch_start_step + batch + 1  # no device read per step
-    self._step = step
+      return None
     if not self.swap_steps:
-      if self.at_step is not None and step >= self.at_step:
+      return self.at_step
+    return self.swap_steps[0] + len(self.swap_steps) * self.gradual_every_steps
+
+  def on_train_batch_begin(self, batch, logs=None):
+    # "After N steps" is checked before step N + 1 rather than after step N: Keras dispatches the per-batch logs
+    # asynchronously unless a callback has an `on_train_batch_end`, which costs a device sync per step.
+    due = self._next_swap_step()
+    if due is not None:
+      step = self._epoch_start_step + batch  # steps done so far, without a device read
+      if step >= due:
         self._swap(step)
-    elif step >= self.swap_steps[0] + len(self.swap_steps) * self.gradual_every_steps:
-      self._swap(step)
 
   def on_epoch_end(self, epoch, logs=None):
     peak = self.at_dev_peak
@@ -254,6 +259,9 @@ class OnlineCompression(keras.callbacks.Callback):
       self._swap(int(self.model.optimizer.iterations.numpy()))
 
   def on_train_end(self, logs=None):
+    due = self._next_swap_step()
+    if due is not None and int(self.model.optimizer.iterations.numpy()) >= due:
+      self._swap(int(self.model.optimizer.iterations.numpy()))  # due after the last step of this fit
     distillation_lib.detach(self.model)
     if not self.done:
       when = (f'at_step={self.at_step}' if self.at_step is not None else f'at_epoch={self.at_epoch}'

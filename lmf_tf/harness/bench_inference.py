@@ -41,7 +41,9 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
   runs the whole set in file order, in batches of `batch_size` padded to their longest sentence.
 
   Returns:
-    A list of dicts, one per variant: `tflite_bytes`, `test_accuracy` (from the largest batch size),
+    A list of dicts, one per variant: `tflite_bytes` (the file at batch size 1, as `scripts/export.py` writes it
+    and a user ships it; a flatbuffer's size depends a little on the batch size it is converted for),
+    `vocabulary_bytes` and `deployable_bytes` (the two together), `test_accuracy` (from the largest batch size),
     `seconds_batch<b>` (median whole-set time), `latency_ms_p50`/`latency_ms_p99` (per sentence at batch 1, over
     all repeats) and the raw `pass_seconds_batch<b>`.
   """
@@ -51,15 +53,19 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
   for variant in variants:
     key = variant.checkpoint_dir, variant.fold
     if key not in loaded:
-      loaded[key] = text_export.load_for_export(*key)[0]
-    model = loaded[key]
+      model, vocabulary, _ = text_export.load_for_export(*key)
+      loaded[key] = model, vocabulary.file_bytes()
+    model, vocabulary_bytes = loaded[key]
     rank = models.word_embedding(model).output_dim if variant.fold else embedding_rank(model)
     row = {'name': variant.name, 'kind': variant.kind, 'fold': variant.fold, 'checkpoint_dir': variant.checkpoint_dir,
-           'embedding_rank': rank}
-    for batch_size in batch_sizes:
+           'embedding_rank': rank, 'vocabulary_bytes': vocabulary_bytes}
+    for batch_size in sorted(set(batch_sizes) | {1}):
       flatbuffer = export.to_tflite(model, variant.kind, batch_size)
-      runners[variant.name, batch_size] = export.TfliteRunner(flatbuffer, num_threads=num_threads)
-      row['tflite_bytes'] = len(flatbuffer)
+      if batch_size == 1:
+        row['tflite_bytes'] = len(flatbuffer)
+        row['deployable_bytes'] = len(flatbuffer) + vocabulary_bytes
+      if batch_size in batch_sizes:
+        runners[variant.name, batch_size] = export.TfliteRunner(flatbuffer, num_threads=num_threads)
     probs = runners[variant.name, max(batch_sizes)].predict(sequences)
     row['test_accuracy'] = float(np.mean(probs.argmax(-1) == labels))
     rows.append(row)

@@ -161,7 +161,8 @@ def demo(config, out_dir, workers=2, timeout=1800, echo=print):
       codes = _follow(start_workers(way, log_dir, workers=count), timeout, echo)
     if codes != [0] * count:
       raise RuntimeError(f'{name}: a run failed (exit codes {codes}); see {log_dir}')
-    measured[name] = {'processes': count, 'threads_per_process': threads, 'wall_seconds': round(time.time() - started, 1),
+    measured[name] = {'processes': count, 'threads_per_process': threads,
+                      'wall_seconds': round(time.time() - started, 1),
                       **_speed(os.path.join(way.results_dir, way.run_name + '.json'))}
     echo(f'--- {name}: {measured[name]["steps_per_second"]} steps/s in the last epoch, '
          f'{measured[name]["wall_seconds"]} s in all')

@@ -135,7 +135,8 @@ def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_S
         bases.add((dataset, model, seed))
         runs.append(_train_run('recovery', model, 'uncompressed', seed, dataset=dataset, **where))
       for recipe in recipes:
-        curve = dict(eval_every_steps=RECOVERY_EVAL_EVERY) if (dataset, model, reduction) == ('sst2', 'lstm', 90) else {}
+        figure = (dataset, model, reduction) == ('sst2', 'lstm', 90)
+        curve = dict(eval_every_steps=RECOVERY_EVAL_EVERY) if figure else {}
         if recipe == 'paper' and dataset == 'sst2':
           curve = dict(eval_every_steps=FIGURE3_EVAL_EVERY)  # as in Table 2's plan: the same run
         run = _train_run('recovery', model, 'online', seed, reduction, dataset=dataset, **where,

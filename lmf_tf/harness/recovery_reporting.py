@@ -29,10 +29,28 @@ def recovery_table(frame):
       100 * (base_test.get((d, m), float('nan')) - t) / base_test.get((d, m), float('nan'))
       for d, m, t in zip(table.dataset, table.model, table.test_mean)]
   table['selected'] = False
-  complete = table[[s.split('/')[0] == s.split('/')[1] for s in table.seeds] & ~table.recipe.str.endswith('8-bit')]
+  every_seed = table.seeds.map(lambda s: s.split('/')[0] == s.split('/')[1]).astype(bool)
+  complete = table[every_seed & ~table.recipe.str.endswith('8-bit')]
   for _, group in complete.groupby(['dataset', 'model', 'R']):
     table.loc[group.dev_mean.idxmax(), 'selected'] = True
   return table[COLUMNS].reset_index(drop=True)
+
+
+def chosen_recipe_frame(results_dir, runs):
+  """The runs of each recipe chosen on dev (`recovery_table`), when it is not the paper's, as rows for the paper
+  tables: method `online, <recipe> (beyond the paper)` (and `online, <recipe> + 8-bit (beyond the paper)`), in
+  Table 2 for SST-2 and Table 3 for the intent sets (`reporting.write_paper_tables(..., extra=...)`)."""
+  frame = reporting.plan_frame(results_dir, runs)
+  table = recovery_table(frame)
+  rows = []
+  for chosen in table[table.selected & (table.recipe != 'paper')].itertuples():
+    match = frame[(frame.dataset == chosen.dataset) & (frame.model == chosen.model) & (frame.R == chosen.R)
+                  & (frame.recipe == chosen.recipe) & frame.method.isin(['online', 'online+quant8'])].copy()
+    match['method'] = [f'online, {chosen.recipe}{" + 8-bit" if m == "online+quant8" else ""} (beyond the paper)'
+                       for m in match.method]
+    match['table'] = 'table2' if chosen.dataset == 'sst2' else 'table3'
+    rows.append(match)
+  return pd.concat(rows, ignore_index=True) if rows else frame.iloc[:0]
 
 
 def to_markdown(table, uncompressed=None):

@@ -96,8 +96,9 @@ def plan_frame(results_dir, runs):
   deployable = io_utils.read_json(deployable_path, 'deployable sizes') if os.path.exists(deployable_path) else {}
   rows = []
   for run in runs:
-    row = {'deployable_bytes': deployable.get(run.name, {}).get('deployable_bytes', float('nan')), 'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
-           'R': run.reduction, 'seed': run.seed, 'recipe': run.recipe}
+    row = {'name': run.name, 'table': run.table, 'dataset': run.dataset, 'model': run.model, 'method': run.method,
+           'R': run.reduction, 'seed': run.seed, 'recipe': run.recipe,
+           'deployable_bytes': deployable.get(run.name, {}).get('deployable_bytes', float('nan'))}
     path = os.path.join(results_dir, run.name + '.json')
     failure = runner.failure_path(results_dir, run.name)
     if os.path.exists(path):
@@ -151,6 +152,11 @@ def table1(frame):
   return table.sort_values(['model', 'order']).drop(columns='order').reset_index(drop=True)
 
 
+def _method_order(method):
+  """Where a method goes in Tables 2 and 3: the paper's in `METHOD_ORDER`, any other (beyond the paper) after."""
+  return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+
+
 def table2(frame):
   """Paper Table 2: size and test accuracy of each compression method and R; degradation against uncompressed."""
   rows = frame[frame.table.isin(['table2', 'both'])]
@@ -158,7 +164,7 @@ def table2(frame):
   base = table[table.method == 'uncompressed'].set_index('model').test_mean
   table['relative_degradation_pct'] = [100 * (base.get(m, float('nan')) - t) / base.get(m, float('nan'))
                                        for m, t in zip(table.model, table.test_mean)]
-  table['order'] = table.method.map(METHOD_ORDER.index)
+  table['order'] = table.method.map(_method_order)
   return table.sort_values(['model', 'order', 'R']).drop(columns='order').reset_index(drop=True)
 
 
@@ -171,7 +177,7 @@ def table3(frame):
   base = table[table.method == 'uncompressed'].set_index(['dataset', 'model']).test_mean
   table['relative_degradation_pct'] = [100 * (base.get((d, m), float('nan')) - t) / base.get((d, m), float('nan'))
                                        for d, m, t in zip(table.dataset, table.model, table.test_mean)]
-  table['order'] = table.method.map(METHOD_ORDER.index)
+  table['order'] = table.method.map(_method_order)
   return table.sort_values(['dataset', 'model', 'order', 'R']).drop(columns='order').reset_index(drop=True)
 
 
@@ -201,9 +207,12 @@ def table2_markdown(table):
   return '\n'.join(lines) + '\n'
 
 
-def write_paper_tables(results_dir, runs):
-  """Writes results/table{1,2,3}.{md,csv} from the planned runs' JSONs; returns the paths."""
+def write_paper_tables(results_dir, runs, extra=None):
+  """Writes results/table{1,2,3}.{md,csv} from the planned runs' JSONs, and the rows of `extra` (a frame like
+  `plan_frame`'s, e.g. the recovery recipes chosen on dev, listed after the paper's methods); returns the paths."""
   frame = plan_frame(results_dir, runs)
+  if extra is not None and len(extra):
+    frame = pd.concat([frame, extra], ignore_index=True)
   paths = []
   for name, table, markdown in (('table1', table1(frame), table1_markdown), ('table2', table2(frame), table2_markdown),
                                 ('table3', table3(frame), table2_markdown)):
@@ -216,7 +225,8 @@ def write_paper_tables(results_dir, runs):
 
 def table4_markdown(table, batch_sizes=(1, 64)):
   """Markdown of `benchmarks.table4`: size, accuracy and time of each variant, relative to the first row."""
-  head = ['model', 'variant', 'rank k', 'TFLite bytes', 'size vs float32', 'test acc. (%)']
+  head = ['model', 'variant', 'rank k', 'TFLite bytes (batch 1)', 'size vs float32', 'deployable bytes (+ vocabulary)',
+          'test acc. (%)']
   head += [f'test set, batch {b} (s)' for b in batch_sizes] + [f'batch {batch_sizes[0]} time vs first row',
                                                                 'p50 latency (ms)', 'p99 latency (ms)']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
@@ -225,7 +235,9 @@ def table4_markdown(table, batch_sizes=(1, 64)):
     for row in rows:
       rank = '-' if row['embedding_rank'] is None else str(row['embedding_rank'])
       cells = [model, row['name'], rank, f'{row["tflite_bytes"]:,}',
-               f'{100 * (row["tflite_bytes"] / base["tflite_bytes"] - 1):+.1f}%', f'{100 * row["test_accuracy"]:.2f}']
+               f'{100 * (row["tflite_bytes"] / base["tflite_bytes"] - 1):+.1f}%',
+               f'{row["deployable_bytes"]:,}' if 'deployable_bytes' in row else '-',
+               f'{100 * row["test_accuracy"]:.2f}']
       cells += [f'{row[f"seconds_batch{b}"]:.3f}' for b in batch_sizes]
       first = f'seconds_batch{batch_sizes[0]}'
       cells.append(f'{100 * (row[first] / base[first] - 1):+.0f}%')

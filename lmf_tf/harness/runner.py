@@ -46,7 +46,8 @@ class Run:
     return argv + (['--resume'] if resume else [])
 
   def done(self, results_dir):
-    if self.needs_checkpoint and not os.path.exists(os.path.join(self.config.workdir, self.name, 'best', 'config.json')):
+    if self.needs_checkpoint and not os.path.exists(
+        os.path.join(self.config.workdir, self.name, 'best', 'config.json')):
       return False
     return os.path.exists(os.path.join(results_dir, self.name + '.json'))
 

@@ -11,7 +11,6 @@ model with its projection folded into the next layer, as deployed), float16 for 
 
 import dataclasses
 import os
-import tempfile
 
 from lmf_tf.compression import export, swap
 from lmf_tf.text import catalog, input_pipeline, models, tfds_builders
@@ -64,10 +63,7 @@ def vocabulary_bytes(config, cache):
     splits = tfds_builders.load_splits(config.dataset, train_level=config.train_level, source_dir=config.data_dir,
                                        tfds_dir=config.tfds_dir)
     train = splits.train.take(config.max_train_examples) if config.max_train_examples else splits.train
-    with tempfile.TemporaryDirectory() as folder:
-      path = os.path.join(folder, 'vocab.txt')
-      input_pipeline.Vocabulary.build(train).save(path)
-      cache[key] = os.path.getsize(path)
+    cache[key] = input_pipeline.Vocabulary.build(train).file_bytes()
   return cache[key]
 
 

@@ -59,8 +59,16 @@ class Vocabulary:
   def __len__(self):
     return len(self.tokens)
 
+  def as_text(self):
+    """The vocabulary file's text: one token per line, in id order."""
+    return '\n'.join(self.tokens) + '\n'
+
+  def file_bytes(self):
+    """Bytes of the vocabulary file (`save`), which a deployed model ships beside its weights."""
+    return len(self.as_text().encode('utf-8'))
+
   def save(self, path):
-    io_utils.write_text_atomic(path, '\n'.join(self.tokens) + '\n')
+    io_utils.write_text_atomic(path, self.as_text())
 
   @classmethod
   def load(cls, path):

@@ -106,6 +106,16 @@ def _require_file(path, what):
     raise FileNotFoundError(f'{what} {path} is missing')
 
 
+
+def _read_json(path, what):
+  """The JSON value in `path` (UTF-8, decoded as every reader here does), or DataFormatError naming `path:line`."""
+  _require_file(path, what)
+  text = ''.join(line for _, line in io_utils.numbered_lines(path))
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as e:
+    raise DataFormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+
 def _normalise(text):
   return ' '.join(text.split())
 
@@ -119,12 +129,7 @@ def read_label_list(path):
     DataFormatError: naming the file (and line, for invalid JSON) if it is not such a list, or a name is empty or
       repeated.
   """
-  _require_file(path, 'label file')
-  text = ''.join(line for _, line in io_utils.numbered_lines(path))
-  try:
-    value = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+  value = _read_json(path, 'label file')
   groups = value.values() if isinstance(value, dict) else [value]
   if not all(isinstance(g, list) and all(isinstance(n, str) for n in g) for g in groups):
     raise DataFormatError(f'{path}: expected a JSON list of label names (or an object of such lists)')
@@ -145,12 +150,7 @@ def read_clinc_json(path):
     DataFormatError: naming `path:line` for invalid JSON, or the split and item for an element that is not a pair
       of strings or has an empty utterance.
   """
-  _require_file(path, 'data file')
-  text = ''.join(line for _, line in io_utils.numbered_lines(path))
-  try:
-    value = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise DataFormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+  value = _read_json(path, 'data file')
   if not isinstance(value, dict):
     raise DataFormatError(f'{path}: expected a JSON object of splits, found {type(value).__name__}')
   splits = {}

@@ -27,7 +27,8 @@ def load_trained_model(checkpoint_dir):
   config = TrainConfig(**{**meta['config'], 'resume': False, 'data_dir': data_dir})
   vocabulary = input_pipeline.Vocabulary.load(os.path.join(checkpoint_dir, meta['vocabulary']))
   spec = models.get_model_spec(config.model)
-  model = spec.build(models.model_config(config, len(vocabulary), meta['num_classes'], meta['embedding_dim'], meta['rank']))
+  model = spec.build(models.model_config(config, len(vocabulary), meta['num_classes'], meta['embedding_dim'],
+                                         meta['rank']))
   if meta.get('method') == 'keras_int8':
     raise ConfigError(f'{checkpoint_dir} holds a Keras int8 model; it is measured, not reloaded, by lmf_tf')
   if meta.get('quantized'):  # int8/int16 tensors and scales, de-quantized on load

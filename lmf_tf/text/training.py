@@ -86,7 +86,8 @@ def online_compression(config):
              distillation.Distillation(config.distill_alpha, config.distill_temperature))
   return online.OnlineCompression(reduction=config.reduction, rank=config.rank, recovery_learning_rate=recovery_lr,
                                   distillation=teacher, gradual_factors=tuple(config.gradual_factor_list),
-                                  gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None, **when)
+                                  gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None,
+                                  **when)
 
 
 def check_previous_run(config, run_dir, resume_dir=None):
