@@ -16,8 +16,9 @@ setup(
         'pandas>=2',
         'matplotlib>=3.8',
         'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
-        'tensorly>=0.9',  # TT-SVD for the tensor-train LM layers (issue 7); we do not write our own TT-SVD
-    'ai-edge-litert>=2.3',  # runs TFLite exports; the maintained successor of tf.lite.Interpreter
+        'tensorly>=0.9',  # TT-SVD for the tensor-train LM layers; we do not write our own TT-SVD
+        'ai-edge-litert>=2.3',  # runs TFLite exports; the maintained successor of tf.lite.Interpreter
+        'psutil',  # memory of the million-word benchmark (tensorflow-datasets requires it too)
     ],
     extras_require={'dev': ['pytest>=8', 'hypothesis>=6']},
 )

@@ -6,6 +6,8 @@
   python scripts/compress_lm.py --method=tt --tt_rank=32
 """
 
+import sys
+
 from lmf_tf import cli
 
 from lmf_tf.lm import flags as lmf_flags
@@ -17,7 +19,7 @@ def main(argv):
   del argv
   cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.lm import compression as lm_compression
-  lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags())
+  lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags(), show_progress=sys.stdout.isatty())
 
 
 if __name__ == '__main__':

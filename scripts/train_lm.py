@@ -4,6 +4,8 @@
   python scripts/train_lm.py --config=small --max_steps=200   # a smoke run
 """
 
+import sys
+
 from lmf_tf import cli
 
 from lmf_tf.lm import flags as lmf_flags
@@ -15,7 +17,7 @@ def main(argv):
   del argv
   cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.lm import training as lm_training
-  lm_training.train_lm(lmf_flags.lm_config_from_flags())
+  lm_training.train_lm(lmf_flags.lm_config_from_flags(), show_progress=sys.stdout.isatty())
 
 
 if __name__ == '__main__':

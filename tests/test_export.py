@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from lmf_tf import results as lmf_results
 from lmf_tf.compression import export, swap
 from lmf_tf.harness import bench_inference
+from lmf_tf.text import deployable
 from lmf_tf.text import export as text_export
 from lmf_tf.text import models
 from lmf_tf.text import training
@@ -73,6 +75,8 @@ def test_export_checkpoint_and_time_inference(trained_dan, tmp_path):
   assert [r['tflite_bytes'] for r in rows] == [sizes['float32'], sizes['int8'], folded['float32']]
   vocabulary = (tmp_path / 'export' / 'vocabulary.txt').stat().st_size
   assert all(r['deployable_bytes'] == r['tflite_bytes'] + vocabulary for r in rows)
+  # Tables 2-3 measure the same size on the run's architecture, without its checkpoint.
+  assert deployable.tflite_bytes(*[lmf_results.from_dict(results)] * 2, {}) == folded['float32']
 
 
 @pytest.mark.parametrize('name', ['lstm', 'dan'])

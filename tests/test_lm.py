@@ -245,7 +245,7 @@ def test_one_training_step_changes_every_weight_and_stays_finite():
   assert int(optimizer.iterations) == 1
 
 
-def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path):
+def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, capsys):
   write_corpus(tmp_path / 'ptb')
   config = tiny_config(tmp_path)
   model, results = lm_training.train_lm(config)
@@ -268,8 +268,10 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path):
   assert again_config == config and len(vocabulary) == saved['data']['vocab_size']
   for a, b in zip(model.weights, again.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-  # max_steps stops inside the first epoch and still evaluates and saves.
-  _, short = lm_training.train_lm(tiny_config(tmp_path, max_steps=3))
+  # max_steps stops inside the first epoch and still evaluates and saves; on a terminal, with a progress bar.
+  _, short = lm_training.train_lm(tiny_config(tmp_path, max_steps=3), show_progress=True)
+  shown = capsys.readouterr().out
+  assert '3/3' in shown and 'train_ppl' in shown
   assert short['run'] == 'ptb_tiny_steps3_seed1' and short['steps'] == 3 and short['stopped_by_max_steps']
   assert len(short['history']) == 1 and short['history'][0]['windows'] == 3
 

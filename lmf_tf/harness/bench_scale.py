@@ -1,10 +1,10 @@
 """The compression step at the paper's vocabulary sizes (100k-1M words): time and peak memory of the SVD and swap."""
 
-import os
 import threading
 import time
 
 import keras
+import psutil
 
 from lmf_tf.compression import factorization
 from lmf_tf.compression.embedding import CompressibleEmbedding
@@ -12,7 +12,8 @@ from lmf_tf.compression.rank import rank_for_reduction
 
 
 class PeakMemory:
-  """Peak resident memory above the level at entry, sampled every `interval` seconds from /proc (Linux)."""
+  """Peak resident memory above the level at entry, sampled every `interval` seconds (psutil, which
+  tensorflow-datasets already requires; any platform psutil supports)."""
 
   def __init__(self, interval=0.005):
     self.interval = interval
@@ -20,8 +21,7 @@ class PeakMemory:
 
   @staticmethod
   def rss_bytes():
-    with open('/proc/self/statm') as f:
-      return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    return psutil.Process().memory_info().rss
 
   def _poll(self):
     while not self._stop.is_set():

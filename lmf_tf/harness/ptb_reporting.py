@@ -12,11 +12,11 @@ PTB_METHOD_ORDER = ('baseline', 'lowrank', 'prune', 'quantize', 'tt')
 
 
 def ptb_table(runs, results_dir, speeds=None):
-  """The PTB table, run by run: one row per run of `experiments.ptb_plan` that has a results JSON.
+  """The PTB table, run by run: one row per run of `plans.ptb_plan` that has a results JSON.
 
   Columns: seed, method, level, stored numbers, checkpoint bytes and how many times smaller than the same seed's
   baseline, valid and test perplexity, the test change against that baseline in percent, fine-tuning wall time
-  and epoch kept, and words/s at inference from `speeds` (`benchmarks.lm_inference_speed`, keyed by checkpoint
+  and epoch kept, and words/s at inference from `speeds` (`bench_lm_speed.lm_inference_speed`, keyed by checkpoint
   dir). A run whose seed has no baseline result yet gets NaN for the two relative columns.
   """
   rows = []

@@ -224,7 +224,7 @@ def write_paper_tables(results_dir, runs, extra=None):
 
 
 def table4_markdown(table, batch_sizes=(1, 64)):
-  """Markdown of `benchmarks.table4`: size, accuracy and time of each variant, relative to the first row."""
+  """Markdown of `bench_inference.table4`: size, accuracy and time of each variant, relative to the first row."""
   head = ['model', 'variant', 'rank k', 'TFLite bytes (batch 1)', 'size vs float32', 'deployable bytes (+ vocabulary)',
           'test acc. (%)']
   head += [f'test set, batch {b} (s)' for b in batch_sizes] + [f'batch {batch_sizes[0]} time vs first row',

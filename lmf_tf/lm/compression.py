@@ -5,8 +5,8 @@ with SGD on the training set (choosing the epoch by valid perplexity, the state 
 reports valid and test perplexity, parameters, checkpoint bytes and words per second, like `train_lm`.
 
 The methods (§3 of the paper), each a reusable piece of `lmf_tf`:
-  - 'lowrank' (§3.3): the truncated SVD W ≈ (U_k Σ_k)(V_kᵀ) of the embedding (`layers.CompressibleEmbedding`), the
-    softmax (`layers.LowRankDense`) and the LSTM input and recurrent matrices (`layers.LowRankLSTM`), with ranks
+  - 'lowrank' (§3.3): the truncated SVD W ≈ (U_k Σ_k)(V_kᵀ) of the embedding (`CompressibleEmbedding`), the
+    softmax (`lowrank.LowRankDense`) and the LSTM input and recurrent matrices (`lowrank.LowRankLSTM`), with ranks
     per matrix or from one reduction R for every chosen matrix (`LmFactorization.from_reduction`);
   - 'prune' (§3.1): magnitude pruning of every weight matrix to a target sparsity, fine-tuned under the fixed mask
     (`pruning`), and stored sparsely (packed mask + non-zero values) so the checkpoint shrinks;
@@ -105,8 +105,9 @@ def _stored_numbers(model, masks=None):
   return total
 
 
-def compress_lm(config: LmCompressionConfig):
-  """Compresses the LM in `config.baseline_dir` by `config.method`, fine-tunes it and measures it.
+def compress_lm(config: LmCompressionConfig, show_progress=False):
+  """Compresses the LM in `config.baseline_dir` by `config.method`, fine-tunes it and measures it (with
+  `show_progress`, a progress bar within each fine-tuning epoch).
 
   Writes, atomically:
     <workdir>/<run>/final/: the compressed model's checkpoint (dense weights; for 'prune' the packed masks and
@@ -122,10 +123,10 @@ def compress_lm(config: LmCompressionConfig):
   baseline_run = os.path.basename(os.path.dirname(os.path.abspath(config.baseline_dir)))
   run_name = config.run_name(baseline_run)
   with io_utils.run_lock(os.path.join(config.workdir, run_name)):
-    return _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name)
+    return _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name, show_progress)
 
 
-def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name):
+def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baseline_run, run_name, show_progress):
   wall_start = time.time()
   keras.utils.set_random_seed(config.seed)
   lm_config = dataclasses.replace(lm_config, seed=config.seed, workdir=config.workdir,
@@ -171,7 +172,8 @@ def _compress_lm(config, baseline, lm_config, vocabulary, baseline_meta, baselin
     for epoch in range(epochs):
       epoch_history = []
       valid = lm_training.train_epochs(model, train_step, optimizer, train_data, valid_data, lm_config,
-                                       steps_per_epoch, total_steps, progress, epoch_history, epochs=1)
+                                       steps_per_epoch, total_steps, progress, epoch_history, epochs=1,
+                                       show_progress=show_progress)
       if valid is None:
         break
       history.append({**epoch_history[0], 'epoch': epoch + 1})

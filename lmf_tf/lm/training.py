@@ -130,8 +130,10 @@ class Progress:
   timed_seconds: float = 0.0
 
 
-def _train_epoch(model, train_step, dataset, config, epoch, num_steps, progress, log_every):
-  """Runs `num_steps` windows of `dataset` from a zero state; returns (mean cross-entropy, words/s this epoch)."""
+def _train_epoch(model, train_step, dataset, config, epoch, num_steps, progress, log_every, show_progress=False):
+  """Runs `num_steps` windows of `dataset` from a zero state; returns (mean cross-entropy, words/s this epoch).
+  With `show_progress`, a progress bar (`keras.utils.Progbar`) shows the windows done and the perplexity so far."""
+  bar = keras.utils.Progbar(num_steps, stateful_metrics=['train_ppl']) if show_progress else None
   state = model.zero_state(config.batch_size)
   words_per_step = config.batch_size * config.num_steps
   total, count, epoch_words, epoch_seconds = 0.0, 0, 0, 0.0
@@ -146,21 +148,23 @@ def _train_epoch(model, train_step, dataset, config, epoch, num_steps, progress,
           f'the training loss became {cross_entropy} at step {progress.step} (window {count + 1} of epoch '
           f'{epoch + 1}); nothing of this run was saved. A lower --learning_rate or --max_grad_norm usually helps.')
     total, count = total + cross_entropy, count + 1
+    if bar is not None:
+      bar.update(count, [('train_ppl', math.exp(total / count))])
     if progress.step > 1:
       progress.timed_words += words_per_step
       progress.timed_seconds += seconds
       epoch_words, epoch_seconds = epoch_words + words_per_step, epoch_seconds + seconds
-    if log_every and count % log_every == 0:
+    if log_every and count % log_every == 0 and bar is None:
       logging.info('epoch %d window %d/%d train_ppl %.2f wps %.0f', epoch + 1, count, num_steps,
                    math.exp(total / count), epoch_words / max(epoch_seconds, 1e-9))
   return total / count, epoch_words / max(epoch_seconds, 1e-9)
 
 
 def train_epochs(model, train_step, optimizer, train_data, valid_data, config, steps_per_epoch, total_steps,
-                 progress, history, epochs=None, first_epoch=0, after_epoch=None):
+                 progress, history, epochs=None, first_epoch=0, after_epoch=None, show_progress=False):
   """Epochs `first_epoch` .. `epochs` - 1 (default `config.epochs`), at most `total_steps` steps in all, each
   followed by the valid perplexity and `after_epoch()`; appends one record per epoch to `history` and returns the
-  last valid evaluation (None if no epoch ran)."""
+  last valid evaluation (None if no epoch ran). `show_progress`: a progress bar within each epoch (a terminal)."""
   valid = None
   log_every = config.log_every_steps or max(1, steps_per_epoch // 10)
   epochs = config.epochs if epochs is None else epochs
@@ -171,7 +175,7 @@ def train_epochs(model, train_step, optimizer, train_data, valid_data, config, s
     lr = float(optimizer.learning_rate)  # the schedule's value at this epoch's first step
     epoch_steps = min(steps_per_epoch, total_steps - progress.step)
     train_ce, train_wps = _train_epoch(model, train_step, train_data, config, epoch, epoch_steps, progress,
-                                       log_every)
+                                       log_every, show_progress)
     valid = evaluate_perplexity(model, valid_data)
     history.append({'epoch': epoch + 1, 'step': progress.step, 'windows': epoch_steps, 'learning_rate': lr,
                     'train_perplexity': math.exp(train_ce), 'valid_perplexity': valid['perplexity'],
@@ -230,8 +234,9 @@ def restore_training_state(train_dir, config, model, optimizer, progress, histor
   return True
 
 
-def train_lm(config: LmConfig):
+def train_lm(config: LmConfig, show_progress=False):
   """Trains the LSTM LM of `config` on its corpus; evaluates valid perplexity after every epoch and test at the end.
+  With `show_progress`, a progress bar runs within each epoch (for a terminal).
 
   Writes, atomically:
     <workdir>/<run>/final/model.{data-*,index,meta} and config.json: the final model's inference checkpoint;
@@ -249,10 +254,10 @@ def train_lm(config: LmConfig):
   """
   config = config.validate()
   with io_utils.run_lock(os.path.join(config.workdir, config.run_name)):
-    return _train_lm(config)
+    return _train_lm(config, show_progress)
 
 
-def _train_lm(config):
+def _train_lm(config, show_progress):
   wall_start = time.time()
   run_dir = os.path.join(config.workdir, config.run_name)
   final_dir = os.path.join(run_dir, 'final')
@@ -280,7 +285,7 @@ def _train_lm(config):
   restore_training_state(train_dir, config, model, optimizer, progress, history)
   valid = train_epochs(
       model, train_step, optimizer, train_data, valid_data, config, steps_per_epoch, total_steps, progress, history,
-      first_epoch=len(history),
+      first_epoch=len(history), show_progress=show_progress,
       after_epoch=lambda: save_training_state(train_dir, config, model, optimizer, progress, history))
   if valid is None:  # resumed from the state after the last epoch
     valid = evaluate_perplexity(model, valid_data)

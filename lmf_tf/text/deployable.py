@@ -12,6 +12,8 @@ model with its projection folded into the next layer, as deployed), float16 for 
 import dataclasses
 import os
 
+import numpy as np
+
 from lmf_tf.compression import export, swap
 from lmf_tf.text import catalog, input_pipeline, models, tfds_builders
 from lmf_tf.text.config import TrainConfig
@@ -49,6 +51,9 @@ def tflite_bytes(result, trained, cache):
     model = models.MODELS[model_name].build(models.ModelConfig(
         vocab_size=vocab_size, num_classes=num_classes, embedding_dim=width, lstm_units=units,
         word_dropout=config.word_dropout))
+    # Non-zero weights: the converter folds away an all-zero bias (a fresh model's), which a trained one keeps.
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in model.get_weights()])
     if result.rank is not None:
       swap.compress_model(model, rank=result.rank)
       model = export.fold_projection(model) if folded else model

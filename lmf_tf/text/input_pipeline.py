@@ -1,7 +1,7 @@
 """Vocabulary and `tf.data` input pipelines: tokenise, map to ids, shuffle (seeded), bucket by length, prefetch.
 
 Tokenisation is whitespace splitting of lower-cased text, for every data set: SST-2 is cleaned when it is prepared
-(`datasets.clean_sst_text`); the intent sets are used as vendored, whitespace normalised (`datasets` docstring).
+(`readers.clean_sst_text`); the intent sets are used as vendored, whitespace normalised (`readers` docstring).
 Ids: 0 is padding (masked by the embedding), 1 is `<unk>`, words follow from 2 on by training-set frequency.
 """
 

@@ -1,7 +1,7 @@
 """Text classifiers of Acharya et al. 2019, §5.2, as functional Keras models, picked by name from `MODELS`.
 
 Inputs are `int32[batch, T]` token ids (0 = padding, masked); outputs `float32[batch, num_classes]` softmax
-probabilities. The word embedding is always a `layers.CompressibleEmbedding` named `word_embedding`, so it can
+probabilities. The word embedding is always a `CompressibleEmbedding` named `word_embedding`, so it can
 be compressed online.
 """
 
