@@ -10,6 +10,7 @@ import sys
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -264,3 +265,36 @@ def test_recovery_table_chooses_on_dev_among_complete_recipes(tmp_path):
   assert list(table.method) == ['uncompressed', 'online', 'online, restart (beyond the paper)',
                                 'online, restart + 8-bit (beyond the paper)']
   assert table.iloc[2].test_mean == pytest.approx(80) and table.iloc[3].seeds == '1/2'
+
+
+def test_recovery_plan_runs_and_names(tmp_path):
+  runs = plans.recovery_plan(results_dir=str(tmp_path))
+  names = [r.name for r in runs]
+  assert len(names) == len(set(names))
+  lstm90 = [r for r in runs if (r.dataset, r.model, r.reduction) == ('sst2', 'lstm', 90)]
+  assert {r.recipe for r in lstm90} == set(plans.RECOVERY_RECIPES)
+  assert sum(r.method == 'online+quant8' for r in lstm90) == 3 * len(plans.RECOVERY_RECIPES)  # 8-bit for R=90 only
+  assert 'sst2_lstm_R90_restart-gradual_seed2' in names and 'sst2_lstm_R90_seed2' in names  # the paper's: Table 2's
+  dan = {r.recipe for r in runs if r.model == 'dan' and r.method == 'online'}
+  assert dan == {'paper', 'restart', 'lrconst', 'kd', 'gradual', 'devpeak'}  # single options only at R = 99
+  assert sum(r.method == 'uncompressed' for r in runs) == 3 * 3  # sst2 lstm, clinc150 lstm, sst2 dan
+
+
+def test_recovery_curves_align_seeds_on_steps_after_the_swap():
+  # Dev curves recorded every 200 steps; the swaps at 4224 and 2112 are not multiples of 200.
+  curve = lambda swap, slope: [[s, 0.5 + slope * max(s - swap, 0) / 1000, None] for s in range(200, 8001, 200)]
+  frame = pd.DataFrame([
+      dict(dataset='sst2', model='lstm', R=90.0, method='online', status='done', recipe='paper', swap_step=4224.0,
+           dev_curve=curve(4224, 0.01)),
+      dict(dataset='sst2', model='lstm', R=90.0, method='online', status='done', recipe='paper', swap_step=4224.0,
+           dev_curve=curve(4224, 0.03)),
+      dict(dataset='sst2', model='lstm', R=90.0, method='online', status='done', recipe='devpeak', swap_step=2112.0,
+           dev_curve=curve(2112, 0.02)),
+      dict(dataset='sst2', model='lstm', R=90.0, method='online', status='missing', recipe='kd', swap_step=None,
+           dev_curve=None)])
+  data = figures.recovery_curve_data(frame)
+  assert sorted(data) == ['devpeak', 'paper']
+  steps, mean, seeds = data['paper']
+  assert seeds == 2 and steps[0] == 200 and steps[-1] == 3600  # the curves end 3,776 steps after the swap
+  np.testing.assert_allclose(mean, 50 + 2 * steps / 1000)  # the mean of slopes 1 and 3 (% per 1000 steps), exact
+  assert data['devpeak'][1][0] == pytest.approx(50 + 2 * 200 / 1000)

@@ -66,8 +66,9 @@ def test_sigkill_mid_epoch_and_after_the_swap_then_resume_ends_bitwise_equal(tin
   run_name = json.load(open(next((tmp_path / 'ra').glob('*.json'))))['run']
   state_path = os.path.join(workdir, run_name, 'train', callbacks.STATE_FILE)
   kills = []
-  # Kill 1: right after the swap (step 25, mid-epoch 2). Kill 2: later in epoch 3, resumed from kill 1's state.
-  for ready in (lambda s: s['step'] >= 25, lambda s: s['epoch'] >= 2 and s['batches_done'] >= 3):
+  # Kill 1: right after the swap (after step 25, mid-epoch 2: the first state saved with the factors, step 26).
+  # Kill 2: later in epoch 3, resumed from kill 1's state.
+  for ready in (lambda s: s['rank'] is not None, lambda s: s['epoch'] >= 2 and s['batches_done'] >= 3):
     process = subprocess.Popen(_command(repo_root, tiny_config, workdir, results_dir, ['--resume'] if kills else []),
                                env=_env(repo_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kills.append(_kill_when(process, state_path, ready))

@@ -71,26 +71,41 @@ def figure3(frame, model, path):
   return _save(fig, path)
 
 
-def recovery_curves(frame, path, dataset='sst2', model='lstm', reduction=90, every=200):
-  """Dev accuracy after the (first) swap for each recovery recipe: the mean over the seeds done, at the steps
-  every recipe's curve has (multiples of `every`), like Figure 3."""
-  fig, ax = plt.subplots(figsize=(8, 4.5))
+def recovery_curve_data(frame, dataset='sst2', model='lstm', reduction=90, every=200):
+  """{recipe: (steps after the swap, mean dev accuracy in %, seeds)} of the online runs of `frame`: each run's dev
+  curve from its (first) swap on, interpolated onto the steps 0, `every`, 2 `every`, ... after it that every seed of
+  the recipe covers (curves are recorded at multiples of the evaluation interval, the swap need not be one)."""
   runs = frame[(frame.dataset == dataset) & (frame.model == model) & (frame.R == reduction) &
                (frame.method == 'online') & (frame.status == 'done')]
+  data = {}
   for recipe, group in runs.groupby('recipe', sort=False):
     curves = []
     for run in group.itertuples():
-      if isinstance(run.dev_curve, list) and run.swap_step is not None:
-        curves.append({s - run.swap_step: 100 * a for s, a, _ in run.dev_curve if s >= run.swap_step
-                       and (s - run.swap_step) % every == 0})
-    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
-    if steps:
-      ax.plot(steps, [np.mean([c[s] for c in curves]) for s in steps], lw=1.2 if recipe == 'paper' else 1,
-              ls='--' if recipe == 'paper' else '-', label=f'{recipe} ({len(curves)} seeds)')
+      if isinstance(run.dev_curve, list) and run.swap_step is not None and not pd.isna(run.swap_step):
+        points = [(s - run.swap_step, 100 * a) for s, a, _ in run.dev_curve if s >= run.swap_step]
+        if len(points) >= 2:
+          curves.append(np.array(points))
+    if not curves:
+      continue
+    first, last = max(c[0, 0] for c in curves), min(c[-1, 0] for c in curves)
+    steps = np.arange(np.ceil(first / every) * every, last + 1, every)
+    if len(steps):
+      data[recipe] = (steps, np.mean([np.interp(steps, c[:, 0], c[:, 1]) for c in curves], axis=0), len(curves))
+  return data
+
+
+def recovery_curves(frame, path, dataset='sst2', model='lstm', reduction=90, every=200):
+  """Dev accuracy after the (first) swap for each recovery recipe, mean over the seeds done
+  (`recovery_curve_data`), like Figure 3, with the uncompressed model's dev accuracy as a line."""
+  fig, ax = plt.subplots(figsize=(8, 4.5))
+  for recipe, (steps, mean, seeds) in recovery_curve_data(frame, dataset, model, reduction, every).items():
+    ax.plot(steps, mean, lw=1.6 if recipe == 'paper' else 1, ls='--' if recipe == 'paper' else '-',
+            color='k' if recipe == 'paper' else None, label=f'{recipe} ({seeds} seeds)')
   base = frame[(frame.dataset == dataset) & (frame.model == model) & (frame.method == 'uncompressed') &
                (frame.status == 'done')]
   if len(base):
-    ax.axhline(base.dev.mean(), color='k', lw=0.8, ls=':', label=f'uncompressed (dev, mean of {len(base)})')
+    ax.axhline(base.dev.mean(), color='k', lw=0.8, ls=':',  # the frame's accuracies are in %
+               label=f'uncompressed (best-epoch dev, mean of {len(base)})')
   ax.set_xlabel('mini-batches after the swap (the first, for gradual)')
   ax.set_ylabel('dev accuracy (%)')
   ax.set_title(f'Recovery after online compression: {dataset} {model}, R = {reduction:g}, mean over seeds')
