@@ -56,7 +56,7 @@ intent-lstm: $(STAMP) ## train the LSTM on DATASET=clinc150|snips|atis|banking77
 intent-dan: $(STAMP) ## train DAN-RAND on DATASET (R, SEED, ARGS)
 	$(PY) scripts/train.py --dataset=$(DATASET) --model=dan --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)
 
-example: $(STAMP) ## the library on your own Keras model: examples/own_model.py (under 2 min)
+example: $(STAMP) ## the library on your own Keras model: examples/own_model.py (about 25 s)
 	$(PY) examples/own_model.py
 
 reproduce: $(STAMP) ## the paper's Tables 1-3 and Figures 2-3, 3 seeds (make -j2: two runs at a time; hours)

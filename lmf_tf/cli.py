@@ -75,8 +75,16 @@ def quiet_terminal(stream=None):
   std_logging.getLogger('tensorflow').setLevel(std_logging.ERROR)
 
 
+_HELP_FLAGS = {'--help': True, '-h': True, '-?': True, '--helpshort': True, '--helpfull': False}
+
+
 def _parse_flags(argv):
-  """absl's flag parsing, but a bad flag is one line `error: ...` and exit status 2."""
+  """absl's flag parsing, but a bad flag is one line `error: ...` and exit status 2, and asking for help exits
+  with 0 (absl exits with 1)."""
+  for arg in argv[1:]:
+    if arg in _HELP_FLAGS:
+      app.usage(shorthelp=_HELP_FLAGS[arg], writeto_stdout=True)
+      sys.exit(0)
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:

@@ -32,6 +32,13 @@ def test_reduction_outside_0_100_is_rejected(r):
     rank_for_reduction(r, 1000, 50)
 
 
+def test_a_fraction_for_r_is_warned_about():
+  import lmf_tf  # pylint: disable=g-import-not-at-top
+  with pytest.warns(UserWarning, match=r'reduction=0\.9 removes 0\.9% .* \(reduction=90 removes 90%\)'):
+    lmf_tf.OnlineCompression(reduction=0.9, at_epoch=1)
+  assert rank_for_reduction(0.9, 2000, 64) == 61  # what it means: 0.9% fewer parameters
+
+
 def test_reduction_that_leaves_rank_zero_names_the_largest_possible_r():
   with pytest.raises(ConfigError, match=r'reduction=99 leaves rank k=0 for V=100, d=10; R must be at most 89\.0000'):
     rank_for_reduction(99, 100, 10)

@@ -86,7 +86,7 @@ BUILDERS = {'functional': functional_bilstm, 'sequential': sequential_average, '
 
 
 @pytest.mark.parametrize('kind', sorted(BUILDERS))
-def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkeypatch):
+def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkeypatch, capsys):
   keras.utils.set_random_seed(1)
   model = compiled(BUILDERS[kind]())
   model(data(2)[0])  # built, so the layer object can be held
@@ -103,6 +103,8 @@ def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkey
   assert len(calls) == 1 and callback.swap_steps == [4] and int(model.optimizer.iterations) == 12
   assert sum(int(np.prod(w.shape)) for w in model.weights if 'words' in w.path) == k * (V + D)
   assert np.isfinite(model.evaluate(ids, labels, verbose=0)[0])
+  shown = [line for line in capsys.readouterr().out.splitlines() if line.startswith('OnlineCompression')]
+  assert shown == [f'OnlineCompression after step 4: {callback.reports[0].summary()}']  # verbose=1, once
 
 
 def test_swap_keeps_every_other_weight_and_optimizer_slot():
@@ -418,3 +420,17 @@ def test_callback_overhead_benchmark_trains_both_models_and_swaps_one(shared_tfd
   median = result['median_ms_per_step']  # steps of a few ms, rounded to microseconds
   assert result['step_overhead'] == pytest.approx(median['with_callback_waiting'] / median['without'] - 1, abs=0.01)
   assert all(0 < ms < 1000 * s for ms, s in zip(result['ms_per_step']['without'], result['epoch_seconds']['without']))
+
+
+@pytest.mark.slow
+def test_the_example_on_a_users_own_model_runs(tmp_path, repo_root):
+  result = subprocess.run([sys.executable, os.path.join(repo_root, 'examples', 'own_model.py'), '--quick',
+                           f'--output_dir={tmp_path}'], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=repo_root))
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  swap = [line for line in lines if line.startswith('OnlineCompression after step')]
+  assert len(swap) == 1 and 'Compressed words: V=' in swap[0]
+  accuracy = next(line for line in lines if line.startswith('tflite int8 accuracy')).split()[-1]
+  assert 0.4 < float(accuracy) <= 1
+  assert {'after.keras', 'after_int8.tflite', 'before.keras'} <= set(os.listdir(tmp_path))

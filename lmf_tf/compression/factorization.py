@@ -104,6 +104,12 @@ class CompressionReport:
   def as_dict(self):
     return dataclasses.asdict(self)
 
+  def summary(self):
+    """One line: the layer, V, d, k, the parameters before and after, the energy kept, the error, the time."""
+    return (f'Compressed {self.layer}: V={self.vocab_size} d={self.dim} rank k={self.rank}, params '
+            f'{self.params_before} -> {self.params_after} (R={self.reduction:.2f}%), spectral energy kept '
+            f'{100 * self.energy_kept:.2f}%, ||W - W_k||_F = {self.reconstruction_error:.4f}, {self.seconds:.2f}s')
+
 
 def compress_layer(layer, reduction=None, rank=None, svd_method='auto'):
   """Factorizes one built `CompressibleEmbedding` in place at the rank given by `reduction` (R in %) or `rank`.
@@ -122,8 +128,5 @@ def compress_layer(layer, reduction=None, rank=None, svd_method='auto'):
       reduction=reduction_of_rank(k, vocab_size, dim), params_before=params_before,
       params_after=k * (vocab_size + dim), energy_kept=svd.energy_kept,
       reconstruction_error=svd.discarded_error, seconds=time.perf_counter() - start)
-  logging.info('Compressed %s: V=%d d=%d rank k=%d, params %d -> %d (R=%.2f%%), spectral energy kept %.2f%%, '
-               '||W - W_k||_F = %.4f, %.2fs', layer.name, vocab_size, dim, k, report.params_before,
-               report.params_after, report.reduction, 100 * report.energy_kept, report.reconstruction_error,
-               report.seconds)
+  logging.info('%s', report.summary())
   return report

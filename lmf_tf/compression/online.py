@@ -48,13 +48,15 @@ class OnlineCompression(keras.callbacks.Callback):
     gradual_factors, gradual_every_steps: e.g. (4, 2) and 500 swap to 4k, then 2k after 500 more steps, then k
       after 500 more (a rank is capped at the embedding's largest useful rank, k (V + d) < V d).
 
-  After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap.
+  After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap. With
+  `verbose` (the default, as Keras's `verbose`), each swap prints one line per embedding on stdout; 0: silent
+  (the same line is logged at INFO level either way).
   `get_state()` / `restore_state()` and `variables` (the teacher's) let a checkpointed run resume exactly.
   """
 
   def __init__(self, reduction=None, rank=None, at_step=None, at_epoch=None, at_dev_peak=None, layers=None,
                svd_method='auto', recovery_learning_rate=None, distillation=None, gradual_factors=(),
-               gradual_every_steps=None):
+               gradual_every_steps=None, verbose=1):
     super().__init__()
     name = 'OnlineCompression'
     if (reduction is None) == (rank is None):
@@ -91,6 +93,7 @@ class OnlineCompression(keras.callbacks.Callback):
     self.layers, self.svd_method = layers, svd_method
     self.recovery_learning_rate, self.distillation = recovery_learning_rate, distillation
     self.gradual_factors, self.gradual_every_steps = factors, gradual_every_steps
+    self.verbose = verbose
     self.reports, self.swap_steps = [], []
     self._embeddings = None  # resolved by `prepare`
     self._stage_ranks = None  # [{layer name: rank}] per swap, the last one the final ranks
@@ -162,6 +165,9 @@ class OnlineCompression(keras.callbacks.Callback):
           self._teacher.set_weights(model.get_weights())
       self.reports = factorize_embeddings(self._embeddings, self._stage_ranks[stage], self.svd_method)
       self.swap_steps.append(step)
+      if self.verbose:
+        for report in self.reports:
+          print(f'OnlineCompression after step {step}: {report.summary()}', flush=True)
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)

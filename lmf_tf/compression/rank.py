@@ -12,6 +12,7 @@ Worked example: V = 14,000, d = 50, R = 90% -> k = floor(0.1 * 700,000 / 14,050)
 import fractions
 import math
 import numbers
+import warnings
 
 from lmf_tf.errors import ConfigError
 
@@ -51,9 +52,13 @@ def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
 
 
 def check_reduction_value(reduction, name='reduction'):
-  """Returns `reduction` if it is a number strictly between 0 and 100; raises ConfigError naming `name` otherwise."""
+  """Returns `reduction` if it is a number strictly between 0 and 100; raises ConfigError naming `name` otherwise.
+  Warns for 0 < R < 1, which is most likely a fraction meant as a percentage (0.9 for 90)."""
   if isinstance(reduction, bool) or not isinstance(reduction, numbers.Real) or not 0 < reduction < 100:
     raise ConfigError(f'{name}={reduction!r}: the reduction R must be a percentage strictly between 0 and 100')
+  if reduction < 1:
+    warnings.warn(f'{name}={reduction:g} removes {reduction:g}% of the embedding parameters: R is a percentage '
+                  f'({name}={100 * reduction:g} removes {100 * reduction:g}%)', stacklevel=3)
   return reduction
 
 

@@ -85,6 +85,7 @@ def online_compression(config):
   teacher = (None if config.distill_alpha is None else
              distillation.Distillation(config.distill_alpha, config.distill_temperature))
   return online.OnlineCompression(reduction=config.reduction, rank=config.rank, recovery_learning_rate=recovery_lr,
+                                  verbose=0,  # the swap is logged, and the terminal shows the log
                                   distillation=teacher, gradual_factors=tuple(config.gradual_factor_list),
                                   gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None,
                                   **when)
@@ -105,10 +106,11 @@ def check_previous_run(config, run_dir, resume_dir=None):
       raise CheckpointNotFoundError(f'--resume: no training checkpoint to resume from ({state} does not exist)')
     return
   if os.path.exists(results):
-    raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again')
+    raise ConfigError(f'{config.run_name} is done ({results}); --overwrite runs it again (through make: '
+                      'ARGS=--overwrite)')
   if os.path.exists(state):
     raise ConfigError(f'{config.run_name} was interrupted earlier ({state}); --resume continues it, --overwrite starts '
-                      'it afresh (its checkpoints are deleted)')
+                      'it afresh (its checkpoints are deleted); through make: ARGS=--resume or ARGS=--overwrite')
 
 
 def train_and_evaluate(config: TrainConfig, progress=False):
