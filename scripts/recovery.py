@@ -3,6 +3,7 @@
 
   python scripts/recovery.py --jobs=2        # every missing run, two at a time (about 2 hours here)
   python scripts/recovery.py --dry_run       # list the runs and which are done
+  python scripts/recovery.py --settings=clinc150_lstm_R90 --recipes=paper,gradual   # a part of it
   python scripts/recovery.py --tables_only   # rebuild the table and figure from the results there are
 """
 
@@ -16,6 +17,8 @@ from lmf_tf.harness import plans, recovery_reporting, runner
 lmf_flags.define_int_list('seeds', '1,2,3', 'Seeds of every setting and recipe.', minimum=0)
 flags.DEFINE_list('recipes', list(plans.RECOVERY_RECIPES), 'Recipes: paper, or recovery options joined by "-" ('
                   + ', '.join(plans.RECOVERY_OPTIONS) + ').')
+flags.DEFINE_list('settings', [plans.recovery_setting_name(*s) for s in plans.RECOVERY_SETTINGS],
+                  'Settings (data set, model, R) to run, named as data set_model_R.')
 lmf_flags.define_runner_flags()
 FLAGS = flags.FLAGS
 
@@ -26,8 +29,12 @@ def main(argv):
   if unknown:
     raise cli.UsageError(f'--recipes: {", ".join(unknown)} is not paper or a "-"-joined list of '
                          f'{", ".join(plans.RECOVERY_OPTIONS)}')
-  runs = plans.recovery_plan(tuple(FLAGS.seeds), tuple(FLAGS.recipes), workdir=FLAGS.workdir,
-                             results_dir=FLAGS.results_dir)
+  settings = {plans.recovery_setting_name(*s): s for s in plans.RECOVERY_SETTINGS}
+  unknown = [s for s in FLAGS.settings if s not in settings]
+  if unknown:
+    raise cli.UsageError(f'--settings: {", ".join(unknown)} not among {", ".join(settings)}')
+  runs = plans.recovery_plan(tuple(FLAGS.seeds), tuple(FLAGS.recipes), tuple(settings[s] for s in FLAGS.settings),
+                             workdir=FLAGS.workdir, results_dir=FLAGS.results_dir)
   runner.run_plan(runs, FLAGS.jobs, FLAGS.results_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if not FLAGS.dry_run:
     for path in recovery_reporting.write_recovery(FLAGS.results_dir, runs):

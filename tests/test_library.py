@@ -107,6 +107,36 @@ def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkey
   assert shown == [f'OnlineCompression after step 4: {callback.reports[0].summary()}']  # verbose=1, once
 
 
+@pytest.mark.parametrize('at_step', [6, 12])  # 6 steps an epoch: the end of the first epoch, the last step of fit
+def test_a_swap_due_at_the_end_of_an_epoch_comes_before_the_next_callbacks_see_it(at_step):
+  keras.utils.set_random_seed(3)
+  model = compiled(sequential_average())
+  ranks = []
+  watcher = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ranks.append(getattr(embedding_of(model), 'rank', None)))
+  callback = lmf_tf.OnlineCompression(rank=3, at_step=at_step, verbose=0)
+  with warnings.catch_warnings():
+    warnings.filterwarnings('error', message='OnlineCompression')  # no "never reached" warning
+    model.fit(*data(), batch_size=16, epochs=2, callbacks=[callback, watcher], verbose=0)
+  assert callback.swap_steps == [at_step] and int(model.optimizer.iterations) == 12
+  assert ranks == ([3, 3] if at_step == 6 else [None, 3])
+
+
+def test_training_in_several_fits_warns_only_when_the_last_ends_before_the_swap():
+  keras.utils.set_random_seed(3)
+  model = compiled(sequential_average())
+  callback = lmf_tf.OnlineCompression(rank=3, at_step=9, verbose=0)
+  callback.expect_more_fits = True
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    model.fit(*data(), batch_size=16, epochs=1, callbacks=[callback], verbose=0)  # steps 1-6: not yet
+    callback.expect_more_fits = False
+    model.fit(*data(), batch_size=16, epochs=1, callbacks=[callback], verbose=0)  # steps 7-12: swaps at 9
+  assert callback.swap_steps == [9] and not [w for w in caught if 'OnlineCompression' in str(w.message)]
+  with pytest.warns(UserWarning, match=r'OnlineCompression\(at_step=99\): training ended at step 6'):
+    model = compiled(sequential_average())
+    model.fit(*data(), batch_size=16, epochs=1, callbacks=[lmf_tf.OnlineCompression(rank=3, at_step=99)], verbose=0)
+
+
 def test_swap_keeps_every_other_weight_and_optimizer_slot():
   keras.utils.set_random_seed(2)
   model = compiled(functional_bilstm())

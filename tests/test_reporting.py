@@ -278,11 +278,17 @@ def test_recovery_plan_runs_and_names(tmp_path):
   dan = {r.recipe for r in runs if r.model == 'dan' and r.method == 'online'}
   assert dan == {'paper', 'restart', 'lrconst', 'kd', 'gradual', 'devpeak'}  # single options only at R = 99
   assert sum(r.method == 'uncompressed' for r in runs) == 3 * 3  # sst2 lstm, clinc150 lstm, sst2 dan
+  # A gradual stage is about half an epoch: CLINC150's 238-step epochs would end before 2 stages of 500.
+  stages = {(r.dataset, r.config.gradual_every_steps) for r in runs if 'gradual' in r.recipe and r.method == 'online'}
+  assert stages == {('sst2', 500), ('clinc150', 120)}
+  some = plans.recovery_plan(seeds=(1,), recipes=('gradual',), settings=(('clinc150', 'lstm', 90),))
+  assert [r.name for r in some] == ['clinc150_lstm_R0_seed1', 'clinc150_lstm_R90_gradual_h7844fa_seed1']
 
 
 def test_recovery_curves_align_seeds_on_steps_after_the_swap():
   # Dev curves recorded every 200 steps; the swaps at 4224 and 2112 are not multiples of 200.
-  curve = lambda swap, slope: [[s, 0.5 + slope * max(s - swap, 0) / 1000, None] for s in range(200, 8001, 200)]
+  curve = lambda swap, slope: [[s, 0.5 + slope * max(s - swap, 0) / 1000, 4 if s > swap else None]
+                               for s in range(200, 8001, 200)]
   frame = pd.DataFrame([
       dict(dataset='sst2', model='lstm', R=90.0, method='online', status='done', recipe='paper', swap_step=4224.0,
            dev_curve=curve(4224, 0.01)),

@@ -163,6 +163,13 @@ def test_compress_at_step_beyond_training_is_rejected_before_training(tiny_confi
     training.train_and_evaluate(TrainConfig(**dict(tiny_config, reduction=50, compress_at_step=999)))
 
 
+def test_a_gradual_swap_that_leaves_no_step_for_the_final_rank_is_rejected_before_training(tiny_config):
+  with pytest.raises(ConfigError, match=r'--gradual_factors=4,2: the last swap, after step 1005, leaves no step'):
+    training.train_and_evaluate(TrainConfig(**dict(tiny_config, reduction=50, compress_at_step=5,
+                                                   gradual_factors='4,2', gradual_every_steps=500)))
+  assert not os.listdir(tiny_config['workdir']) if os.path.exists(tiny_config['workdir']) else True
+
+
 def test_unlabelled_split_is_rejected(tiny_config, monkeypatch):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 

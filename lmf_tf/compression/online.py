@@ -12,7 +12,7 @@ from absl import logging
 from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import SVD_METHODS
-from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank
+from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
 from lmf_tf.compression.schedules import Restarted
 from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, factorize_embeddings, final_ranks,
                                      find_embeddings, retrace, set_optimizer)
@@ -48,7 +48,9 @@ class OnlineCompression(keras.callbacks.Callback):
     gradual_factors, gradual_every_steps: e.g. (4, 2) and 500 swap to 4k, then 2k after 500 more steps, then k
       after 500 more (a rank is capped at the embedding's largest useful rank, k (V + d) < V d).
 
-  After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap. With
+  After `fit`: `reports` holds the last swap's `CompressionReport`s, `swap_steps` the step of each swap. When
+  training is split over several calls to `fit`, set `expect_more_fits = True` before all but the last, so that
+  the end of a part is not warned about as a swap never reached. With
   `verbose` (the default, as Keras's `verbose`), each swap prints one line per embedding on stdout; 0: silent
   (the same line is logged at INFO level either way).
   `get_state()` / `restore_state()` and `variables` (the teacher's) let a checkpointed run resume exactly.
@@ -63,6 +65,7 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'{name}: give exactly one of reduction= (R, percent) and rank= (k)')
     try:
       check_reduction_value(reduction) if reduction is not None else check_rank_value(rank)
+      warn_if_fraction(reduction)
     except ConfigError as e:
       raise ConfigError(f'{name}: {e}') from None
     if sum(x is not None for x in (at_step, at_epoch, at_dev_peak)) != 1:
@@ -94,6 +97,7 @@ class OnlineCompression(keras.callbacks.Callback):
     self.recovery_learning_rate, self.distillation = recovery_learning_rate, distillation
     self.gradual_factors, self.gradual_every_steps = factors, gradual_every_steps
     self.verbose = verbose
+    self.expect_more_fits = False  # True while `fit` is called in parts: no "never reached" warning at the end
     self.reports, self.swap_steps = [], []
     self._embeddings = None  # resolved by `prepare`
     self._stage_ranks = None  # [{layer name: rank}] per swap, the last one the final ranks
@@ -107,6 +111,11 @@ class OnlineCompression(keras.callbacks.Callback):
   def done(self):
     """True once the last swap has happened."""
     return self._stage_ranks is not None and len(self.swap_steps) >= len(self._stage_ranks)
+
+  @property
+  def swap_count(self):
+    """How many swaps the callback makes (1, or 1 + the gradual stages); known after `prepare`."""
+    return len(self._stage_ranks) if self._stage_ranks is not None else None
 
   @property
   def swap_step(self):
@@ -167,7 +176,8 @@ class OnlineCompression(keras.callbacks.Callback):
       self.swap_steps.append(step)
       if self.verbose:
         for report in self.reports:
-          print(f'OnlineCompression after step {step}: {report.summary()}', flush=True)
+          # A leading newline, as Keras's own callbacks print: the line may come in the middle of a progress bar.
+          print(f'\nOnlineCompression after step {step}: {report.summary()}', flush=True)
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)
@@ -248,6 +258,11 @@ class OnlineCompression(keras.callbacks.Callback):
         self._swap(step)
 
   def on_epoch_end(self, epoch, logs=None):
+    due = self._next_swap_step()
+    if due is not None and int(self.model.optimizer.iterations.numpy()) >= due:
+      # Due after the epoch's last step: swap now, so the callbacks after this one (and the next epoch) see the
+      # compressed model. Keras's own validation of this epoch has already run on the model before the swap.
+      self._swap(int(self.model.optimizer.iterations.numpy()))
     peak = self.at_dev_peak
     if peak is None or self.swap_steps:
       return
@@ -269,7 +284,7 @@ class OnlineCompression(keras.callbacks.Callback):
     if due is not None and int(self.model.optimizer.iterations.numpy()) >= due:
       self._swap(int(self.model.optimizer.iterations.numpy()))  # due after the last step of this fit
     distillation_lib.detach(self.model)
-    if not self.done:
+    if not self.done and not self.expect_more_fits:
       when = (f'at_step={self.at_step}' if self.at_step is not None else f'at_epoch={self.at_epoch}'
               if self.at_epoch is not None else f'at_dev_peak={self.at_dev_peak}')
       message = (f'OnlineCompression({when}): training ended at step {int(self.model.optimizer.iterations.numpy())} '

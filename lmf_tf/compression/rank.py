@@ -52,14 +52,17 @@ def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
 
 
 def check_reduction_value(reduction, name='reduction'):
-  """Returns `reduction` if it is a number strictly between 0 and 100; raises ConfigError naming `name` otherwise.
-  Warns for 0 < R < 1, which is most likely a fraction meant as a percentage (0.9 for 90)."""
+  """Returns `reduction` if it is a number strictly between 0 and 100; raises ConfigError naming `name` otherwise."""
   if isinstance(reduction, bool) or not isinstance(reduction, numbers.Real) or not 0 < reduction < 100:
     raise ConfigError(f'{name}={reduction!r}: the reduction R must be a percentage strictly between 0 and 100')
-  if reduction < 1:
-    warnings.warn(f'{name}={reduction:g} removes {reduction:g}% of the embedding parameters: R is a percentage '
-                  f'({name}={100 * reduction:g} removes {100 * reduction:g}%)', stacklevel=3)
   return reduction
+
+
+def warn_if_fraction(reduction, name='reduction', stacklevel=3):
+  """Warns (once, where the user gave it) for 0 < R < 1: most likely a fraction meant as a percentage."""
+  if reduction is not None and 0 < reduction < 1:
+    warnings.warn(f'{name}={reduction:g} removes {reduction:g}% of the embedding parameters: R is a percentage '
+                  f'({name}={100 * reduction:g} removes {100 * reduction:g}%)', stacklevel=stacklevel)
 
 
 def check_rank_value(rank, name='rank'):

@@ -18,7 +18,7 @@ from absl import logging
 
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import compress_layer
-from lmf_tf.compression.rank import target_rank
+from lmf_tf.compression.rank import target_rank, warn_if_fraction
 from lmf_tf.errors import ConfigError
 
 
@@ -152,6 +152,7 @@ def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=Non
   Returns:
     (optimizer or None, [CompressionReport]).
   """
+  warn_if_fraction(reduction)
   embeddings = find_embeddings(model, layers, 'swap_embeddings')
   for layer in embeddings:
     check_not_tied(model, layer, 'swap_embeddings')
@@ -168,6 +169,7 @@ def compress_model(model, reduction=None, rank=None, layers=None, svd_method='au
   compiled with a built optimizer, that optimizer is replaced by one that carries the other variables' slots, so
   `fit` continues at once and a saved file holds no slots of the removed matrix.
   """
+  warn_if_fraction(reduction)
   embeddings = find_embeddings(model, layers)
   for layer in embeddings:
     check_not_tied(model, layer)

@@ -95,7 +95,6 @@ def time_inference(variants, sequences, labels, batch_sizes=(1, 64), repeats=5, 
   return rows
 
 
-
 TABLE4_REDUCTIONS = (50, 75, 90)
 
 

@@ -55,7 +55,7 @@ def figure3(frame, model, path):
     if runs.empty:
       continue
     run = runs.sort_values('seed').iloc[0]
-    points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if s >= run.swap_step]
+    points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if rank is not None]  # compressed
     if points:
       ax.plot(*zip(*points), label=f'online R={r:g} (k={int(run["rank"])})', lw=1)
       drawn = True
@@ -82,7 +82,7 @@ def recovery_curve_data(frame, dataset='sst2', model='lstm', reduction=90, every
     curves = []
     for run in group.itertuples():
       if isinstance(run.dev_curve, list) and run.swap_step is not None and not pd.isna(run.swap_step):
-        points = [(s - run.swap_step, 100 * a) for s, a, _ in run.dev_curve if s >= run.swap_step]
+        points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if rank is not None]  # compressed
         if len(points) >= 2:
           curves.append(np.array(points))
     if not curves:

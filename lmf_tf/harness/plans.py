@@ -115,14 +115,24 @@ RECOVERY_EVAL_EVERY = 200  # steps between dev evaluations for the recovery figu
 # DAN-RAND at R = 99 loses 0.16% with the paper's recipe (Table 2): there is little to recover, so only the single
 # options are measured there, not their combinations.
 SINGLE_OPTIONS_ONLY = {('sst2', 'dan', 99)}
+# A gradual stage lasts about half an epoch: 500 steps on SST-2 (1,056 an epoch, `RECOVERY_OPTIONS`), 120 on
+# CLINC150 (238 an epoch: 500 would put the last swap after the end of training).
+GRADUAL_EVERY_STEPS = {'clinc150': 120}
 
 
-def recipe_settings(recipe):
-  """The `TrainConfig` settings of a recipe named by its options joined with '-' ('paper': none)."""
+def recipe_settings(recipe, dataset='sst2'):
+  """The `TrainConfig` settings of a recipe named by its options joined with '-' ('paper': none) on `dataset`."""
   settings = {}
   for option in ([] if recipe == 'paper' else recipe.split('-')):
     settings.update(RECOVERY_OPTIONS[option])
+  if 'gradual_every_steps' in settings and dataset in GRADUAL_EVERY_STEPS:
+    settings['gradual_every_steps'] = GRADUAL_EVERY_STEPS[dataset]
   return settings
+
+
+def recovery_setting_name(dataset, model, reduction):
+  """'clinc150_lstm_R90': how `scripts/recovery.py --settings` names an entry of `RECOVERY_SETTINGS`."""
+  return f'{dataset}_{model}_R{reduction:g}'
 
 
 def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_SETTINGS, workdir='checkpoints',
@@ -145,7 +155,7 @@ def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_S
         if recipe == 'paper' and dataset == 'sst2':
           curve = dict(eval_every_steps=FIGURE3_EVAL_EVERY)  # as in Table 2's plan: the same run
         run = _train_run('recovery', model, 'online', seed, reduction, dataset=dataset, **where,
-                         **recipe_settings(recipe), **curve)
+                         **recipe_settings(recipe, dataset), **curve)
         runs.append(run)
         if (dataset, model, reduction) == ('sst2', 'lstm', STACKED_REDUCTION):
           runs.append(_quantize_run(run, bits=8, **where))

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 
+from lmf_tf.compression.rank import warn_if_fraction
 from lmf_tf.errors import ConfigError
 from lmf_tf.settings import setting
 from lmf_tf.text import catalog
@@ -248,6 +249,7 @@ class TrainConfig:
     need(not (self.reduction is not None and self.rank is not None), 'give only one of --reduction (R) and --rank')
     if self.reduction is not None:
       need(0 < self.reduction < 100, f'--reduction (R) must be a percentage in (0, 100), got {self.reduction:g}')
+      warn_if_fraction(self.reduction, '--reduction')
     if self.rank is not None:
       need(self.rank >= 1, f'--rank must be >= 1, got {self.rank}')
     self._validate_when()

@@ -30,13 +30,18 @@ def create_strategy(name='default', cpu_devices=None, collective_timeout=None, t
   stops with an error instead of waiting for ever.
 
   Raises:
-    ConfigError: for an unknown name, or `cpu_devices` asked too late (TensorFlow already initialised).
+    ConfigError: for an unknown name, or `cpu_devices` or `threads` asked too late (TensorFlow already
+      initialised).
   """
   if name not in STRATEGIES:
     raise ConfigError(f'--strategy={name!r}; choose one of {", ".join(STRATEGIES)}')
   if threads:
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    try:
+      tf.config.threading.set_intra_op_parallelism_threads(threads)
+      tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as e:
+      if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        raise ConfigError(f'--threads={threads} must be set before TensorFlow starts ({e})') from None
   if cpu_devices:
     cpu = tf.config.list_physical_devices('CPU')[0]
     try:
@@ -76,10 +81,12 @@ def worker_config(config, strategy):
 # Keras 3.15 and MultiWorkerMirroredStrategy (keras-team/keras#20585, open): `fit` fails twice under the strategy.
 # (1) `Trainer._maybe_symbolic_build` reduces a per-replica batch of token ids with `strategy.reduce`, which the
 # collective strategy cannot convert ("Attempt to convert a value (PerReplica...)"); the build needs shapes only,
-# so `prepare_model` makes it read this worker's own part. (2) `reduce_per_replica(..., 'auto')` averages each
-# scalar metric over replicas with `strategy.reduce('MEAN', v, axis=0)`, which fails on a 0-d value; the patch
-# below averages over replicas without an axis, which is what was meant. Both are checked by
-# tests/test_multi_worker.py against a single-process run of the same global batch.
+# so `prepare_model` makes it read this worker's own part. (2) `reduce_per_replica(..., 'auto')` averages a
+# per-replica scalar metric (several devices in a worker) with `strategy.reduce('MEAN', v, axis=0)`, which fails
+# on a 0-d value; the patch below averages over the replicas without an axis, which is what was meant. With one
+# device per worker, Keras receives plain tensors and passes them on: the per-batch logs are then this worker's
+# own, while the epoch's logs are read from the metrics, which aggregate over every worker. Training itself is
+# checked by tests/test_multi_worker.py against a single-process run of the same global batch.
 
 
 def _patch_keras_reduce_for_multi_worker():

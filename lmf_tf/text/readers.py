@@ -106,7 +106,6 @@ def _require_file(path, what):
     raise FileNotFoundError(f'{what} {path} is missing')
 
 
-
 def _read_json(path, what):
   """The JSON value in `path` (UTF-8, decoded as every reader here does), or DataFormatError naming `path:line`."""
   _require_file(path, what)
@@ -115,6 +114,7 @@ def _read_json(path, what):
     return json.loads(text)
   except json.JSONDecodeError as e:
     raise DataFormatError(f'{path}:{e.lineno}: invalid JSON ({e.msg})') from None
+
 
 def _normalise(text):
   return ' '.join(text.split())

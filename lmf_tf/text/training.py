@@ -139,24 +139,23 @@ def train_and_evaluate(config: TrainConfig, progress=False):
   # Every worker of a multi-worker run resumes from the chief's state when it can read it (shared storage): the
   # workers' own states could be one save apart if a worker died between the chief's save and its own.
   chief_train = os.path.join(chief_config.workdir, chief_config.run_name, 'train')
-  resume_dir = (chief_train if config is not chief_config and config.resume
+  resume_dir = (chief_train if not distribution.is_chief(strategy) and config.resume
                 and os.path.exists(os.path.join(chief_train, lmf_callbacks.STATE_FILE)) else None)
   created = not os.path.exists(run_dir)
   try:
     with io_utils.run_lock(run_dir), _log_file(os.path.join(run_dir, 'train.log')):
       check_previous_run(config, run_dir, resume_dir)
       return _train_and_evaluate(config, strategy, run_dir, progress, resume_dir)
-  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-          tf.errors.AbortedError) as e:
-    if config.strategy != 'multi_worker':
-      raise
-    raise WorkerLostError(
-        f'a worker of the multi-worker run stopped answering ({type(e).__name__}, within --collective_timeout='
-        f'{config.collective_timeout:g} s); {run_dir}/train keeps the last saved state: restart every worker with '
-        '--resume') from None
-  except BaseException:
+  except BaseException as e:
     if created and os.path.isdir(run_dir) and set(os.listdir(run_dir)) <= {'.lock', 'vocab.txt', 'train.log'}:
       shutil.rmtree(run_dir, ignore_errors=True)  # failed before anything worth keeping was written
+    if config.strategy == 'multi_worker' and isinstance(e, (
+        tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+        tf.errors.AbortedError)):
+      raise WorkerLostError(
+          f'a worker of the multi-worker run stopped answering ({type(e).__name__}, within --collective_timeout='
+          f'{config.collective_timeout:g} s); {run_dir}/train keeps the last saved state: restart every worker '
+          'with --resume') from None
     raise
 
 
@@ -207,6 +206,13 @@ def _train_and_evaluate(config, strategy, run_dir, progress=False, resume_dir=No
       raise ConfigError(f'--compress_at_step={config.compress_at_step} is never reached: training runs '
                         f'{total_steps} steps ({config.epochs} epochs x {data.steps_per_epoch} batches)')
     online_callback.prepare(model)  # the teacher / best-on-dev copy is made of the uncompressed model
+    first = (config.compress_at_step if config.compress_at_step is not None
+             else (config.compress_at_epoch or 0) * data.steps_per_epoch)
+    last_swap = first + (online_callback.swap_count - 1) * config.gradual_every_steps
+    if online_callback.swap_count > 1 and not config.compress_at_dev_peak and last_swap >= total_steps:
+      raise ConfigError(f'--gradual_factors={config.gradual_factors}: the last swap, after step {last_swap}, leaves '
+                        f'no step to train the final rank ({total_steps} steps in all): take fewer '
+                        '--gradual_every_steps or swap earlier')
 
   data.vocabulary.save(vocab_path)
   if state:
@@ -254,8 +260,12 @@ def _train_and_evaluate(config, strategy, run_dir, progress=False, resume_dir=No
   last = min(config.epochs, config.stop_after_epoch or config.epochs)
   fit = functools.partial(model.fit, callbacks=callbacks, verbose=0, shuffle=False)  # The pipeline shuffles.
   if batches_done and epoch < last:  # Resumed mid-epoch: the rest of that epoch, after its last batch.
+    if online_callback is not None:
+      online_callback.expect_more_fits = epoch + 1 < last
     fit(data.train_epochs(epoch, epoch + 1).skip(batches_done), epochs=epoch + 1, initial_epoch=epoch,
         steps_per_epoch=data.steps_per_epoch - batches_done)
+    if online_callback is not None:
+      online_callback.expect_more_fits = False
     epoch += 1
   if epoch < last:
     fit(data.train_epochs(epoch, last), epochs=last, initial_epoch=epoch, steps_per_epoch=data.steps_per_epoch)
