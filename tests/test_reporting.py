@@ -232,7 +232,8 @@ def test_results_round_trip_and_a_foreign_json_is_named(tmp_path):
 
 def test_recovery_table_chooses_on_dev_among_complete_recipes(tmp_path):
   from lmf_tf.harness import recovery_reporting  # pylint: disable=g-import-not-at-top
-  runs = plans.recovery_plan(seeds=(1, 2), recipes=('paper', 'restart', 'kd'), settings=(('sst2', 'lstm', 90),),
+  runs = plans.recovery_plan(seeds=(1, 2), recipes=('paper', 'restart', 'kd', 'gradual'),
+                             settings=(('sst2', 'lstm', 90),),
                              results_dir=str(tmp_path))
   scores = {  # (recipe, method) -> [(dev, test) per seed]; kd has one seed of two, with the best dev of all
       ('paper', 'uncompressed'): [(0.83, 0.80), (0.83, 0.82)], ('paper', 'online'): [(0.78, 0.79), (0.80, 0.77)],
@@ -254,6 +255,7 @@ def test_recovery_table_chooses_on_dev_among_complete_recipes(tmp_path):
   markdown = recovery_reporting.to_markdown(table.reset_index())
   assert [line for line in markdown.splitlines() if '**yes**' in line] == [
       '| sst2 | lstm | 90 | 4 | restart | 2/2 | 83.00 | 80.00 ± 0.00 | 1.23 | 700 | **yes** |']
+  assert '| sst2 | lstm | 90 | - | gradual | 0/2 | - | - | - | - |  |' in markdown.splitlines()  # none done yet
   # The chosen recipe joins Table 2 after the paper's methods, beyond the paper, with its 8-bit rows.
   beyond = recovery_reporting.chosen_recipe_frame(str(tmp_path), runs)
   assert sorted(set(beyond.method)) == ['online, restart (beyond the paper)',

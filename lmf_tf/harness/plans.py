@@ -138,8 +138,8 @@ def recovery_setting_name(dataset, model, reduction):
 def recovery_plan(seeds=(1, 2, 3), recipes=RECOVERY_RECIPES, settings=RECOVERY_SETTINGS, workdir='checkpoints',
                   results_dir='results'):
   """The ablation's runs: each (data set, model, R) of `settings` with each recipe and seed (the single options only
-  where `SINGLE_OPTIONS_ONLY` says), the uncompressed models they are measured against, and online R = 90 then 8-bit for every SST-2 LSTM recipe. The paper-recipe
-  runs are those of Tables 2 and 3 (same names, same files)."""
+  where `SINGLE_OPTIONS_ONLY` says), the uncompressed models they are measured against, and online R = 90 then
+  8-bit for every SST-2 LSTM recipe. The paper-recipe runs are those of Tables 2 and 3 (same names, same files)."""
   where = dict(workdir=os.path.abspath(workdir), results_dir=os.path.abspath(results_dir))
   runs, bases = [], set()
   for dataset, model, reduction in settings:

@@ -57,17 +57,18 @@ def to_markdown(table, uncompressed=None):
   """Markdown of `recovery_table`: accuracy in %, mean ± sample std of test over seeds, the chosen rows bold."""
   lines = ['| data set | model | R (%) | rank k | recipe | seeds | dev mean (%) | test (%) | rel. loss vs '
            'uncompressed (%) | checkpoint bytes | chosen on dev |', '|' + '---|' * 11]
+  plus_minus = reporting._plus_minus  # pylint: disable=protected-access
+  cell = lambda value, fmt: '-' if pd.isna(value) else format(value, fmt)  # '-': no seed done yet
   for row in table.itertuples():
-    test = reporting._plus_minus(row.test_mean, row.test_std)  # pylint: disable=protected-access
+    test = '-' if pd.isna(row.test_mean) else plus_minus(row.test_mean, row.test_std)
     mark = '**yes**' if row.selected else ''
-    rank = '-' if pd.isna(row.rank) else f'{int(row.rank)}'
-    lines.append(f'| {row.dataset} | {row.model} | {row.R:g} | {rank} | {row.recipe} | {row.seeds} | '
-                 f'{row.dev_mean:.2f} | {test} | {row.rel_degradation_pct:.2f} | {row.checkpoint_bytes:,.0f} | '
-                 f'{mark} |')
+    lines.append(f'| {row.dataset} | {row.model} | {row.R:g} | {cell(row.rank, ".0f")} | {row.recipe} | '
+                 f'{row.seeds} | {cell(row.dev_mean, ".2f")} | {test} | {cell(row.rel_degradation_pct, ".2f")} | '
+                 f'{cell(row.checkpoint_bytes, ",.0f")} | {mark} |')
   text = '\n'.join(lines) + '\n'
   if uncompressed is not None and not uncompressed.empty:
     text += '\nUncompressed, the reference of the relative loss (3-seed means):\n\n'
-    text += '\n'.join(f'- {r.dataset} {r.model}: test {reporting._plus_minus(r.test_mean, r.test_std)}, dev '  # pylint: disable=protected-access
+    text += '\n'.join(f'- {r.dataset} {r.model}: test {plus_minus(r.test_mean, r.test_std)}, dev '
                       f'{r.dev_mean:.2f} ({r.seeds} seeds)' for r in uncompressed.itertuples()) + '\n'
   return text
 
