@@ -306,3 +306,24 @@ def test_recovery_curves_align_seeds_on_steps_after_the_swap():
   assert seeds == 2 and steps[0] == 200 and steps[-1] == 3600  # the curves end 3,776 steps after the swap
   np.testing.assert_allclose(mean, 50 + 2 * steps / 1000)  # the mean of slopes 1 and 3 (% per 1000 steps), exact
   assert data['devpeak'][1][0] == pytest.approx(50 + 2 * 200 / 1000)
+
+
+def test_dan_variants_are_separate_runs_chosen_on_dev_among_complete_ones(tmp_path):
+  runs = plans.dan_plan(seeds=(1, 2), results_dir=str(tmp_path))
+  names = [r.name for r in runs]
+  assert len(names) == len(set(names)) == 2 * len(plans.DAN_VARIANTS)  # no variant writes another's files
+  assert 'sst2_dan_R0_seed1' in names  # the default is Table 2's own run
+  by_variant = {r.recipe: r for r in runs if r.seed == 1}
+  assert by_variant['batch32-l2_1e-5'].config.batch_size == 32 and by_variant['batch32-l2_1e-5'].config.l2 == 1e-5
+  scores = {'default': [(0.82, 0.81), (0.80, 0.83)], 'batch32': [(0.83, 0.80), (0.83, 0.82)], 'l2_1e-5': [(0.9, 0.7)]}
+  for run in runs:
+    done = scores.get(run.recipe, [])
+    if run.seed <= len(done):
+      dev, test = done[run.seed - 1]
+      results.write(results.ClassifierResult(
+          run=run.name, method=run.method, config={}, dev_accuracy=dev, test_accuracy=test, wall_seconds=1.0,
+          checkpoint_dir='', checkpoint_bytes={'total_bytes': 700, 'data_bytes': 600}, params={'model': 1}),
+          str(tmp_path))
+  table = reporting.variant_table(reporting.plan_frame(str(tmp_path), runs), plans.DAN_VARIANTS).set_index('recipe')
+  assert list(table.index[table.selected]) == ['batch32']  # l2_1e-5's better dev has one seed of two
+  assert table.loc['batch32'].settings == 'batch_size=32' and table.loc['l2_1e-5'].seeds == '1/2'

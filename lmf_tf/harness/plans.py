@@ -173,6 +173,7 @@ DAN_VARIANTS = {
     'epochs3': dict(epochs=3),
     'l2_1e-5': dict(l2=1e-5),
     'wd0.5': dict(word_dropout=0.5),
+    'batch32-l2_1e-5': dict(batch_size=32, l2=1e-5),  # the two best on dev of the seed-1 screening, together
 }
 
 
