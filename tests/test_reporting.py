@@ -327,3 +327,7 @@ def test_dan_variants_are_separate_runs_chosen_on_dev_among_complete_ones(tmp_pa
   table = reporting.variant_table(reporting.plan_frame(str(tmp_path), runs), plans.DAN_VARIANTS).set_index('recipe')
   assert list(table.index[table.selected]) == ['batch32']  # l2_1e-5's better dev has one seed of two
   assert table.loc['batch32'].settings == 'batch_size=32' and table.loc['l2_1e-5'].seeds == '1/2'
+  reporting.write_variant_table(str(tmp_path), runs, 'dan_tuning', plans.DAN_VARIANTS)
+  lines = (tmp_path / 'dan_tuning.md').read_text().splitlines()
+  assert '| wd0.5 | word_dropout=0.5 | 0/2 | - | missing |  |' in lines  # not run: no number made up
+  assert '| batch32 | batch_size=32 | 2/2 | 83.00 ± 0.00 | 81.00 ± 1.41 | **yes** |' in lines

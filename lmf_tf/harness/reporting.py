@@ -261,7 +261,8 @@ def write_variant_table(results_dir, runs, name, settings):
   """Writes `<results_dir>/<name>.{csv,md}` (`variant_table`); returns the paths."""
   table = variant_table(plan_frame(results_dir, runs), settings)
   lines = ['| variant | settings | seeds | dev (%) | test (%) | chosen on dev |', '|---|---|---|---|---|---|']
-  lines += [f'| {r.recipe} | {r.settings} | {r.seeds} | {_plus_minus(r.dev_mean, r.dev_std)} | {_accuracy(r)} | '
+  dev = lambda r: '-' if pd.isna(r.dev_mean) else _plus_minus(r.dev_mean, r.dev_std)  # '-': no seed done
+  lines += [f'| {r.recipe} | {r.settings} | {r.seeds} | {dev(r)} | {_accuracy(r)} | '
             f'{"**yes**" if r.selected else ""} |' for r in table.itertuples()]
   paths = [os.path.join(results_dir, f'{name}.csv'), os.path.join(results_dir, f'{name}.md')]
   io_utils.write_text_atomic(paths[0], table.drop(columns=['rank', 'bytes', 'data_bytes']).to_csv(
