@@ -73,7 +73,7 @@ tables: $(STAMP) ## rebuild Tables 1-3 and the figures from results/ (QUICK=1 fo
 table-sst2: $(STAMP) ## the per-R summary of the SST-2 runs in results/ (results/sst2_summary.md)
 	$(PY) scripts/summarize.py --results_dir=results --pattern='sst2_*_R*_seed*.json' --output=results/sst2_summary
 
-recovery: $(STAMP) ## the recovery ablation beyond the paper (make -j2 recovery; about 2 h)
+recovery: $(STAMP) ## the recovery ablation beyond the paper (make -j2 recovery; about 3 h on 2 cores)
 	$(PY) scripts/recovery.py --jobs=$(JOBS)
 
 recovery-tables: $(STAMP) ## rebuild results/recovery.{csv,md}, its figure, and Tables 2-3 with the chosen recipes

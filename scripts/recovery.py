@@ -1,7 +1,7 @@
 """The recovery ablation (beyond the paper): each recovery recipe where online compression loses most,
 3 seeds; then results/recovery.{csv,md} and the recovery figure. Finished runs are skipped.
 
-  python scripts/recovery.py --jobs=2        # every missing run, two at a time (about 2 hours here)
+  python scripts/recovery.py --jobs=2        # every missing run, two at a time (about 3 hours here)
   python scripts/recovery.py --dry_run       # list the runs and which are done
   python scripts/recovery.py --settings=clinc150_lstm_R90 --recipes=paper,gradual   # a part of it
   python scripts/recovery.py --tables_only   # rebuild the table and figure from the results there are
