@@ -164,18 +164,20 @@ def test_runner_resumes_skips_locked_runs_and_records_failures(tmp_path):
 
 
 def test_summary_of_existing_runs(tmp_path):
-  for seed, r, acc in ((1, None, 0.85), (2, None, 0.86), (1, 90, 0.84)):
-    name = f'sst2_lstm_R{r or 0}_seed{seed}'
+  # The last two are a tuning variant (batch 32) and a recovery recipe: their own tables', never mixed in here.
+  for seed, r, acc, other in ((1, None, 0.85, {}), (2, None, 0.86, {}), (1, 90, 0.84, {}),
+                              (3, None, 0.10, {'batch_size': 32}), (2, 90, 0.10, {'recovery_lr': 'restart'})):
+    name = f'sst2_lstm_R{r or 0}_{"v_" if other else ""}seed{seed}'
     write_result(tmp_path, name, acc, rank=4 if r else None, total=1000 if r else 3000)
     path = tmp_path / (name + '.json')
     result = json.loads(path.read_text())
-    result.update(config={'dataset': 'sst2', 'model': 'lstm', 'reduction': r, 'seed': seed}, best={},
+    result.update(config={'dataset': 'sst2', 'model': 'lstm', 'reduction': r, 'seed': seed, **other}, best={},
                   params={'model': 250, 'embedding': 100})
     path.write_text(json.dumps(result))
   (tmp_path / 'sst2_bench.json').write_text('{"speedup": 2}')  # not a run: left out
   table = reporting.write_summary(str(tmp_path), 'sst2_*.json', str(tmp_path / 'summary'))
   assert list(table.R) == [0.0, 90.0]
-  assert table.test_mean[0] == pytest.approx(85.5) and table.seeds[0] == '2/2'
+  assert table.test_mean[0] == pytest.approx(85.5) and table.seeds[0] == '2/2' and table.seeds[1] == '1/1'
   assert table.relative_degradation_pct[1] == pytest.approx(100 * 1.5 / 85.5)
   assert '| sst2 | lstm | 90 | 4 | 1 | 84.00 |' in (tmp_path / 'summary.md').read_text()
 

@@ -24,9 +24,10 @@ def result_row(result):
 
 
 def load_runs(results_dir, pattern='*.json'):
-  """One row per run matching `pattern` that is uncompressed or compressed online with the default Adam + CALR:
-  dataset, model, R, seed and the `result_row` numbers. Other runs (offline, quantized, Table 1 policies) belong
-  to the paper tables (`write_paper_tables`) and are left out here, so no row mixes methods.
+  """One row per run matching `pattern` that is uncompressed or compressed online with the default settings (Adam
+  + CALR, the paper's recipe, no setting changed: a run name without `_h<hash>`): dataset, model, R, seed and the
+  `result_row` numbers. Other runs (offline, quantized, Table 1 policies, recovery recipes, tuning variants) belong
+  to their own tables and are left out here, so no row mixes settings.
   """
   rows = []
   for path in sorted(glob.glob(os.path.join(results_dir, pattern))):
@@ -35,8 +36,9 @@ def load_runs(results_dir, pattern='*.json'):
       continue  # not a classifier run (a benchmark, a table)
     run = results.from_dict(value, path)
     config = TrainConfig(**{k: v for k, v in run.config.items() if k in TRAIN_FIELDS})
-    default_policy = (config.optimizer, config.lr_schedule) == ('adam', 'calr') and not config.recipe
-    if run.method not in ('uncompressed', 'online') or not default_policy:
+    default = ((config.optimizer, config.lr_schedule) == ('adam', 'calr') and not config.recipe
+               and not config.non_default_settings())
+    if run.method not in ('uncompressed', 'online') or not default:
       continue
     rows.append({'dataset': config.dataset, 'model': config.model, 'R': float(config.reduction or 0),
                  'seed': config.seed, 'status': 'done', **result_row(run),
