@@ -14,7 +14,7 @@ from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import SVD_METHODS
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
 from lmf_tf.compression.schedules import Restarted
-from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, factorize_embeddings, final_ranks,
+from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, checked_ranks, factorize_embeddings,
                                      find_embeddings, retrace, set_optimizer)
 from lmf_tf.errors import ConfigError
 
@@ -143,9 +143,7 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
                         'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
                         'uncompressed model, then restore_state()'.format(already[0].rank))
-    for layer in embeddings:
-      check_not_tied(model, layer, 'OnlineCompression')
-    final = final_ranks(embeddings, self.reduction, self.rank, 'OnlineCompression')
+    final = checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
     stages = []
     for factor in self.gradual_factors:
       ranks = {l.name: min(final[l.name] * factor, max_useful_rank(l.input_dim, l.output_dim)) for l in embeddings}
@@ -257,12 +255,19 @@ class OnlineCompression(keras.callbacks.Callback):
       if step >= due:
         self._swap(step)
 
-  def on_epoch_end(self, epoch, logs=None):
+  def _swap_if_due_now(self):
+    """Swaps if the next swap was due after the last step done (read from the optimizer: at an epoch's or a fit's
+    end, where no next batch will check it)."""
     due = self._next_swap_step()
-    if due is not None and int(self.model.optimizer.iterations.numpy()) >= due:
-      # Due after the epoch's last step: swap now, so the callbacks after this one (and the next epoch) see the
-      # compressed model. Keras's own validation of this epoch has already run on the model before the swap.
-      self._swap(int(self.model.optimizer.iterations.numpy()))
+    if due is not None:
+      step = int(self.model.optimizer.iterations.numpy())
+      if step >= due:
+        self._swap(step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    # Due after the epoch's last step: swap now, so the callbacks after this one (and the next epoch) see the
+    # compressed model. Keras's own validation of this epoch has already run on the model before the swap.
+    self._swap_if_due_now()
     peak = self.at_dev_peak
     if peak is None or self.swap_steps:
       return
@@ -280,9 +285,7 @@ class OnlineCompression(keras.callbacks.Callback):
       self._swap(int(self.model.optimizer.iterations.numpy()))
 
   def on_train_end(self, logs=None):
-    due = self._next_swap_step()
-    if due is not None and int(self.model.optimizer.iterations.numpy()) >= due:
-      self._swap(int(self.model.optimizer.iterations.numpy()))  # due after the last step of this fit
+    self._swap_if_due_now()  # due after the last step of this fit
     distillation_lib.detach(self.model)
     if not self.done and not self.expect_more_fits:
       when = (f'at_step={self.at_step}' if self.at_step is not None else f'at_epoch={self.at_epoch}'

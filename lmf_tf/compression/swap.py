@@ -81,6 +81,14 @@ def final_ranks(embeddings, reduction=None, rank=None, caller='compress_model'):
   return ranks
 
 
+def checked_ranks(model, embeddings, reduction=None, rank=None, caller='compress_model'):
+  """`final_ranks` of `embeddings` once none of them is tied (`check_not_tied`): what every entry point checks
+  before it factorizes."""
+  for layer in embeddings:
+    check_not_tied(model, layer, caller)
+  return final_ranks(embeddings, reduction, rank, caller)
+
+
 def carry_optimizer(optimizer, variables, learning_rate=None):
   """A new optimizer of `optimizer`'s class and config (or with `learning_rate`) built for `variables`.
 
@@ -154,9 +162,8 @@ def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=Non
   """
   warn_if_fraction(reduction)
   embeddings = find_embeddings(model, layers, 'swap_embeddings')
-  for layer in embeddings:
-    check_not_tied(model, layer, 'swap_embeddings')
-  reports = factorize_embeddings(embeddings, final_ranks(embeddings, reduction, rank, 'swap_embeddings'), svd_method)
+  ranks = checked_ranks(model, embeddings, reduction, rank, 'swap_embeddings')
+  reports = factorize_embeddings(embeddings, ranks, svd_method)
   if optimizer is not None:
     optimizer = carry_optimizer(optimizer, model.trainable_variables, learning_rate)
   return optimizer, reports
@@ -171,9 +178,7 @@ def compress_model(model, reduction=None, rank=None, layers=None, svd_method='au
   """
   warn_if_fraction(reduction)
   embeddings = find_embeddings(model, layers)
-  for layer in embeddings:
-    check_not_tied(model, layer)
-  ranks = final_ranks(embeddings, reduction, rank)
+  ranks = checked_ranks(model, embeddings, reduction, rank)
   with model.distribute_strategy.scope():
     reports = factorize_embeddings(embeddings, ranks, svd_method)
     optimizer = getattr(model, 'optimizer', None)

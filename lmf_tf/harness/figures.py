@@ -45,6 +45,12 @@ def figure2(path, steps=12_000):
   return _save(fig, path)
 
 
+def _after_swap(dev_curve, swap_step):
+  """[(steps after the (first) swap, dev accuracy in %)] of the points of a run's dev curve ([step, accuracy,
+  rank]) recorded on the compressed model (a rank)."""
+  return [(s - swap_step, 100 * a) for s, a, rank in dev_curve if rank is not None]
+
+
 def figure3(frame, model, path):
   """Dev accuracy against mini-batches after the online swap, one curve per R (first seed with a curve)."""
   fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -55,7 +61,7 @@ def figure3(frame, model, path):
     if runs.empty:
       continue
     run = runs.sort_values('seed').iloc[0]
-    points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if rank is not None]  # compressed
+    points = _after_swap(run.dev_curve, run.swap_step)
     if points:
       ax.plot(*zip(*points), label=f'online R={r:g} (k={int(run["rank"])})', lw=1)
       drawn = True
@@ -82,7 +88,7 @@ def recovery_curve_data(frame, dataset='sst2', model='lstm', reduction=90, every
     curves = []
     for run in group.itertuples():
       if isinstance(run.dev_curve, list) and run.swap_step is not None and not pd.isna(run.swap_step):
-        points = [(s - run.swap_step, 100 * a) for s, a, rank in run.dev_curve if rank is not None]  # compressed
+        points = _after_swap(run.dev_curve, run.swap_step)
         if len(points) >= 2:
           curves.append(np.array(points))
     if not curves:

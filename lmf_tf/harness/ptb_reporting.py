@@ -5,7 +5,7 @@ import os
 import pandas as pd
 
 from lmf_tf import results
-from lmf_tf.harness.reporting import _plus_minus
+from lmf_tf.harness.reporting import _plus_minus, cell
 
 
 PTB_METHOD_ORDER = ('baseline', 'lowrank', 'prune', 'quantize', 'tt')
@@ -76,7 +76,7 @@ def ptb_table_markdown(summary):
            'test ppl | test vs baseline | train time | words/s (batch 1) |', '|' + '---|' * 11]
   for row in summary.itertuples():
     before = '' if pd.isna(row.valid_before_fine_tuning_mean) else f' ({row.valid_before_fine_tuning_mean:.1f})'
-    speed = '-' if pd.isna(row.words_per_second) else f'{row.words_per_second:,.0f}'
+    speed = cell(row.words_per_second, ',.0f')
     minutes = '-' if pd.isna(row.fine_tune_seconds) else f'{row.fine_tune_seconds / 60:.0f} min'
     change = '-' if row.method == 'baseline' else _plus_minus(row.test_change_mean, row.test_change_std, '+.1f') + '%'
     lines.append(f'| {row.method} | {row.level} | {row.seeds} | {row.params:,} | {row.checkpoint_bytes / 1e6:.2f} | '

@@ -29,8 +29,7 @@ def recovery_table(frame):
       100 * (base_test.get((d, m), float('nan')) - t) / base_test.get((d, m), float('nan'))
       for d, m, t in zip(table.dataset, table.model, table.test_mean)]
   table['selected'] = False
-  every_seed = table.seeds.map(lambda s: s.split('/')[0] == s.split('/')[1]).astype(bool)
-  complete = table[every_seed & ~table.recipe.str.endswith('8-bit')]
+  complete = table[reporting.every_seed_done(table) & ~table.recipe.str.endswith('8-bit')]
   for _, group in complete.groupby(['dataset', 'model', 'R']):
     table.loc[group.dev_mean.idxmax(), 'selected'] = True
   return table[COLUMNS].reset_index(drop=True)
@@ -57,10 +56,9 @@ def to_markdown(table, uncompressed=None):
   """Markdown of `recovery_table`: accuracy in %, mean ± sample std of test over seeds, the chosen rows bold."""
   lines = ['| data set | model | R (%) | rank k | recipe | seeds | dev mean (%) | test (%) | rel. loss vs '
            'uncompressed (%) | checkpoint bytes | chosen on dev |', '|' + '---|' * 11]
-  plus_minus = reporting._plus_minus  # pylint: disable=protected-access
-  cell = lambda value, fmt: '-' if pd.isna(value) else format(value, fmt)  # '-': no seed done yet
+  cell, plus_minus = reporting.cell, reporting.plus_minus_cell  # '-' where no seed is done yet
   for row in table.itertuples():
-    test = '-' if pd.isna(row.test_mean) else plus_minus(row.test_mean, row.test_std)
+    test = plus_minus(row.test_mean, row.test_std)
     mark = '**yes**' if row.selected else ''
     lines.append(f'| {row.dataset} | {row.model} | {row.R:g} | {cell(row.rank, ".0f")} | {row.recipe} | '
                  f'{row.seeds} | {cell(row.dev_mean, ".2f")} | {test} | {cell(row.rel_degradation_pct, ".2f")} | '

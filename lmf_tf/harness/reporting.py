@@ -66,10 +66,10 @@ def to_markdown(table):
             '| params | embedding params | checkpoint bytes (.data+.index+.meta) | wall time / run (s) |')
   lines = [header, '|' + '---|' * 12]
   for row in table.itertuples():
-    degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
     lines.append(
-        f'| {row.dataset} | {row.model} | {row.R:g} | {"-" if pd.isna(row.rank) else int(row.rank)} '
-        f'| {row.seeds.split("/")[0]} | {_accuracy(row)} | {_plus_minus(row.dev_mean, row.dev_std)} | {degradation} '
+        f'| {row.dataset} | {row.model} | {row.R:g} | {cell(row.rank, ".0f")} '
+        f'| {row.seeds.split("/")[0]} | {_accuracy(row)} | {_plus_minus(row.dev_mean, row.dev_std)} '
+        f'| {cell(row.relative_degradation_pct, ".2f")} '
         f'| {row.params:,} | {row.embedding_params:,} | {row.bytes:,.0f} | {row.wall_seconds:.0f} |')
   return '\n'.join(lines) + '\n'
 
@@ -141,6 +141,21 @@ def _plus_minus(mean, std, fmt='.2f'):
   return format(mean, fmt) + ('' if pd.isna(std) else ' ± ' + format(std, fmt.lstrip('+')))
 
 
+def cell(value, fmt):
+  """`value` in `fmt`, or '-' where there is none (NaN or None: no seed done, or not applicable)."""
+  return '-' if value is None or pd.isna(value) else format(value, fmt)
+
+
+def plus_minus_cell(mean, std, fmt='.2f'):
+  """`_plus_minus`, or '-' where no seed is done (a NaN mean)."""
+  return '-' if pd.isna(mean) else _plus_minus(mean, std, fmt)
+
+
+def every_seed_done(table):
+  """Boolean Series: the rows of an `aggregate` table whose planned seeds are all done (`seeds` 'n/n')."""
+  return table.seeds.map(lambda s: s.split('/')[0] == s.split('/')[1]).astype(bool)
+
+
 def _accuracy(row):
   return row.status if pd.isna(row.test_mean) else _plus_minus(row.test_mean, row.test_std)
 
@@ -186,8 +201,7 @@ def table3(frame):
 def table1_markdown(table):
   lines = ['| model | LR policy | test acc. (%) | dev acc. (%) | seeds |', '|---|---|---|---|---|']
   for row in table.itertuples():
-    dev = '-' if pd.isna(row.dev_mean) else f'{row.dev_mean:.2f}'
-    lines.append(f'| {row.model} | {row.policy} | {_accuracy(row)} | {dev} | {row.seeds} |')
+    lines.append(f'| {row.model} | {row.policy} | {_accuracy(row)} | {cell(row.dev_mean, ".2f")} | {row.seeds} |')
   return '\n'.join(lines) + '\n'
 
 
@@ -199,12 +213,9 @@ def table2_markdown(table):
                                                     'seeds']
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   for row in table.itertuples():
-    size = '-' if pd.isna(row.bytes) else f'{row.bytes:,.0f}'
-    degradation = '-' if pd.isna(row.relative_degradation_pct) else f'{row.relative_degradation_pct:.2f}'
-    rank = '-' if row.rank is None or pd.isna(row.rank) else f'{int(row.rank)}'
-    deployable = '-' if pd.isna(row.deployable_bytes) else f'{row.deployable_bytes:,.0f}'
-    cells = ([row.dataset] if with_dataset else []) + [row.model, row.method, f'{row.R:g}', rank, size, deployable,
-                                                       _accuracy(row), degradation, row.seeds]
+    cells = ([row.dataset] if with_dataset else []) + [
+        row.model, row.method, f'{row.R:g}', cell(row.rank, '.0f'), cell(row.bytes, ',.0f'),
+        cell(row.deployable_bytes, ',.0f'), _accuracy(row), cell(row.relative_degradation_pct, '.2f'), row.seeds]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
 
@@ -254,7 +265,7 @@ def variant_table(frame, settings):
   table = aggregate(frame, ['recipe'])
   table.insert(1, 'settings', [', '.join(f'{k}={v}' for k, v in settings.get(r, {}).items()) or 'default'
                                for r in table.recipe])
-  complete = table[[s.split('/')[0] == s.split('/')[1] for s in table.seeds]]
+  complete = table[every_seed_done(table)]
   table['selected'] = table.index == (complete.dev_mean.idxmax() if len(complete) else -1)
   return table
 
@@ -263,8 +274,7 @@ def write_variant_table(results_dir, runs, name, settings):
   """Writes `<results_dir>/<name>.{csv,md}` (`variant_table`); returns the paths."""
   table = variant_table(plan_frame(results_dir, runs), settings)
   lines = ['| variant | settings | seeds | dev (%) | test (%) | chosen on dev |', '|---|---|---|---|---|---|']
-  dev = lambda r: '-' if pd.isna(r.dev_mean) else _plus_minus(r.dev_mean, r.dev_std)  # '-': no seed done
-  lines += [f'| {r.recipe} | {r.settings} | {r.seeds} | {dev(r)} | {_accuracy(r)} | '
+  lines += [f'| {r.recipe} | {r.settings} | {r.seeds} | {plus_minus_cell(r.dev_mean, r.dev_std)} | {_accuracy(r)} | '
             f'{"**yes**" if r.selected else ""} |' for r in table.itertuples()]
   paths = [os.path.join(results_dir, f'{name}.csv'), os.path.join(results_dir, f'{name}.md')]
   io_utils.write_text_atomic(paths[0], table.drop(columns=['rank', 'bytes', 'data_bytes']).to_csv(
