@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -333,3 +334,19 @@ def test_dan_variants_are_separate_runs_chosen_on_dev_among_complete_ones(tmp_pa
   lines = (tmp_path / 'dan_tuning.md').read_text().splitlines()
   assert '| wd0.5 | word_dropout=0.5 | 0/2 | - | missing |  |' in lines  # not run: no number made up
   assert '| batch32 | batch_size=32 | 2/2 | 83.00 ± 0.00 | 81.00 ± 1.41 | **yes** |' in lines
+
+
+@pytest.mark.parametrize('script, flag, message', [
+    ('recovery.py', '--settings=clinc150_lstm_R95', r'^error: --settings: clinc150_lstm_R95 not among sst2_lstm_R90, '),
+    ('recovery.py', '--recipes=restart-fast', r'^error: --recipes: restart-fast is not paper or a "-"-joined list'),
+    ('dan_tuning.py', '--variants=batch16', r'^error: --variants: batch16 not among default, batch32, '),
+])
+def test_ablation_scripts_refuse_an_unknown_part_in_one_line_and_write_nothing(tmp_path, repo_root, script, flag,
+                                                                               message):
+  result = subprocess.run(
+      [sys.executable, os.path.join(repo_root, 'scripts', script), flag, f'--results_dir={tmp_path / "res"}',
+       f'--workdir={tmp_path / "ck"}'],
+      capture_output=True, text=True, timeout=120, env={**os.environ, 'PYTHONPATH': repo_root})
+  assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+  assert re.search(message, result.stderr), result.stderr
+  assert not (tmp_path / 'res').exists() and not (tmp_path / 'ck').exists()
