@@ -35,3 +35,7 @@ class RunLockedError(LmfError):
 
 class WorkerLostError(LmfError):
   """A multi-worker run lost a worker (message says what to do next)."""
+
+
+class BudgetExceededError(LmfError):
+  """The shipped files are larger than the byte budget they were planned for."""

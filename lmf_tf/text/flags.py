@@ -3,7 +3,7 @@
 from absl import flags
 
 from lmf_tf import settings
-from lmf_tf.text.config import MODEL_DEFAULTS, TrainConfig
+from lmf_tf.text.config import MODEL_DEFAULTS, TrainConfig  # noqa: F401  (scripts read its fields)
 
 
 def define_train_flags(flag_values=flags.FLAGS):

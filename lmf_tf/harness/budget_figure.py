@@ -1,0 +1,40 @@
+"""The budget front's figure: test accuracy of the shipped files against deployable bytes (log x), one panel per
+data set, with the LSTM rows of Tables 2-3 (paper recipe, recovery recipes, 8-bit) drawn beside it."""
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+
+MARKERS = {'paper recipe': ('o', 'tab:gray'), 'recovery recipes': ('s', 'tab:orange'), '8-bit': ('^', 'tab:green')}
+TITLES = {'sst2': 'SST-2 (binary sentiment)', 'clinc150': 'CLINC150 (150 intents, in-scope)'}
+
+
+def draw(front, reference, path):
+  """Writes the PNG to `path` atomically; returns `path`."""
+  datasets = [d for d in TITLES if d in set(front['dataset'])] or list(TITLES)
+  fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.6), squeeze=False)
+  for ax, dataset in zip(axes[0], datasets):
+    rows = front[front['dataset'] == dataset].sort_values('deployable_bytes')
+    ax.errorbar(rows['deployable_bytes'], rows['test_mean'], yerr=rows['test_std'], fmt='-D', color='tab:blue',
+                label='budget front (plan chosen on dev)', capsize=3, zorder=3)
+    for budget in rows['budget_bytes']:
+      ax.axvline(budget, color='tab:blue', lw=0.5, ls=':', alpha=0.5)
+    if reference is not None and len(reference):
+      for group, (marker, color) in MARKERS.items():
+        ref = reference[(reference['dataset'] == dataset) & (reference['group'] == group)]
+        if len(ref):
+          ax.scatter(ref['deployable_bytes'], ref['test_mean'], marker=marker, color=color, s=22, label=group,
+                     alpha=0.8)
+    ax.set_xscale('log')
+    ax.set_xlabel('deployable bytes: TFLite file + vocabulary file (log)')
+    ax.set_ylabel('test accuracy (%) of the shipped file, LiteRT')
+    ax.set_title(TITLES.get(dataset, dataset))
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(fontsize=8, loc='lower right')
+  with io_utils.atomic_path(path) as tmp:
+    fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
+  plt.close(fig)
+  return path

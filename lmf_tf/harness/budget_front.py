@@ -1,0 +1,131 @@
+"""The budget front (`make budget-front`): SST-2 and CLINC150 at budgets from 20 KB to 1 MB, 3 seeds, the plan
+chosen on dev; `results/budget_front.{csv,md,png}`.
+
+Two phases, each a plan of processes for `runner.run_all` (resumable, `-j N`): every budget's candidates on seed 1
+(`budget_search.search_candidates`; a plan shared by two budgets runs once), then the other seeds of the plan each
+budget chose on dev. The table and figure are rebuilt from the runs' JSON files.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+
+from lmf_tf import io_utils
+from lmf_tf.harness import runner
+from lmf_tf.text import budget_search
+
+DATASETS = ('sst2', 'clinc150')
+BUDGETS = (20_000, 45_000, 90_000, 180_000, 300_000, 1_000_000)
+SEEDS = (1, 2, 3)
+# The issue's targets: 3-seed mean test accuracy (%) of the shipped files at each budget.
+TARGETS = {'sst2': dict(zip(BUDGETS, (76.0, 80.5, 82.5, 83.5, 84.5, 85.0))),
+           'clinc150': dict(zip(BUDGETS, (80.0, 85.0, 87.5, 88.5, 89.0, 89.5)))}
+COLUMNS = ('dataset', 'budget_bytes', 'plan', 'deployable_bytes', 'tflite_bytes', 'vocabulary_bytes', 'seeds',
+           'dev_mean', 'test_mean', 'test_std', 'keras_test_mean', 'train_seconds', 'search_seconds', 'target', 'met')
+
+
+def _run(dataset, plan, seed, results_dir, workdir):
+  argv = (sys.executable, os.path.join(runner.REPO_ROOT, 'scripts', 'budget.py'), f'--dataset={dataset}',
+          f'--plan={plan.name}', f'--seed={seed}', f'--results_dir={results_dir}', f'--workdir={workdir}')
+  return runner.Run(name=budget_search.run_name(dataset, plan, seed), table='budget', model=plan.architecture,
+                    method='budget', reduction=0, seed=seed, argv=argv, dataset=dataset)
+
+
+def _unique(runs):
+  seen = {}
+  for run in runs:
+    seen.setdefault(run.name, run)
+  return list(seen.values())
+
+
+def candidate_runs(candidates, results_dir, workdir):
+  """Phase 1: seed 1 of every candidate of every (data set, budget); `candidates` maps those to plans."""
+  return _unique(_run(dataset, plan, 1, results_dir, workdir)
+                 for (dataset, _), plans in candidates.items() for plan in plans)
+
+
+def seed_runs(candidates, seeds, results_dir, workdir):
+  """Phase 2: the other seeds of each budget's plan chosen on dev (those whose candidates have all run)."""
+  runs = []
+  for (dataset, _), plans in candidates.items():
+    plan = budget_search.chosen_plan(results_dir, dataset, plans)
+    if plan is not None:
+      runs += [_run(dataset, plan, seed, results_dir, workdir) for seed in seeds if seed != 1]
+  return _unique(runs)
+
+
+def front_rows(candidates, seeds, results_dir):
+  """One row per (data set, budget): the chosen plan's shipped bytes and accuracies over the seeds done."""
+  rows = []
+  for (dataset, budget_bytes), plans in candidates.items():
+    plan = budget_search.chosen_plan(results_dir, dataset, plans)
+    if plan is None:
+      continue
+    runs = [r for r in (budget_search.read_run(results_dir, dataset, plan, s) for s in seeds) if r is not None]
+    search = [budget_search.read_run(results_dir, dataset, p, 1) for p in plans]
+    test = 100 * np.array([r['test_accuracy'] for r in runs])
+    target = TARGETS.get(dataset, {}).get(budget_bytes)
+    rows.append({
+        'dataset': dataset, 'budget_bytes': budget_bytes, 'plan': plan.name,
+        'deployable_bytes': max(r['deployable_bytes'] for r in runs), 'tflite_bytes': max(r['tflite_bytes'] for r in runs),
+        'vocabulary_bytes': max(r['vocabulary_bytes'] for r in runs), 'seeds': f'{len(runs)}/{len(seeds)}',
+        'dev_mean': round(100 * np.mean([r['dev_accuracy'] for r in runs]), 2), 'test_mean': round(test.mean(), 2),
+        'test_std': round(test.std(), 2), 'keras_test_mean': round(100 * np.mean([r['keras_test_accuracy'] for r in runs]), 2),
+        'train_seconds': round(float(np.mean([r['seconds'] for r in runs])), 1),
+        'search_seconds': round(sum(r['seconds'] for r in search), 1), 'target': target,
+        'met': None if target is None or len(runs) < len(seeds) else bool(test.mean() >= target
+                                                                             and max(r['deployable_bytes'] for r in runs) <= budget_bytes)})
+  return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def write_front(frame, results_dir, reference=None):
+  """results/budget_front.{csv,md,png}; `reference` is `existing_rows`' frame, drawn on the figure."""
+  csv_path = os.path.join(results_dir, 'budget_front.csv')
+  io_utils.write_text_atomic(csv_path, frame.to_csv(index=False))
+  md_path = os.path.join(results_dir, 'budget_front.md')
+  io_utils.write_text_atomic(md_path, front_markdown(frame))
+  from lmf_tf.harness import budget_figure  # pylint: disable=g-import-not-at-top  (matplotlib)
+  png_path = budget_figure.draw(frame, reference, os.path.join(results_dir, 'budget_front.png'))
+  return csv_path, md_path, png_path
+
+
+def front_markdown(frame):
+  """The front as a Markdown table (bytes with thousands separators, accuracy mean ± std over seeds)."""
+  lines = ['| data set | budget | plan (chosen on dev) | deployable bytes (TFLite + vocabulary) | seeds | dev | test '
+           '(LiteRT) | Keras test | target | met | s per run | search s |', '|' + '---|' * 12]
+  for row in frame.itertuples():
+    met = '' if row.met is None or row.met != row.met else ('yes' if row.met else '**no**')
+    lines.append(f'| {row.dataset} | {row.budget_bytes:,} | {row.plan} | {row.deployable_bytes:,} ({row.tflite_bytes:,}'
+                 f' + {row.vocabulary_bytes:,}) | {row.seeds} | {row.dev_mean:.2f} | {row.test_mean:.2f} ± '
+                 f'{row.test_std:.2f} | {row.keras_test_mean:.2f} | {row.target if row.target else "-"} | {met} | '
+                 f'{row.train_seconds:.0f} | {row.search_seconds:.0f} |')
+  return '\n'.join(lines) + '\n'
+
+
+def existing_rows(results_dir):
+  """The LSTM rows of Tables 2-3 beyond the front, for the figure: the paper's recipe (online R), the recovery
+  recipes, 8-bit; mean test accuracy over seeds against deployable bytes (`results/deployable_sizes.json`)."""
+  sizes_path = os.path.join(results_dir, 'deployable_sizes.json')
+  if not os.path.exists(sizes_path):
+    return pd.DataFrame(columns=['dataset', 'group', 'name', 'deployable_bytes', 'test_mean'])
+  sizes = io_utils.read_json(sizes_path, 'deployable sizes')
+  rows = []
+  for name, size in sizes.items():
+    dataset, model = name.split('_')[:2]
+    path = os.path.join(results_dir, name + '.json')
+    if dataset not in DATASETS or model != 'lstm' or not os.path.exists(path):
+      continue
+    run = io_utils.read_json(path, 'run')
+    group = ('8-bit' if run.get('method') == 'quant8' else
+             'paper recipe' if run.get('method') == 'online' and run.get('recipe', 'paper') == 'paper' else
+             'recovery recipes' if run.get('method') == 'online' else None)
+    if group is not None:
+      rows.append({'dataset': dataset, 'group': group, 'name': name.rsplit('_seed', 1)[0],
+                   'deployable_bytes': size['deployable_bytes'], 'test_accuracy': 100 * run['test_accuracy']})
+  frame = pd.DataFrame(rows)
+  if frame.empty:
+    return pd.DataFrame(columns=['dataset', 'group', 'name', 'deployable_bytes', 'test_mean'])
+  return frame.groupby(['dataset', 'group', 'name'], as_index=False).agg(
+      deployable_bytes=('deployable_bytes', 'max'), test_mean=('test_accuracy', 'mean'))

@@ -1,0 +1,127 @@
+"""Train one budget plan (`budget_plans.BudgetPlan`) on a study data set, ship it and measure what is shipped.
+
+`train_plan` keeps the plan's words (the most frequent of the training split; the rest are `<unk>`), starts the
+embedding from the 50-d GloVe vectors, trains with `lmf_tf.OnlineCompression` swapping the embedding to the plan's
+rank after half the epochs (with the learning-rate restart, the recovery recipe of docs/recovery.md), keeps the
+best epoch on dev after the swap, folds the projection into the next layer, exports the TFLite file of the plan's
+kind, and runs that file with LiteRT on dev and test. Sizes are the files written: the flatbuffer and the
+xz-compressed vocabulary (`lmf_tf.budget.write_vocabulary`).
+"""
+
+import collections
+import dataclasses
+import os
+import time
+
+import keras
+import numpy as np
+
+from lmf_tf import io_utils
+from lmf_tf.compression import sizes as budget
+from lmf_tf.compression import export, online, schedules
+from lmf_tf.text import budget_plans, catalog, input_pipeline, tfds_builders, word_vectors
+
+# By data set, chosen on dev with one seed (docs/budget.md): epochs (the swap comes after half of them; SST-2's
+# 67,338 phrases make 4 epochs 4,200 steps, CLINC150's 15,000 queries 30 epochs 7,050 steps) and dropout.
+EPOCHS = {'sst2': 4, 'clinc150': 30}
+DROPOUT = {'sst2': 0.3, 'clinc150': 0.1}
+BATCH_SIZE = 64
+
+
+@dataclasses.dataclass
+class BudgetData:
+  """A data set's splits as text, its training word counts and its classes."""
+  name: str
+  splits: object  # tfds_builders.TextSplits
+  counts: collections.Counter
+  num_classes: int
+  words_by_frequency: np.ndarray
+  data_dir: str = catalog.DATA_DIR
+
+  _vocabulary_bytes: dict = dataclasses.field(default_factory=dict, repr=False)
+
+  def vocabulary_bytes(self, words):
+    """Bytes of the compressed vocabulary file of the `words` most frequent training words (computed once)."""
+    if words not in self._vocabulary_bytes:
+      self._vocabulary_bytes[words] = budget.vocabulary_bytes(self.words_by_frequency[:words].tolist())
+    return self._vocabulary_bytes[words]
+
+
+def load_data(dataset, data_dir=catalog.DATA_DIR, tfds_dir=catalog.DEFAULT_TFDS_DIR):
+  """The data set's default config (SST-2 phrases, CLINC150 in-scope), with its training word counts."""
+  splits = tfds_builders.load_splits(dataset, source_dir=data_dir, tfds_dir=tfds_dir)
+  counts = collections.Counter()
+  for batch in splits.train.batch(4096).map(lambda text, label: input_pipeline.tokenize(text)):
+    counts.update(w.decode('utf-8') for w in batch.flat_values.numpy())
+  return BudgetData(dataset, splits, counts, splits.num_classes, budget_plans.words_by_frequency(counts), data_dir)
+
+
+def _vocabulary(data, plan, run_dir):
+  """Writes the plan's vocabulary file; the `input_pipeline.Vocabulary` in its order, and its bytes."""
+  path = os.path.join(run_dir, 'vocabulary.xz')
+  words = budget.write_vocabulary(data.words_by_frequency[:plan.words].tolist(), path)
+  return input_pipeline.Vocabulary([input_pipeline.PAD_TOKEN, input_pipeline.UNK_TOKEN] + words), os.path.getsize(path)
+
+
+def _sequences(encoded):
+  ids, labels = zip(*encoded.as_numpy_iterator())
+  return list(ids), np.asarray(labels)
+
+
+def _fit(model, plan, train, dev, epochs, steps_per_epoch):
+  """Trains with the online swap to the plan's rank after half the epochs; keeps the best dev epoch after it."""
+  swap_epoch = epochs // 2
+  callbacks = [keras.callbacks.EarlyStopping('val_accuracy', mode='max', patience=epochs, restore_best_weights=True,
+                                             start_from_epoch=swap_epoch if plan.rank else 0)]
+  if plan.rank:
+    callbacks.insert(0, online.OnlineCompression(rank=plan.rank, at_epoch=swap_epoch, verbose=0,
+                                                 recovery_learning_rate='restart'))
+  model.fit(train, validation_data=dev, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+            verbose=0)
+
+
+def _accuracy(probs, labels):
+  return float(np.mean(np.argmax(probs, axis=1) == labels))
+
+
+def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None):
+  """Trains, ships and measures `plan` on `data` with `seed`; writes `run_dir`/model.tflite and vocabulary.xz.
+
+  Returns a dict: the plan, dev and test accuracy of the shipped file (LiteRT), the Keras model's test accuracy,
+  bytes by part (predicted and measured, `lmf_tf.budget`), the training seconds.
+  """
+  start = time.time()
+  os.makedirs(run_dir, exist_ok=True)
+  epochs = epochs or EPOCHS[data.name]
+  vocabulary, vocabulary_file_bytes = _vocabulary(data, plan, run_dir)
+  keras.utils.set_random_seed(seed)
+  encoded = {name: input_pipeline.encode_dataset(getattr(data.splits, split), vocabulary)
+             for name, split in (('train', 'train'), ('dev', 'validation'), ('test', 'test'))}
+  glove = os.path.join(data.data_dir, catalog.LOCAL_DATASETS[data.name].default_embeddings)
+  initial = word_vectors.read_word_vectors(glove, vocabulary, seed=seed).matrix
+  model = budget_plans.build_classifier(plan, data.num_classes, width=initial.shape[1],
+                                       dropout=DROPOUT[data.name] if dropout is None else dropout)
+  model.get_layer('words').set_weights([initial])
+  rate = schedules.CyclicallyAnnealedLearningRate(1e-5, 3e-3, 500, 0.5)
+  model.compile(keras.optimizers.Adam(rate), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  steps = input_pipeline.count_batches(encoded['train'], BATCH_SIZE)
+  train = input_pipeline.training_batches(encoded['train'], BATCH_SIZE, seed, 0, epochs)
+  _fit(model, plan, train, input_pipeline.batches(encoded['dev'], BATCH_SIZE), epochs, steps)
+  train_seconds = time.time() - start
+  keras_test = model.evaluate(input_pipeline.batches(encoded['test'], BATCH_SIZE), verbose=0)[1]
+  shipped = export.fold_projection(model) if plan.rank else model
+  flatbuffer = export.to_tflite(shipped, plan.kind, batch_size=1)
+  with io_utils.atomic_path(os.path.join(run_dir, 'model.tflite')) as tmp:
+    with open(tmp, 'wb') as f:
+      f.write(flatbuffer)
+  runner = export.TfliteRunner(flatbuffer)
+  accuracy = {name: _accuracy(runner.predict(ids), labels)
+              for name, (ids, labels) in ((n, _sequences(encoded[n])) for n in ('dev', 'test'))}
+  return {'plan': plan.name, **dataclasses.asdict(plan), 'seed': seed, 'dataset': data.name, 'epochs': epochs,
+          'dropout': DROPOUT[data.name] if dropout is None else dropout,
+          'dev_accuracy': accuracy['dev'], 'test_accuracy': accuracy['test'], 'keras_test_accuracy': float(keras_test),
+          'predicted_bytes': budget.predict_parts(shipped, plan.kind, vocabulary_file_bytes),
+          'measured_bytes': budget.measure_parts(flatbuffer, shipped, plan.kind, vocabulary_file_bytes),
+          'tflite_bytes': len(flatbuffer), 'vocabulary_bytes': vocabulary_file_bytes,
+          'deployable_bytes': len(flatbuffer) + vocabulary_file_bytes, 'train_seconds': round(train_seconds, 1),
+          'seconds': round(time.time() - start, 1)}

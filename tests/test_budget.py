@@ -1,0 +1,179 @@
+"""The byte budget: parsing, the size model against exported files, vocabulary files, the planner's refusals, and
+budget runs end to end on a user's model and on the study's data (tiny)."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lmf_tf.compression import sizes
+from lmf_tf.errors import ConfigError
+
+
+@pytest.mark.parametrize('text, expected', [('90KB', 90_000), ('1MB', 1_000_000), ('20000', 20_000),
+                                            (' 1.5 mb ', 1_500_000), (45_000, 45_000), ('300kb', 300_000)])
+def test_parse_budget(text, expected):
+  assert sizes.parse_budget(text) == expected
+
+
+@pytest.mark.parametrize('text', ['90KiB', 'ninety', '-5KB', '0', '', True, '1e5', '90 K'])
+def test_parse_budget_refuses_with_the_argument(text):
+  with pytest.raises(ConfigError, match='budget_bytes='):
+    sizes.parse_budget(text)
+
+
+def test_vocabulary_file_round_trip_and_size(tmp_path):
+  words = [f'word{i}' for i in range(500)] + ['ünïcode', 'a']
+  path = tmp_path / 'v.xz'
+  order = sizes.write_vocabulary(words, str(path))
+  assert order == sorted(words) and sizes.read_vocabulary(str(path)) == order
+  assert os.path.getsize(path) == sizes.vocabulary_bytes(words) < len(sizes.vocabulary_text(words)) / 3
+  with pytest.raises(ConfigError, match='distinct'):
+    sizes.write_vocabulary(['a', 'a'], str(tmp_path / 'w.xz'))
+  (tmp_path / 'bad.xz').write_text('plain text')
+  with pytest.raises(ConfigError, match='bad.xz'):
+    sizes.read_vocabulary(str(tmp_path / 'bad.xz'))
+
+
+def _bag(keras, words, width, hidden, classes):
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(words, width, mask_zero=True)(ids))
+  if hidden:
+    x = keras.layers.Dense(hidden, activation='relu')(x)
+  return keras.Model(ids, keras.layers.Dense(classes, activation='softmax')(x))
+
+
+def _bilstm(keras, words, width, units, classes):
+  """Shaped like examples/own_model.py: Embedding -> Bidirectional(LSTM) -> Dropout -> softmax."""
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.Bidirectional(keras.layers.LSTM(units))(keras.layers.Embedding(words, width, mask_zero=True)(ids))
+  return keras.Model(ids, keras.layers.Dense(classes, activation='softmax')(keras.layers.Dropout(0.3)(x)))
+
+
+@pytest.mark.parametrize('build, args, kind', [
+    (_bag, (1500, 8, 64, 150), 'int8'),      # embedding, hidden and output, int8 and float32 kept small tensors
+    (_bag, (800, 16, 0, 2), 'float16'),
+    (_bilstm, (2000, 16, 32, 2), 'int8'),    # recurrent (two LSTM loops)
+    (_bilstm, (600, 8, 16, 3), 'float32'),
+])
+def test_size_model_matches_the_exported_file(build, args, kind):
+  """Each weight's predicted bytes is a buffer of the file (parts exact); the whole file within the tolerance."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import export  # pylint: disable=g-import-not-at-top
+  model = build(keras, *args)
+  rng = np.random.default_rng(0)
+  model.set_weights([rng.uniform(0.5, 1.0, w.shape).astype('float32') for w in model.get_weights()])
+  flatbuffer = export.to_tflite(model, kind)
+  predicted, measured = sizes.predict_parts(model, kind, 1234), sizes.measure_parts(flatbuffer, model, kind, 1234)
+  for part in ('embedding', 'recurrent', 'hidden', 'output', 'vocabulary'):
+    assert predicted[part] == measured[part], part
+  assert predicted['embedding'] == args[0] * args[1] * {'int8': 1, 'float16': 2, 'float32': 4}[kind]
+  assert (predicted['recurrent'] > 0) == (build is _bilstm)
+  relative, absolute = sizes.PREDICTION_TOLERANCE
+  assert abs(predicted['total'] - measured['total']) <= max(relative * measured['total'], absolute)
+  assert measured['total'] == len(flatbuffer) + 1234
+
+
+def _user_model(keras, vocab_size, width=32):
+  model = _bilstm(keras, vocab_size, width, 8, 2)
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  return model
+
+
+def test_plan_takes_the_largest_rank_that_fits_and_refuses_below_the_smallest():
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  model = _user_model(keras, 3000, width=16)
+  plan = budget.plan_for_budget(model, '60KB', vocabulary_bytes=5_000)
+  assert plan.rank is not None and plan.predicted['total'] <= 60_000
+  assert budget.predicted_bytes(model, plan.rank + 1, 'int8', 5_000)['total'] > 60_000
+  assert budget.plan_for_budget(model, '1MB', vocabulary_bytes=5_000).rank is None  # it fits as it is
+  with pytest.raises(ConfigError, match=r'budget_bytes=5,000\): below the smallest plan .* \d[\d,]+ bytes \(rank 1'):
+    budget.plan_for_budget(model, 5_000, vocabulary_bytes=100)
+  with pytest.raises(ConfigError, match='vocabulary='):
+    budget.fit_budget(model, np.zeros((4, 3), 'int32'), budget_bytes='1MB', y=np.zeros(4))
+
+
+def test_planner_refuses_a_model_it_cannot_read():
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+
+  class Subclassed(keras.Model):
+    def __init__(self):
+      super().__init__()
+      self.words = keras.layers.Embedding(100, 8)
+      self.out = keras.layers.Dense(2)
+
+    def call(self, ids):
+      return self.out(keras.ops.mean(self.words(ids), axis=1))
+
+  model = Subclassed()
+  model(np.zeros((1, 3), 'int32'))
+  with pytest.raises(ConfigError, match='cannot read model'):
+    budget.plan_for_budget(model, '10KB')
+
+
+def test_fit_budget_end_to_end_on_a_user_model():
+  """A tiny BiLSTM built as a user builds one: planned, trained with the swap, shipped, run by LiteRT, within."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  rng = np.random.default_rng(0)
+  ids = rng.integers(50, 3000, (512, 6)).astype('int32')
+  labels = rng.integers(0, 2, 512)
+  ids[labels == 1, rng.integers(0, 6)] = rng.integers(1, 50, int(labels.sum()))  # one of 49 words: positive
+  words = [f'w{i}' for i in range(3000)]
+  model = _user_model(keras, 3000)
+  result = budget.fit_budget(model, ids[:384], budget_bytes='45KB', y=labels[:384], epochs=4, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, verbose=0)
+  assert result.plan.rank is not None and result.plan.rank < 32
+  assert result.measured['total'] <= 45_000 and result.measured['total'] == len(result.flatbuffer) + \
+      sizes.vocabulary_bytes(words)
+  assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
+  assert 'within' in result.table()
+
+
+def test_budget_script_refuses_bad_flags_before_tensorflow(repo_root, tmp_path):
+  for flag, message in (('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')):
+    done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
+                           f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / 'r')
+
+
+def test_study_plans_fit_their_budget_and_the_smallest_is_refused():
+  from lmf_tf.text import budget_plans  # pylint: disable=g-import-not-at-top
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  plans = budget_plans.candidate_plans(45_000, 2, 10_000, vocabulary_bytes)
+  assert plans and all(budget_plans.predicted_bytes(p, 2, vocabulary_bytes)['total'] <= 45_000 for p in plans)
+  chosen = budget_plans.choose_candidates(plans)
+  assert 1 <= len(chosen) <= len(budget_plans.CANDIDATE_GROUPS) and len({p.architecture for p in chosen}) == 2
+  smallest = budget_plans.smallest_plan_bytes(2, vocabulary_bytes)
+  with pytest.raises(ConfigError, match=f'--budget_bytes={smallest - 1:,} bytes is below the smallest plan'):
+    budget_plans.check_budget(smallest - 1, 2, vocabulary_bytes)
+
+
+@pytest.mark.parametrize('name', ['bag-w1000-k8-u0-int8', 'bag-w3000-k16-u64-float16', 'lstm-w2000-k12-u32-int8',
+                                  'lstm-w500-k50-u150-float32'])
+def test_study_plan_bytes_equal_the_size_model_of_its_keras_model(name):
+  """The study's plans are sized from their shapes; the same as `predict_parts` of the built classifier."""
+  from lmf_tf.text import budget_plans, budget_search  # pylint: disable=g-import-not-at-top
+  plan = budget_search.plan_from_name(name)
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  assert budget_plans.predicted_bytes(plan, 150, vocabulary_bytes) == sizes.predict_parts(
+      budget_plans.build_classifier(plan, 150), plan.kind, 3 * plan.words)
+
+
+def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path):
+  """One study plan on the tiny data set: trained with the swap, the shipped files measured and run by LiteRT."""
+  from lmf_tf.text import budget_search, budget_training  # pylint: disable=g-import-not-at-top
+  data = budget_training.load_data('sst2', str(tiny_data_source), shared_tfds)
+  plan = budget_search.plan_from_name('bag-w20-k4-u8-int8')
+  run = budget_search.train_and_record(plan, data, 1, str(tmp_path / 'runs'), str(tmp_path / 'ck'))
+  assert run['deployable_bytes'] == os.path.getsize(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'model.tflite') \
+      + os.path.getsize(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'vocabulary.xz')
+  assert run['measured_bytes']['embedding'] == 22 * 4 * 4  # 20 words + pad + unk, rank 4, float32 (< 1,024)
+  assert 0 <= run['test_accuracy'] <= 1 and abs(run['test_accuracy'] - run['keras_test_accuracy']) <= 1 / 12
+  assert budget_search.read_run(str(tmp_path / 'runs'), 'sst2', plan, 1) == run
