@@ -36,6 +36,7 @@ _API = {
     'DevPeak': 'lmf_tf.compression.online',
     'Distillation': 'lmf_tf.compression.distillation',
     'compress_model': 'lmf_tf.compression.swap',
+    'fit_budget': 'lmf_tf.compression.budget',
     'swap_embeddings': 'lmf_tf.compression.swap',
     'carry_optimizer': 'lmf_tf.compression.swap',
     'rank_for_reduction': 'lmf_tf.compression.rank',

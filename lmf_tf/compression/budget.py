@@ -20,24 +20,32 @@ from absl import logging
 
 from lmf_tf.compression import export, sizes, swap
 from lmf_tf.compression.online import OnlineCompression
-from lmf_tf.errors import BudgetExceededError, ConfigError
+from lmf_tf.errors import BudgetExceededError, ConfigError, LmfError
 
 CALLER = 'fit_budget'
 
 
+RANKS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)  # the ranks the planner weighs
+WORD_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # of the vocabulary, most frequent first
+
+
 @dataclasses.dataclass(frozen=True)
 class BudgetPlan:
-  """What `plan_for_budget` chose: the rank of every compressed embedding (None: not compressed), the TFLite kind,
-  and the predicted deployable bytes by part (`sizes.PARTS` and 'total')."""
+  """What `plan_for_budget` chose: the words kept (the first `words` of the vocabulary; None: the model's rows as
+  they are), the rank of every compressed embedding (None: not compressed), the TFLite kind, and the predicted
+  deployable bytes by part (`sizes.PARTS` and 'total')."""
   budget_bytes: int
+  words: int | None
   rank: int | None
   kind: str
   predicted: dict
   embeddings: tuple  # names of the embeddings compressed
+  vocabulary_embedding: str | None = None  # the embedding whose rows follow the vocabulary
 
   def describe(self):
     what = (f'embeddings {", ".join(self.embeddings)} at rank {self.rank}' if self.rank else 'no embedding compressed')
-    return (f'plan for {self.budget_bytes:,} bytes: {what}, {self.kind} TFLite; predicted '
+    words = '' if self.words is None else f', the {self.words:,} most frequent words'
+    return (f'plan for {self.budget_bytes:,} bytes: {what}{words}, {self.kind} TFLite; predicted '
             f'{self.predicted["total"]:,} bytes')
 
 
@@ -51,10 +59,7 @@ def _shipped_copy(model, rank, layers):
   if rank is None:
     return copy
   swap.compress_model(copy, rank=rank, layers=layers)
-  try:
-    return export.fold_projection(copy)
-  except ConfigError:
-    return copy  # the k x d projection ships as it is
+  return _foldable(copy)
 
 
 def predicted_bytes(model, rank, kind, vocabulary_bytes, layers=None):
@@ -62,46 +67,102 @@ def predicted_bytes(model, rank, kind, vocabulary_bytes, layers=None):
   return sizes.predict_parts(_shipped_copy(model, rank, layers), kind, vocabulary_bytes)
 
 
-def plan_for_budget(model, budget_bytes, vocabulary_bytes=0, kind='int8', layers=None):
-  """The largest rank whose shipped model fits `budget_bytes` (module docstring); raises ConfigError naming the
-  smallest reachable size when even rank 1 does not fit."""
+def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes):
+  """`parts` (of the model with all its rows) with the vocabulary embedding cut to `rows` of `width` and the
+  vocabulary file's bytes."""
+  parts = dict(parts)
+  parts['embedding'] += sizes.weight_bytes((rows, width), kind) - sizes.weight_bytes((embedding.input_dim, width), kind)
+  parts['vocabulary'] = vocabulary_bytes
+  parts['total'] = sum(parts[p] for p in sizes.PARTS)
+  return parts
+
+
+def _vocabulary_embedding(embeddings, vocabulary, reserved_ids):
+  """The embedding whose rows are the vocabulary's ids (`reserved_ids` + one per word)."""
+  rows = len(vocabulary) + reserved_ids
+  matching = [e for e in embeddings if e.input_dim == rows]
+  if not matching:
+    raise ConfigError(f'{CALLER}(vocabulary=...): {len(vocabulary):,} words and {reserved_ids} reserved ids make '
+                      f'{rows:,} rows, but the embeddings have {", ".join(f"{e.input_dim:,}" for e in embeddings)}')
+  return matching[0]
+
+
+def _parts_by_rank(model, kind, layers):
+  """rank -> predicted parts (no vocabulary) of `model` shipped at that rank, from two copies: the model as it is,
+  and the model at a probe rank that is no dimension of any of its weights, whose weights with that dimension are
+  the ones the rank sizes (the factors, the kernel the projection folds into)."""
+  whole = _shipped_copy(model, None, layers)
+  dims = {d for _, shape in sizes.weight_shapes(whole) for d in shape}
+  probe = next(r for r in range(2, 10_000) if r not in dims)
+  copy = _shipped_copy(model, probe, layers)
+  shapes, overhead = sizes.weight_shapes(copy), sizes.layer_overhead_bytes(copy)
+
+  def parts(rank):
+    if rank is None:
+      return sizes.predict_parts(whole, kind)
+    return sizes.parts_from_shapes([(p, tuple(rank if d == probe else d for d in s)) for p, s in shapes], overhead,
+                                   kind)
+  return parts
+
+
+def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids):
+  """Every (words, rank, predicted parts) the planner weighs: each rank of `RANKS` below the width (and none),
+  each with every fraction of the vocabulary when one is given."""
+  width = min(e.output_dim for e in embeddings)
+  ranks = [r for r in RANKS if r < width] + [None]
+  word_counts = ([None] if vocabulary is None else
+                 sorted({max(1, int(round(f * len(vocabulary)))) for f in WORD_FRACTIONS}))
+  target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids)
+  file_bytes = {w: (vocabulary_bytes if w is None else sizes.vocabulary_bytes(vocabulary[:w])) for w in word_counts}
+  parts_at = _parts_by_rank(model, kind, layers)
+  for rank in ranks:
+    parts = parts_at(rank)
+    for words in word_counts:
+      if words is None:
+        yield words, rank, dict(parts, vocabulary=file_bytes[None], total=parts['total'] + file_bytes[None])
+      else:
+        yield words, rank, _with_rows(parts, target, words + reserved_ids, rank or target.output_dim, kind,
+                                      file_bytes[words])
+
+
+def _capacity(option, embeddings):
+  """The prior among plans that fit: words kept times the width up to 16, then the width."""
+  words, rank, _ = option
+  width = rank or min(e.output_dim for e in embeddings)
+  rows = words if words is not None else max(e.input_dim for e in embeddings)
+  return rows * (min(width, 16) + 1), width
+
+
+def plan_for_budget(model, budget_bytes, vocabulary=None, vocabulary_bytes=0, kind='int8', layers=None,
+                    reserved_ids=2):
+  """The plan that fits `budget_bytes` (module docstring) with the most words times width (width counted up to 16);
+  `vocabulary`, the words of ids `reserved_ids`, ... in order, most frequent first (as `TextVectorization` orders
+  them), lets it keep only the most frequent words. Raises ConfigError naming the smallest reachable size when no
+  plan fits."""
   budget_bytes = sizes.parse_budget(budget_bytes, 'budget_bytes')
   embeddings = swap.find_embeddings(model, layers, CALLER)
-  names = tuple(e.name for e in embeddings)
-  whole = predicted_bytes(model, None, kind, vocabulary_bytes, layers)
-  if whole['total'] <= budget_bytes:
-    return BudgetPlan(budget_bytes, None, kind, whole, ())
-  smallest = predicted_bytes(model, 1, kind, vocabulary_bytes, layers)
-  if smallest['total'] > budget_bytes:
+  options = list(_options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids))
+  fitting = [o for o in options if o[2]['total'] <= budget_bytes]
+  if not fitting:
+    smallest = min(options, key=lambda o: o[2]['total'])
     raise ConfigError(f'{CALLER}(budget_bytes={budget_bytes:,}): below the smallest plan for model {model.name!r}, '
-                      f'{smallest["total"]:,} bytes (rank 1, {kind}, with {vocabulary_bytes:,} bytes of vocabulary); '
-                      'the rest of the model and the vocabulary do not fit')
-  rank = _largest_fitting_rank(lambda k: predicted_bytes(model, k, kind, vocabulary_bytes, layers)['total'],
-                               budget_bytes, smallest['total'], min(e.output_dim for e in embeddings) - 1)
-  return BudgetPlan(budget_bytes, rank, kind, predicted_bytes(model, rank, kind, vocabulary_bytes, layers), names)
-
-
-def _largest_fitting_rank(bytes_at, budget_bytes, bytes_at_1, highest):
-  """The largest k in [1, highest] with bytes_at(k) <= budget_bytes, given that rank 1 fits: bytes grow about
-  linearly in k, so a guess from ranks 1 and `highest`, then steps of one to the exact answer."""
-  bytes_at_highest = bytes_at(highest)
-  if bytes_at_highest <= budget_bytes:
-    return highest
-  slope = (bytes_at_highest - bytes_at_1) / max(highest - 1, 1)
-  rank = max(1, min(highest - 1, 1 + int((budget_bytes - bytes_at_1) / slope)))
-  while rank > 1 and bytes_at(rank) > budget_bytes:
-    rank -= 1
-  while rank + 1 < highest and bytes_at(rank + 1) <= budget_bytes:
-    rank += 1
-  return rank
+                      f'{smallest[2]["total"]:,} bytes (rank {smallest[1]}, {kind}'
+                      f'{"" if smallest[0] is None else f", {smallest[0]:,} words"}, with '
+                      f'{smallest[2]["vocabulary"]:,} bytes of vocabulary); the rest of the model does not fit')
+  words, rank, parts = max(fitting, key=lambda o: _capacity(o, embeddings))
+  target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids).name
+  return BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (), target)
 
 
 @dataclasses.dataclass
 class BudgetResult:
-  """A budget run: the plan, the shipped `flatbuffer`, its measured bytes by part, the Keras `history`, and the
-  shipped file's accuracy on `validation_data` run by LiteRT (None without validation data or LiteRT)."""
+  """A budget run: the plan, the shipped `flatbuffer` and `vocabulary` (the words to write with
+  `sizes.write_vocabulary`, the most frequent ones when the plan keeps fewer), the file's measured bytes by part,
+  the Keras `history`, and the accuracy on `validation_data` of the shipped file run by LiteRT (None without
+  validation data or LiteRT) and of the Keras model."""
   plan: BudgetPlan
   flatbuffer: bytes
+  vocabulary: list | None
   measured: dict
   history: object
   litert_accuracy: float | None
@@ -111,32 +172,40 @@ class BudgetResult:
     return sizes.BudgetCheck(self.plan.budget_bytes, self.plan.predicted, self.measured).table()
 
 
+def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs):
+  if budget_bytes is None:
+    raise ConfigError(f'{CALLER}: give budget_bytes= (e.g. 90000 or "90KB")')
+  if (vocabulary is None) == (vocabulary_bytes is None):
+    raise ConfigError(f'{CALLER}: give exactly one of vocabulary= (the words you ship, in id order) and '
+                      'vocabulary_bytes= (0 when words are hashed)')
+  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    raise ConfigError(f'{CALLER}(epochs={epochs!r}): must be an integer >= 1')
+
+
 def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
-               vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, callbacks=(), verbose=1,
-               **fit_kwargs):
+               vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, reserved_ids=2, oov_id=1,
+               callbacks=(), verbose=1, **fit_kwargs):
   """Plans, trains (`model.fit` with the online swap at `at_epoch`, default half of `epochs`), ships and checks.
 
   Args:
     model: a compiled functional or Sequential Keras model with one or more `keras.layers.Embedding`.
-    x: the training data, as for `model.fit` (with `y` in `fit_kwargs` if arrays).
+    x: `int[n, T]` token ids or a `tf.data.Dataset` of (ids, labels) batches, as for `model.fit` (with `y` in
+      `fit_kwargs` for arrays).
     budget_bytes: bytes of TFLite file + vocabulary file, an int or '90KB' / '1MB' (1 KB = 1,000 bytes).
-    validation_data: (ids, labels) arrays or a `tf.data.Dataset` of batches; the shipped file is run on it.
-    vocabulary: the words of the vocabulary file you ship (its compressed bytes count, `sizes.write_vocabulary`),
-      or `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
+    validation_data: (ids, labels) arrays or a dataset of batches; the shipped file is run on it.
+    vocabulary: the words of ids `reserved_ids`, `reserved_ids` + 1, ..., most frequent first (the order of
+      `TextVectorization.get_vocabulary()[2:]`): the plan may keep only the most frequent, the others then read as
+      `oov_id` in training and in the shipped model; its compressed file counts (`sizes.write_vocabulary`). Or
+      `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
   Returns:
     `BudgetResult`. Raises ConfigError before training for a bad argument or a budget below the smallest plan,
     `BudgetExceededError` if the shipped bytes exceed the budget (the size model's error is beyond its tolerance).
   """
-  if budget_bytes is None:
-    raise ConfigError(f'{CALLER}: give budget_bytes= (e.g. 90000 or "90KB")')
-  if (vocabulary is None) == (vocabulary_bytes is None):
-    raise ConfigError(f'{CALLER}: give exactly one of vocabulary= (the words you ship) and vocabulary_bytes= (0 '
-                      'when words are hashed)')
-  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-    raise ConfigError(f'{CALLER}(epochs={epochs!r}): must be an integer >= 1')
-  vocabulary_bytes = sizes.vocabulary_bytes(vocabulary) if vocabulary is not None else int(vocabulary_bytes)
-  plan = plan_for_budget(model, budget_bytes, vocabulary_bytes, kind, layers)
+  _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs)
+  plan = plan_for_budget(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids)
   _say(plan.describe(), verbose)
+  rows = None if plan.words is None else plan.words + reserved_ids
+  x, validation_data = (_ids_below(data, rows, oov_id) for data in (x, validation_data))
   swap_callbacks = []
   if plan.rank is not None:
     swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=epochs // 2 if at_epoch is None else at_epoch,
@@ -144,16 +213,63 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
                                             verbose=verbose))
   history = model.fit(x, epochs=epochs, validation_data=validation_data,
                       callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
-  shipped = _foldable(model)
+  shipped, file_words, new_ids = _ship(model, plan, vocabulary, reserved_ids)
   flatbuffer = export.to_tflite(shipped, kind)
-  measured = sizes.measure_parts(flatbuffer, shipped, kind, vocabulary_bytes)
-  litert, keras_accuracy = _accuracies(model, flatbuffer, validation_data)
-  result = BudgetResult(plan, flatbuffer, measured, history, litert, keras_accuracy)
+  measured = sizes.measure_parts(flatbuffer, shipped, kind, plan.predicted['vocabulary'])
+  litert, keras_accuracy = _accuracies(model, flatbuffer, validation_data, new_ids)
+  result = BudgetResult(plan, flatbuffer, file_words, measured, history, litert, keras_accuracy)
   _say(result.table(), verbose)
   if measured['total'] > plan.budget_bytes:
     raise BudgetExceededError(f'{CALLER}: the shipped files take {measured["total"]:,} bytes, over budget_bytes='
                               f'{plan.budget_bytes:,} (predicted {plan.predicted["total"]:,})')
   return result
+
+
+def _ids_below(data, rows, oov_id):
+  """`data` (ids, an (ids, labels) pair, or a dataset of such batches) with every id >= `rows` read as `oov_id`."""
+  if data is None or rows is None:
+    return data
+  if isinstance(data, (tuple, list)):
+    return (_ids_below(data[0], rows, oov_id),) + tuple(data[1:])
+  if isinstance(data, np.ndarray):
+    return np.where(data >= rows, oov_id, data).astype(data.dtype)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if isinstance(data, tf.data.Dataset):
+    return data.map(lambda ids, *rest: (tf.where(ids >= rows, tf.cast(oov_id, ids.dtype), ids), *rest))
+  raise ConfigError(f'{CALLER}: token ids must be a NumPy array, an (ids, labels) pair or a tf.data.Dataset of '
+                    f'(ids, labels) batches to keep the most frequent words, not {type(data).__name__}')
+
+
+def _ship(model, plan, vocabulary, reserved_ids):
+  """The model as shipped (projection folded; the vocabulary's rows kept and put in the file's alphabetical
+  order), the vocabulary file's words, and the map from the trained model's ids to the shipped one's (or None)."""
+  shipped = _foldable(model)
+  if vocabulary is None:
+    return shipped, None, None
+  kept = list(vocabulary[:plan.words])
+  order = np.argsort(np.asarray(kept, dtype=object), kind='stable')  # file position -> frequency position
+  old_of_new = np.concatenate([np.arange(reserved_ids), reserved_ids + order])
+  new_of_old = np.argsort(old_of_new)
+  return keep_rows(shipped, plan.vocabulary_embedding, old_of_new), [kept[i] for i in order], new_of_old
+
+
+def keep_rows(model, embedding_name, rows):
+  """A copy of a functional or Sequential `model` whose embedding `embedding_name` holds only the rows `rows` (an
+  index array: row i of the copy is row rows[i] of the model; of the V x k table when factorized); every other
+  weight as it is."""
+  def clone(layer):
+    config = layer.get_config()
+    if layer.name == embedding_name:
+      config['input_dim'] = len(rows)
+    return layer.__class__.from_config({k: v for k, v in config.items() if k != 'build_config'})
+
+  copy = keras.models.clone_model(model, clone_function=clone)
+  for source, layer in zip(model._flatten_layers(include_self=False), copy._flatten_layers(include_self=False)):  # pylint: disable=protected-access
+    if layer.name == embedding_name:
+      layer.set_weights([w[rows] if w.shape[0] == source.input_dim else w for w in source.get_weights()])
+    elif source.weights and not list(source._flatten_layers(include_self=False, recursive=False)):  # pylint: disable=protected-access
+      layer.set_weights(source.get_weights())
+  return copy
 
 
 def _say(text, verbose):
@@ -178,18 +294,20 @@ def _labelled_batches(data):
     yield ids, labels
 
 
-def _accuracies(model, flatbuffer, validation_data):
-  """The shipped file's accuracy (LiteRT) and the Keras model's on `validation_data`; None where not available."""
+def _accuracies(model, flatbuffer, validation_data, new_ids=None):
+  """The shipped file's accuracy (LiteRT; ids mapped through `new_ids` when its rows were reordered) and the Keras
+  model's on `validation_data`; None where not available."""
   if validation_data is None:
     return None, None
   try:
     runner = export.TfliteRunner(flatbuffer)
-  except ImportError:
+  except (ImportError, LmfError):  # the `litert` extra is not installed
     logging.warning('%s: ai-edge-litert is not installed, so the shipped file was not run', CALLER)
     runner = None
   right_litert = right_keras = total = 0
   for ids, labels in _labelled_batches(validation_data):
-    sequences = [row[:max(int(np.count_nonzero(row)), 1)] for row in ids]  # strip the padding (id 0)
+    shipped_ids = ids if new_ids is None else new_ids[ids]
+    sequences = [row[:max(int(np.count_nonzero(row)), 1)] for row in shipped_ids]  # strip the padding (id 0)
     if runner is not None:
       right_litert += int(np.sum(np.argmax(runner.predict(sequences), -1) == labels))
     right_keras += int(np.sum(np.argmax(model.predict(ids, verbose=0), -1) == labels))

@@ -140,9 +140,9 @@ def _weighted_layers(model):
   return [(layer, part_of_layer(layer, output)) for layer in layers]
 
 
-def overhead_bytes(model, kind):
-  """The flatbuffer overhead the size model predicts for `model`'s layers (`OVERHEAD_BYTES`) and its int8
-  weights' metadata (`quantization_bytes`)."""
+def layer_overhead_bytes(model):
+  """The flatbuffer overhead the size model predicts for `model`'s layers (`OVERHEAD_BYTES`), before the int8
+  weights' metadata."""
   import keras  # pylint: disable=g-import-not-at-top
   total = OVERHEAD_BYTES['base']
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
@@ -154,8 +154,7 @@ def overhead_bytes(model, kind):
       total += OVERHEAD_BYTES['embedding']
     elif isinstance(layer, keras.layers.Dense):
       total += OVERHEAD_BYTES['dense']
-  return total + sum(quantization_bytes(tuple(w.shape), kind) for layer, _ in _weighted_layers(model)
-                     for w in _shipped_weights(layer))
+  return total
 
 
 def _shipped_weights(layer):
@@ -163,19 +162,31 @@ def _shipped_weights(layer):
   return [w for w in layer.weights if 'seed' not in w.path]
 
 
+def weight_shapes(model):
+  """[(part, shape)] of every weight `model` ships."""
+  return [(part, tuple(w.shape)) for layer, part in _weighted_layers(model) for w in _shipped_weights(layer)]
+
+
+def parts_from_shapes(shapes, layer_overhead, kind, vocabulary_file_bytes=0):
+  """Predicted bytes by part of a file holding weights of `shapes` ([(part, shape)]) as `kind`, with
+  `layer_overhead` bytes of operators and the vocabulary file."""
+  parts = dict.fromkeys(PARTS, 0)
+  for part, shape in shapes:
+    parts[part] += weight_bytes(shape, kind)
+  parts['vocabulary'] = int(vocabulary_file_bytes)
+  parts['overhead'] = layer_overhead + sum(quantization_bytes(shape, kind) for _, shape in shapes)
+  parts['total'] = sum(parts[p] for p in PARTS)
+  return parts
+
+
 def predict_parts(model, kind='int8', vocabulary_file_bytes=0):
   """Predicted deployable bytes of `model` exported as TFLite of `kind`, by part (`PARTS`) and `'total'`.
 
   Works on any built Keras model whose projection (if factorized) is already folded (`fold_projection`): the
-  parts come from its weights' shapes (`weight_bytes`), the overhead from its layers (`overhead_bytes`).
+  parts come from its weights' shapes (`weight_bytes`), the overhead from its layers (`layer_overhead_bytes`) and
+  its int8 weights' metadata (`quantization_bytes`).
   """
-  parts = dict.fromkeys(PARTS, 0)
-  for layer, part in _weighted_layers(model):
-    parts[part] += sum(weight_bytes(tuple(w.shape), kind) for w in _shipped_weights(layer))
-  parts['vocabulary'] = int(vocabulary_file_bytes)
-  parts['overhead'] = overhead_bytes(model, kind)
-  parts['total'] = sum(parts[p] for p in PARTS)
-  return parts
+  return parts_from_shapes(weight_shapes(model), layer_overhead_bytes(model), kind, vocabulary_file_bytes)
 
 
 def measure_parts(flatbuffer, model, kind, vocabulary_file_bytes=0):
