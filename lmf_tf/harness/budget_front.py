@@ -72,7 +72,7 @@ def front_rows(candidates, seeds, results_dir):
         'deployable_bytes': max(r['deployable_bytes'] for r in runs), 'tflite_bytes': max(r['tflite_bytes'] for r in runs),
         'vocabulary_bytes': max(r['vocabulary_bytes'] for r in runs), 'seeds': f'{len(runs)}/{len(seeds)}',
         'dev_mean': round(100 * np.mean([r['dev_accuracy'] for r in runs]), 2), 'test_mean': round(test.mean(), 2),
-        'test_std': round(test.std(), 2), 'keras_test_mean': round(100 * np.mean([r['keras_test_accuracy'] for r in runs]), 2),
+        'test_std': round(test.std(ddof=1) if len(test) > 1 else 0.0, 2), 'keras_test_mean': round(100 * np.mean([r['keras_test_accuracy'] for r in runs]), 2),
         'train_seconds': round(float(np.mean([r['seconds'] for r in runs])), 1),
         'search_seconds': round(sum(r['seconds'] for r in search), 1), 'target': target,
         'met': None if target is None or len(runs) < len(seeds) else bool(test.mean() >= target

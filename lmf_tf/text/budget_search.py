@@ -30,16 +30,18 @@ def plan_from_name(name, flag='--plan'):
   return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind)
 
 
-def run_name(dataset, plan, seed):
-  return f'{dataset}_{plan.name}_seed{seed}'
+def run_name(dataset, plan, seed, epochs=None, dropout=None):
+  """`<data set>_<plan>_seed<s>`, with `_e<epochs>` / `_d<dropout>` when a trial sets them (else the data set's)."""
+  trial = (f'_e{epochs}' if epochs is not None else '') + (f'_d{dropout:g}' if dropout is not None else '')
+  return f'{dataset}_{plan.name}{trial}_seed{seed}'
 
 
-def run_path(results_dir, dataset, plan, seed):
-  return os.path.join(results_dir, run_name(dataset, plan, seed) + '.json')
+def run_path(results_dir, dataset, plan, seed, epochs=None, dropout=None):
+  return os.path.join(results_dir, run_name(dataset, plan, seed, epochs, dropout) + '.json')
 
 
-def read_run(results_dir, dataset, plan, seed):
-  path = run_path(results_dir, dataset, plan, seed)
+def read_run(results_dir, dataset, plan, seed, epochs=None, dropout=None):
+  path = run_path(results_dir, dataset, plan, seed, epochs, dropout)
   return io_utils.read_json(path, 'budget run') if os.path.exists(path) else None
 
 
@@ -61,14 +63,16 @@ def chosen_plan(results_dir, dataset, candidates):
   return candidates[best]
 
 
-def train_and_record(plan, data, seed, results_dir, workdir):
-  """Trains one plan and seed (`budget_training.train_plan`) and writes its results JSON, unless it exists."""
+def train_and_record(plan, data, seed, results_dir, workdir, epochs=None, dropout=None):
+  """Trains one plan and seed (`budget_training.train_plan`, with the data set's epochs and dropout unless a trial
+  sets them) and writes its results JSON, unless it exists."""
   from lmf_tf.text import budget_training  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  existing = read_run(results_dir, data.name, plan, seed)
+  existing = read_run(results_dir, data.name, plan, seed, epochs, dropout)
   if existing is not None:
     return existing
-  result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, run_name(data.name, plan, seed)))
-  io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed), result)
+  name = run_name(data.name, plan, seed, epochs, dropout)
+  result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, name), epochs, dropout)
+  io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed, epochs, dropout), result)
   return result
 
 
