@@ -34,8 +34,7 @@ venv: $(STAMP) ## create .venv with the pinned packages (requirements.lock)
 $(STAMP): requirements.lock setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements.lock -e '.[study,dev]'  # the library, the study and the tests
 	touch $@
 
 test: $(STAMP) ## the test suite without the tests marked slow (about 2.5 min on 2 cores)

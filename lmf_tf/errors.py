@@ -1,8 +1,12 @@
 """Errors that lmf_tf raises for bad input.
 
 Each names the file, line or flag at fault, so that the entry points can print it and exit non-zero without a
-traceback from deep inside TensorFlow.
+traceback from deep inside TensorFlow. The library raises `ConfigError` for a bad argument (the message names it),
+`CheckpointNotFoundError` and `CorruptFileError` for a checkpoint it cannot read, and `MissingExtraError` for a
+feature whose pip extra is not installed; all are `LmfError`s.
 """
+
+__all__ = ['LmfError', 'ConfigError', 'CheckpointNotFoundError', 'CorruptFileError', 'MissingExtraError']
 
 
 class LmfError(Exception):
@@ -35,3 +39,7 @@ class RunLockedError(LmfError):
 
 class WorkerLostError(LmfError):
   """A multi-worker run lost a worker (message says what to do next)."""
+
+
+class MissingExtraError(LmfError, ImportError):
+  """A feature needs a package that `pip install lmf_tf` leaves out (message names the extra that installs it)."""

@@ -7,6 +7,7 @@ Writes runs/<run>.json (--results_dir) and checkpoints/<run>/ (--workdir); --hel
 
 import sys
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from lmf_tf.text import flags as lmf_flags
@@ -17,7 +18,6 @@ lmf_flags.define_train_flags()
 def main(argv):
   del argv
   config = lmf_flags.config_from_flags().validate()  # every setting that can be checked without the data
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import training
   training.train_and_evaluate(config, progress=sys.stdout.isatty())
 

@@ -97,7 +97,7 @@ def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkey
   callback = lmf_tf.OnlineCompression(reduction=90, at_step=4)
   ids, labels = data()
   model.fit(ids, labels, batch_size=16, epochs=2, callbacks=[callback], verbose=0)
-  k = lmf_tf.rank_for_reduction(90, V, D)
+  k = lmf_tf.factorization.rank_for_reduction(90, V, D)
   assert layer is embedding_of(model) and isinstance(layer, keras.layers.Embedding)
   assert layer.rank == k and [tuple(w.shape) for w in layer.weights] == [(V, k), (k, D)]
   assert len(calls) == 1 and callback.swap_steps == [4] and int(model.optimizer.iterations) == 12
@@ -165,7 +165,7 @@ def test_swap_keeps_every_other_weight_and_optimizer_slot():
 
 def _weights_with(model, reference, w, k):
   """`reference`'s weights: W_k for its embedding, `model`'s for the rest (in order)."""
-  svd = lmf_tf.truncated_svd(w, k)
+  svd = lmf_tf.factorization.truncated_svd(w, k)
   others = iter(v.numpy() for v in model.weights if 'words' not in v.path)
   return [svd.left @ svd.right if 'words' in v.path else next(others) for v in reference.weights]
 
@@ -214,7 +214,7 @@ def test_tied_softmax_is_factorized_through_the_property_or_refused_when_it_hold
   x, _ = data(8)
   w = embedding.embeddings.numpy()
   lmf_tf.compress_model(model, rank=4)
-  svd = lmf_tf.truncated_svd(w, 4)
+  svd = lmf_tf.factorization.truncated_svd(w, 4)
   w4 = svd.left @ svd.right
   expected = np.stack([w4[row].mean(0) for row in x]) @ w4.T  # no mask: every position is averaged
   np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
@@ -285,7 +285,7 @@ def test_custom_training_loop_swaps_and_keeps_training_with_the_carried_optimize
   for _ in range(3):
     step(ids, labels)
   dense_moment = next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name)
-  optimizer, (report,) = lmf_tf.swap_embeddings(model, optimizer, rank=3)
+  optimizer, (report,) = lmf_tf.factorization.swap_embeddings(model, optimizer, rank=3)
   assert report.rank == 3 and int(optimizer.iterations) == 3
   np.testing.assert_array_equal(
       next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name), dense_moment)
@@ -354,23 +354,23 @@ def test_savedmodel_export_and_the_papers_checkpoint_of_a_reloaded_model(compres
   loaded = tf.saved_model.load(str(tmp_path / 'savedmodel'))  # held: its functions hold its variables weakly
   served = loaded.serve(tf.constant(ids))
   np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
-  size = lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  size = lmf_tf.size.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
   assert size.total_bytes == sum(os.path.getsize(tmp_path / 'ckpt' / f) for f in os.listdir(tmp_path / 'ckpt')
                                  if f.startswith('model.'))
   keras.saving.load_model(path)  # a second load in this process: Keras renames the BiLSTM's inner layers
   reloaded = keras.saving.load_model(path)
   for w in reloaded.weights:
     w.assign(np.zeros(w.shape, w.dtype))
-  lmf_tf.restore_inference_checkpoint(reloaded, str(tmp_path / 'ckpt'))
+  lmf_tf.size.restore_inference_checkpoint(reloaded, str(tmp_path / 'ckpt'))
   np.testing.assert_allclose(reloaded.predict(ids, verbose=0), expected, atol=1e-6)
 
 
 def test_checkpoint_of_another_rank_is_refused_by_name(compressed_bilstm, tmp_path):
   model, _, _, _ = compressed_bilstm
-  lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  lmf_tf.size.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
   other = functional_bilstm()
-  with pytest.raises(lmf_tf.LmfError, match=r'inference checkpoint .*ckpt/model (does not hold|cannot be read)'):
-    lmf_tf.restore_inference_checkpoint(other, str(tmp_path / 'ckpt'))
+  with pytest.raises(lmf_tf.errors.LmfError, match=r'inference checkpoint .*ckpt/model (does not hold|cannot be read)'):
+    lmf_tf.size.restore_inference_checkpoint(other, str(tmp_path / 'ckpt'))
 
 
 def _fold_models():
