@@ -308,29 +308,47 @@ def compressed_bilstm(tmp_path_factory):
   return model, path, ids, model.predict(ids, verbose=0)
 
 
-def test_keras_file_loads_in_a_fresh_process_after_import_lmf_tf(compressed_bilstm):
+# The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
+LIBRARY_KERAS_CLASSES = ('CompressibleEmbedding', 'CyclicalLearningRate', 'CyclicallyAnnealedLearningRate',
+                         'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense', 'TTEmbedding')
+
+
+def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(compressed_bilstm):
+  """`import keras` loads nothing of lmf_tf; `import lmf_tf` registers the library's Keras classes and loads no
+  module of the study and no package that Keras had not loaded; the `.keras` file loads; the study's classes are
+  registered when the study is imported."""
   _, path, ids, expected = compressed_bilstm
   np.save(path + '.ids.npy', ids)
-  orders = {'lmf_tf_first': 'import lmf_tf\nimport keras', 'keras_first': 'import keras\nimport lmf_tf',
-            'api_first': 'import lmf_tf\nlmf_tf.CompressibleEmbedding\nimport keras'}
-  processes = {}
-  for name, imports in orders.items():  # three fresh processes at once
-    script = imports + textwrap.dedent(f'''
-        import numpy as np
-        from keras.src.saving import object_registration
-        model = keras.saving.load_model({path!r})
-        np.save({path + '.' + name + '.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
-        print(type(model.get_layer('words')).__name__, model.get_layer('words').rank,
-              sum(k.startswith('lmf_tf>') for k in object_registration.GLOBAL_CUSTOM_OBJECTS))
-    ''')
-    processes[name] = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
-  for name, process in processes.items():
-    stdout, stderr = process.communicate(timeout=180)
-    assert process.returncode == 0, (name, stderr[-2000:])
-    # Every Keras class of lmf_tf is registered, whichever is imported first: layers, schedules, the LM.
-    assert stdout.split() == ['CompressibleEmbedding', '3', '12'], name
-    np.testing.assert_allclose(np.load(path + '.' + name + '.npy'), expected, atol=1e-6)
+  script = textwrap.dedent(f'''
+      import sys
+      import keras
+      import numpy as np
+      from keras.src.saving import object_registration
+      def registered():
+        return sorted(k for k in object_registration.GLOBAL_CUSTOM_OBJECTS if k.startswith('lmf_tf>'))
+      print(sorted(m for m in sys.modules if m.split('.')[0] == 'lmf_tf'), registered())
+      before = set(sys.modules)
+      import lmf_tf
+      new = set(sys.modules) - before
+      print(sorted(m for m in new if m.startswith(('lmf_tf.text', 'lmf_tf.lm', 'lmf_tf.harness', 'lmf_tf.cli'))))
+      # Packages beyond the standard library that `import keras` had not loaded (tests/test_wheel.py checks the
+      # same in an environment without the extras, where Keras does not load pandas or matplotlib either).
+      print(sorted({{m.split('.')[0] for m in new}} - set(sys.stdlib_module_names) - {{'lmf_tf'}}))
+      print(registered())
+      model = keras.saving.load_model({path!r})
+      np.save({path + '.fresh.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
+      print(type(model.get_layer('words')).__name__, model.get_layer('words').rank)
+      import lmf_tf.text.models, lmf_tf.lm.models, lmf_tf.lm.schedules
+      print(registered())
+  ''')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  assert result.returncode == 0, result.stderr[-2000:]
+  library = sorted(f'lmf_tf>{c}' for c in LIBRARY_KERAS_CLASSES)
+  study = ('lmf_tf>WordDropout', 'lmf_tf>LstmLanguageModel', 'lmf_tf>DelayedEpochDecay')
+  assert result.stdout.splitlines() == ['[] []', '[]', '[]', str(library), 'CompressibleEmbedding 3',
+                                        str(sorted(library + list(study)))]
+  np.testing.assert_allclose(np.load(path + '.fresh.npy'), expected, atol=1e-6)
 
 
 def test_keras_file_holds_no_slots_of_the_removed_matrix(tmp_path):
@@ -426,17 +444,33 @@ def test_tflite_exports_of_a_users_model_run_in_litert(compressed_bilstm, kind, 
     np.testing.assert_allclose(outputs, expected[:32], atol=tolerance)
 
 
-def test_public_api_and_a_cheap_import():
-  assert lmf_tf.__version__ and set(lmf_tf.__all__) >= {
-      'CompressibleEmbedding', 'OnlineCompression', 'compress_model', 'swap_embeddings', 'rank_for_reduction',
-      'CyclicallyAnnealedLearningRate', 'CyclicalLearningRate', 'quantize_model', 'to_tflite', 'fold_projection'}
-  for name in lmf_tf.__all__:
-    assert getattr(lmf_tf, name) is not None
-  result = subprocess.run([sys.executable, '-c', 'import sys, lmf_tf, lmf_tf.harness.plans, lmf_tf.harness.reporting, '
-                           'lmf_tf.harness.ptb_reporting, lmf_tf.text.config, lmf_tf.lm.config; '
-                           'print(sorted(m for m in ("tensorflow", "keras", "tensorflow_datasets") if m in sys.modules))'],
-                          capture_output=True, text=True, timeout=60)
-  assert result.stdout.strip() == '[]', result.stderr
+def test_the_face_holds_the_verbs_and_the_submodules_by_task():
+  assert lmf_tf.__version__ and set(lmf_tf.__all__) == {
+      'OnlineCompression', 'compress_model', 'fold_projection', 'to_tflite', 'write_tflite', 'TfliteRunner',
+      'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size', '__version__'}
+  for module in (lmf_tf, lmf_tf.errors, lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization, lmf_tf.recovery,
+                 lmf_tf.schedules, lmf_tf.size):
+    assert module.__doc__ and module.__all__
+    for name in module.__all__:
+      assert getattr(module, name).__doc__, (module.__name__, name)
+  assert not hasattr(lmf_tf, 'CompressibleEmbedding') and not hasattr(lmf_tf, 'truncated_svd')  # moved, no alias
+  names = [n for m in (lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization, lmf_tf.recovery, lmf_tf.schedules,
+                       lmf_tf.size) for n in m.__all__]
+  assert len(names) == len(set(names))  # each name in one place
+  assert set(lmf_tf.layers.__all__ + lmf_tf.schedules.__all__ + ['Restarted']) <= set(LIBRARY_KERAS_CLASSES)
+
+
+def test_a_feature_whose_extra_is_missing_says_which_extra_in_one_line(monkeypatch):
+  for module in ('ai_edge_litert', 'ai_edge_litert.interpreter', 'tensorly', 'tensorly.decomposition'):
+    monkeypatch.setitem(sys.modules, module, None)  # as if ai-edge-litert and tensorly were not installed
+  with pytest.raises(lmf_tf.errors.MissingExtraError) as error:
+    lmf_tf.TfliteRunner(b'')
+  assert str(error.value) == ("TfliteRunner needs ai_edge_litert, which is not installed: "
+                              "pip install 'lmf_tf[litert]'")
+  with pytest.raises(ImportError, match=r"^TT-SVD \(cores_from\) needs tensorly, .*pip install 'lmf_tf\[tt\]'$"):
+    layer = lmf_tf.layers.TTDense((2, 2), (2, 2), 2)
+    layer.build((None, 4))
+    layer.cores_from(np.eye(4))
 
 
 def test_callback_overhead_benchmark_trains_both_models_and_swaps_one(shared_tfds):
