@@ -473,6 +473,7 @@ def test_a_feature_whose_extra_is_missing_says_which_extra_in_one_line(monkeypat
     layer.cores_from(np.eye(4))
 
 
+@pytest.mark.slow  # two models trained side by side on real SST-2 sentences (make bench-callback's harness)
 def test_callback_overhead_benchmark_trains_both_models_and_swaps_one(shared_tfds):
   from lmf_tf.harness import bench_callback  # pylint: disable=g-import-not-at-top
   result = bench_callback.measure_callback_overhead(rounds=1, batch_size=32, tfds_dir=shared_tfds,

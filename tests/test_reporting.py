@@ -350,3 +350,16 @@ def test_ablation_scripts_refuse_an_unknown_part_in_one_line_and_write_nothing(t
   assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
   assert re.search(message, result.stderr), result.stderr
   assert not (tmp_path / 'res').exists() and not (tmp_path / 'ck').exists()
+
+
+def test_a_script_without_its_study_package_names_the_extra_in_one_line(tmp_path, repo_root):
+  # As if pandas (of the `study` extra) were not installed: summarize.py imports it through harness.reporting.
+  scripts = os.path.join(repo_root, 'scripts')
+  code = (f"import runpy, sys; sys.modules['pandas'] = None; sys.path.insert(0, {scripts!r}); "
+          f"sys.argv = ['summarize.py', '--results_dir={tmp_path}']; "
+          f"runpy.run_path({os.path.join(scripts, 'summarize.py')!r}, run_name='__main__')")
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'PYTHONPATH': repo_root})
+  assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+      "error: the reproduction needs pandas, which is not installed: pip install -e '.[study]' in a clone of the "
+      "repository (make venv does it)"], result.stderr[-2000:]
