@@ -148,6 +148,14 @@ def test_script_rejects_an_unknown_model_flag(repo_root):
   assert result.returncode != 0 and 'flag --model=cnn: value should be one of <lstm|dan>' in result.stderr
 
 
+def test_an_interrupted_or_finished_run_is_refused_without_resume_or_overwrite(interrupted_dan, trained_dan):
+  with pytest.raises(ConfigError, match=r'was interrupted earlier .*; --resume continues it, --overwrite starts'):
+    training.train_and_evaluate(TrainConfig(**interrupted_dan))
+  with pytest.raises(ConfigError, match=r'is done \(.*\.json\); --overwrite runs it again'):
+    training.train_and_evaluate(TrainConfig(**trained_dan[1]))
+
+
+@pytest.mark.slow  # three training runs; the refusals above and tests/test_robustness.py resume the shared run
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
   base = dict(tiny_config, model='dan', epochs=2, reduction=50, compress_at_step=3, seed=6, word_dropout=0.3)
   straight_model, straight = training.train_and_evaluate(TrainConfig(**dict(base, workdir=str(tmp_path / 'a'))))
