@@ -40,7 +40,7 @@ $(STAMP): requirements.lock setup.py
 test: $(STAMP) ## the test suite without the tests marked slow (about 2.5 min on 2 cores)
 	$(PY) -m pytest -q tests
 
-test-slow: $(STAMP) ## the slow tests: killed and resumed runs, distributed training (CI runs them too)
+test-slow: $(STAMP) ## the slow tests: training runs, killed and resumed runs, distributed training, the wheel (CI too)
 	$(PY) -m pytest -q -m slow tests
 
 sst2-lstm: $(STAMP) ## train the SST-2 LSTM; R=90 compresses its embedding online (SEED, ARGS)
