@@ -29,7 +29,6 @@ from lmf_tf import extras
 from lmf_tf.errors import LmfError
 
 
-
 def _missing_extra_in_one_line(kind, value, traceback):
   """`sys.excepthook` of the scripts: a package of the study's pip extra missing, at a script's imports or during its
   run, is one line `error: ...` naming the extra (exit status 1), not a traceback."""
