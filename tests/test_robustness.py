@@ -98,8 +98,11 @@ def test_two_runs_on_one_directory_do_not_clobber_each_other(tiny_config):
                          .run_name)
   os.makedirs(run_dir)
   # Another process holds the run's lock (as a running training would), then is killed with SIGKILL.
+  # The lock holder imports io_utils under a bare `lmf_tf` package, without the face's `import keras`.
   holder = subprocess.Popen([sys.executable, '-c', f"""
-import sys
+import sys, types
+sys.modules['lmf_tf'] = types.ModuleType('lmf_tf')
+sys.modules['lmf_tf'].__path__ = [{os.path.join(REPO, 'lmf_tf')!r}]
 from lmf_tf import io_utils
 with io_utils.run_lock({run_dir!r}):
   print('locked', flush=True)
