@@ -37,7 +37,7 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip install --quiet -r requirements.lock -e '.[study,dev]'  # the library, the study and the tests
 	touch $@
 
-test: $(STAMP) ## the test suite without the tests marked slow (about 2.5 min on 2 cores)
+test: $(STAMP) ## the test suite without the tests marked slow (2-2.5 min on 2 cores; docs/tests.md)
 	$(PY) -m pytest -q tests
 
 test-slow: $(STAMP) ## the slow tests: training runs, killed and resumed runs, distributed training, the wheel (CI too)
