@@ -36,14 +36,13 @@ venv: $(STAMP) ## create .venv with the pinned packages (requirements.lock)
 $(STAMP): requirements.lock setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements.lock -e '.[study,dev]'  # the library, the study and the tests
 	touch $@
 
-test: $(STAMP) ## the test suite without the tests marked slow (about 2.5 min on 2 cores)
+test: $(STAMP) ## the test suite without the tests marked slow (2-2.5 min on 2 cores; docs/tests.md)
 	$(PY) -m pytest -q tests
 
-test-slow: $(STAMP) ## the slow tests: killed and resumed runs, distributed training (CI runs them too)
+test-slow: $(STAMP) ## the slow tests: training runs, killed and resumed runs, distributed training, the wheel (CI too)
 	$(PY) -m pytest -q -m slow tests
 
 sst2-lstm: $(STAMP) ## train the SST-2 LSTM; R=90 compresses its embedding online (SEED, ARGS)

@@ -43,7 +43,7 @@ def sizes(model, folder, tag):
   """Bytes of the model as `.keras`, as the paper's checkpoint (.data + .index + .meta) and as TFLite float32 and
   int8 (with the projection folded into the BiLSTM when the embedding is factorized)."""
   model.save(os.path.join(folder, f'{tag}.keras'))
-  checkpoint = lmf_tf.save_inference_checkpoint(model, os.path.join(folder, f'{tag}_checkpoint'))
+  checkpoint = lmf_tf.size.save_inference_checkpoint(model, os.path.join(folder, f'{tag}_checkpoint'))
   deployed = lmf_tf.fold_projection(model) if tag == 'after' else model
   tflite = {kind: lmf_tf.write_tflite(deployed, os.path.join(folder, f'{tag}_{kind}.tflite'), kind, batch_size=1)
             for kind in ('float32', 'int8')}

@@ -1,11 +1,11 @@
 """What every script shares: a quiet terminal, one-line errors and documented exit statuses.
 
-    from lmf_tf import cli            # no TensorFlow at the top of a script: flags are checked first
+    import quiet_tensorflow           # first (scripts/quiet_tensorflow.py): `import lmf_tf` starts TensorFlow
+    from lmf_tf import cli
     ...
     def main(argv):
-      config = ...validate()            # what can be checked without TensorFlow and the data
-      cli.load_tensorflow_quietly()
-      from lmf_tf.text import training  # TensorFlow loads here
+      config = ...validate()            # what can be checked without the data
+      from lmf_tf.text import training
       ...
     if __name__ == '__main__':
       cli.run(main)
@@ -23,28 +23,23 @@ import logging as std_logging
 import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # before TensorFlow loads: no C++ log lines below errors
+from absl import app, flags, logging
+
+from lmf_tf import extras
+from lmf_tf.errors import LmfError
 
 
-def load_tensorflow_quietly():
-  """Imports TensorFlow (once) with file descriptor 2 pointed at /dev/null: its C++ start-up lines (oneDNN, CUDA drivers)
-  are written before its logging is set up, twice, whatever TF_CPP_MIN_LOG_LEVEL says. An import error still
-  raises, with its traceback, after stderr is back."""
-  if 'tensorflow' in sys.modules:
-    return
-  saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 2)
-    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
+def _missing_extra_in_one_line(kind, value, traceback):
+  """`sys.excepthook` of the scripts: a package of the study's pip extra missing, at a script's imports or during its
+  run, is one line `error: ...` naming the extra (exit status 1), not a traceback."""
+  missing = extras.missing_extra(value, 'the reproduction') if issubclass(kind, ModuleNotFoundError) else None
+  if missing is None:
+    sys.__excepthook__(kind, value, traceback)
+  else:
+    print(f'error: {missing}', file=sys.stderr)
 
 
-from absl import app, flags, logging  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from lmf_tf.errors import LmfError  # noqa: E402  pylint: disable=g-import-not-at-top
+sys.excepthook = _missing_extra_in_one_line
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), 'scripts')
@@ -95,9 +90,7 @@ def _parse_flags(argv):
 def run(main):
   """`app.run(main)` with a quiet terminal; an `LmfError` or a missing file is one line and exit status 1.
 
-  The flags are parsed (and a bad one refused) before TensorFlow loads: a script checks its settings first, then
-  calls `load_tensorflow_quietly()` and imports its TensorFlow modules inside `main`, so that a typo costs no
-  TensorFlow start-up.
+  The flags are parsed (and a bad one refused) before the data is read or a model built.
   """
   def wrapped(argv):
     if len(argv) > 1:

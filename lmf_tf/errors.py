@@ -1,8 +1,13 @@
 """Errors that lmf_tf raises for bad input.
 
 Each names the file, line or flag at fault, so that the entry points can print it and exit non-zero without a
-traceback from deep inside TensorFlow.
+traceback from deep inside TensorFlow. The library raises `ConfigError` for a bad argument (the message names it),
+`CheckpointNotFoundError` and `CorruptFileError` for a checkpoint it cannot read, and `MissingExtraError` for a
+feature whose pip extra is not installed; all are `LmfError`s.
 """
+
+__all__ = ['LmfError', 'ConfigError', 'CheckpointNotFoundError', 'CorruptFileError', 'MissingExtraError',
+           'BudgetExceededError']
 
 
 class LmfError(Exception):
@@ -39,3 +44,7 @@ class WorkerLostError(LmfError):
 
 class BudgetExceededError(LmfError):
   """The shipped files are larger than the byte budget they were planned for."""
+
+
+class MissingExtraError(LmfError, ImportError):
+  """A feature needs a package that `pip install lmf_tf` leaves out (message names the extra that installs it)."""

@@ -6,6 +6,7 @@ float32, 16/8-bit quantization and LMF at each R, next to the measured Table 4 (
 
 import os
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -24,7 +25,6 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from lmf_tf.compression import analysis
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import trained_models
   measured = {}
   if os.path.exists(FLAGS.table4):

@@ -6,6 +6,7 @@ side by side in one process on the SST-2 sentences (docs/library.md).
 
 import json
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -21,7 +22,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.harness import bench_callback  # pylint: disable=g-import-not-at-top
   result = bench_callback.measure_callback_overhead(rounds=FLAGS.rounds, reduction=FLAGS.reduction)
   result['command'] = (f'make bench-callback (scripts/bench_callback.py --rounds={FLAGS.rounds} '

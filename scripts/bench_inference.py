@@ -7,6 +7,7 @@ trains the missing ones first). Writes <output>.json and <output>.md.
 
 import os
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -28,7 +29,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.harness import bench_inference
   # A fresh clone has no checkpoints: train the missing ones first (apart from the committed results).
   runner.run_plan(plans.table4_plan(FLAGS.workdir, FLAGS.train_results_dir, FLAGS.seed, tuple(FLAGS.models)),

@@ -6,6 +6,7 @@
 import dataclasses
 import json
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -20,7 +21,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.harness import bench_pipeline
   config = lmf_flags.config_from_flags().resolved()
   result = bench_pipeline.compare_input_pipelines(config, epochs=config.epochs)

@@ -5,6 +5,7 @@
 
 import json
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -23,7 +24,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.harness import bench_scale
   rows = bench_scale.compression_scale(tuple(FLAGS.vocab_sizes), FLAGS.dim, FLAGS.reduction,
                                       FLAGS.full_svd_up_to)

@@ -8,6 +8,7 @@ Writes <results_dir>/<data set>_<plan>_seed<s>.json (default runs/budget/) and t
 vocabulary.xz) under <workdir>/<run>/ (default checkpoints/budget/). 1 KB = 1,000 bytes.
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from absl import flags
 
 from lmf_tf import cli
@@ -40,7 +41,6 @@ def main(argv):
     raise cli.UsageError('--epochs and --dropout set a trial of one --plan; the search uses the data set\'s')
   budget_bytes = budget.parse_budget(FLAGS.budget, '--budget') if FLAGS.budget is not None else None
   plan = budget_search.plan_from_name(FLAGS.plan) if FLAGS.plan is not None else None
-  cli.load_tensorflow_quietly()
   from lmf_tf.text import budget_reporting, budget_training
   data = budget_training.load_data(FLAGS.dataset)
   if plan is not None:

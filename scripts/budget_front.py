@@ -7,6 +7,7 @@ chosen on dev; then results/budget_front.{csv,md,png}. Finished runs are skipped
   python scripts/budget_front.py --datasets=sst2 --budgets=90KB,1MB
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from absl import flags
 
 from lmf_tf import cli
@@ -28,7 +29,6 @@ def main(argv):
   if unknown:
     raise cli.UsageError(f'--datasets: {", ".join(unknown)} is not sst2 or clinc150')
   budgets = [sizes.parse_budget(b, '--budgets') for b in FLAGS.budgets]
-  cli.load_tensorflow_quietly()
   from lmf_tf.harness import budget_front, runner
   from lmf_tf.text import budget_search, budget_training
   candidates = {}

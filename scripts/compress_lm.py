@@ -8,6 +8,7 @@
 
 import sys
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from lmf_tf.lm import flags as lmf_flags
@@ -17,7 +18,6 @@ lmf_flags.define_lm_compression_flags()
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.lm import compression as lm_compression
   lm_compression.compress_lm(lmf_flags.lm_compression_config_from_flags(), show_progress=sys.stdout.isatty())
 

@@ -5,6 +5,7 @@ Iyyer et al. 83.2), 3 seeds each; results/dan_tuning.{csv,md} with the variant c
   python scripts/dan_tuning.py --tables_only
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -21,7 +22,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import deployable
   runs = {}
   for path in sorted(glob.glob(os.path.join(FLAGS.results_dir, '*.json'))):

@@ -5,6 +5,7 @@
 
 import json
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -16,7 +17,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import trained_models
   print(json.dumps(trained_models.evaluate_checkpoint(FLAGS.checkpoint_dir), indent=2))
 

@@ -6,6 +6,7 @@ writes model_float32.tflite, model_float16.tflite, model_int8.tflite, vocabulary
 
 import json
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -23,7 +24,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import export
   sizes = export.export_checkpoint(FLAGS.checkpoint_dir, FLAGS.output_dir, FLAGS.kinds,
                                FLAGS.batch_size, FLAGS.fold_projection)

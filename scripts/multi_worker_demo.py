@@ -9,6 +9,7 @@ writes the speeds side by side (docs/distributed.md).
 import datetime
 import os
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags

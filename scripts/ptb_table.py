@@ -10,6 +10,7 @@ Finished runs are skipped, so an interrupted table continues with the runs it ha
 
 import os
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -31,7 +32,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.harness import bench_lm_speed
   extra = {'max_steps': FLAGS.max_steps} if FLAGS.max_steps else {}
   runs = plans.ptb_plan(FLAGS.config, FLAGS.seeds, FLAGS.workdir,

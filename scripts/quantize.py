@@ -4,6 +4,7 @@
   python scripts/quantize.py --checkpoint_dir=checkpoints/sst2_lstm_R0_seed1/best --method=keras_int8
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from lmf_tf import settings
@@ -14,7 +15,6 @@ settings.define_flags(QuantizeConfig)
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import post_training
   config = settings.config_from_flags(QuantizeConfig)
   post_training.quantize_trained_model(config.checkpoint_dir, bits=config.bits, per_channel=config.per_channel,

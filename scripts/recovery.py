@@ -7,6 +7,7 @@
   python scripts/recovery.py --tables_only   # rebuild the table and figure from the results there are
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags

@@ -7,6 +7,7 @@
 Finished runs are skipped, so an interrupted reproduction continues where it stopped.
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags
@@ -39,7 +40,6 @@ def main(argv):
   runner.run_plan(chosen, FLAGS.jobs, FLAGS.results_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if FLAGS.dry_run:
     return
-  cli.load_tensorflow_quietly()  # Figure 2 computes the schedules with TensorFlow
   # The recovery recipes chosen on dev (make recovery) join Tables 2 and 3 as rows beyond the paper.
   beyond = None if FLAGS.quick else recovery_reporting.chosen_recipe_frame(
       FLAGS.results_dir, plans.recovery_plan(workdir=FLAGS.workdir, results_dir=FLAGS.results_dir))

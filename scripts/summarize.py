@@ -3,6 +3,7 @@
   python scripts/summarize.py --results_dir=results --pattern='sst2_*.json' --output=results/sst2_summary
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from absl import flags

@@ -9,6 +9,7 @@ Writes runs/<run>.json (--results_dir) and checkpoints/<run>/ (--workdir); --hel
 import os
 import sys
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from absl import flags
 
 from lmf_tf import cli
@@ -33,7 +34,6 @@ def budget_run(config):
     raise cli.UsageError('--budget_bytes chooses the model, its compression and its training itself: it takes '
                          f'--dataset=sst2|clinc150, --seed, --results_dir and --workdir only (given: '
                          f'{", ".join("--" + o for o in others) or "--dataset=" + config.dataset})')
-  cli.load_tensorflow_quietly()
   from lmf_tf.text import budget_reporting, budget_search, budget_training
   outcome = budget_search.search(budget_training.load_data(config.dataset), budget, [config.seed],
                                  os.path.join(config.results_dir, 'budget'), os.path.join(config.workdir, 'budget'))
@@ -45,7 +45,6 @@ def main(argv):
   config = lmf_flags.config_from_flags().validate()  # every setting that can be checked without the data
   if FLAGS.budget_bytes is not None:
     return budget_run(config)
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.text import training
   training.train_and_evaluate(config, progress=sys.stdout.isatty())
 

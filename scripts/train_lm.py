@@ -6,6 +6,7 @@
 
 import sys
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow starts here, its start-up lines off the terminal)
 from lmf_tf import cli
 
 from lmf_tf.lm import flags as lmf_flags
@@ -15,7 +16,6 @@ lmf_flags.define_lm_flags()
 
 def main(argv):
   del argv
-  cli.load_tensorflow_quietly()  # after the flags are checked
   from lmf_tf.lm import training as lm_training
   lm_training.train_lm(lmf_flags.lm_config_from_flags(), show_progress=sys.stdout.isatty())
 

@@ -68,14 +68,14 @@ def repo_root():
 
 @pytest.fixture(scope='session')
 def trained_dan(tiny_data_source, shared_tfds, tmp_path_factory):
-  """A tiny DAN-RAND trained for 2 epochs and compressed online at R = 50 after the first, once per session:
-  (results dict, its TrainConfig keyword arguments). Read it, do not change it (copy the run directory first)."""
+  """A tiny DAN-RAND trained for 2 epochs and compressed online at R = 50 after the first, dev accuracy every 2
+  steps, once per session: (results dict, its TrainConfig keyword arguments). Read it, do not change it (copy the run directory first)."""
   from lmf_tf.text import training  # pylint: disable=g-import-not-at-top
   from lmf_tf.text.config import TrainConfig  # pylint: disable=g-import-not-at-top
   where = tmp_path_factory.mktemp('trained_dan')
   config = dict(data_dir=str(tiny_data_source), tfds_dir=shared_tfds, workdir=str(where / 'ck'),
                 results_dir=str(where / 'results'), batch_size=8, epochs=2, lr_step_size=5, model='dan', seed=2,
-                reduction=50)
+                reduction=50, eval_every_steps=2)
   return training.train_and_evaluate(TrainConfig(**config))[1], config
 
 

@@ -81,6 +81,7 @@ def test_quantized_checkpoints_really_shrink_and_restore(tmp_path):
   assert sizes[8].meta_bytes == float_size.meta_bytes  # same inference graph
 
 
+@pytest.mark.slow  # a training run of its own
 def test_offline_baseline_has_a_v_by_k_embedding_from_the_start(tiny_config):
   config = TrainConfig(**dict(tiny_config, offline=True, reduction=50, seed=2))
   model, results = training.train_and_evaluate(config)

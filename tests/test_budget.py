@@ -156,7 +156,7 @@ def test_fit_budget_end_to_end_on_a_user_model():
   assert 'within' in result.table()
 
 
-def test_budget_script_refuses_bad_flags_before_tensorflow(repo_root, tmp_path):
+def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path):
   for flag, message in (('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')):
     done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
                            f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)

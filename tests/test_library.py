@@ -97,7 +97,7 @@ def test_callback_compresses_the_very_layer_of_the_users_model_once(kind, monkey
   callback = lmf_tf.OnlineCompression(reduction=90, at_step=4)
   ids, labels = data()
   model.fit(ids, labels, batch_size=16, epochs=2, callbacks=[callback], verbose=0)
-  k = lmf_tf.rank_for_reduction(90, V, D)
+  k = lmf_tf.factorization.rank_for_reduction(90, V, D)
   assert layer is embedding_of(model) and isinstance(layer, keras.layers.Embedding)
   assert layer.rank == k and [tuple(w.shape) for w in layer.weights] == [(V, k), (k, D)]
   assert len(calls) == 1 and callback.swap_steps == [4] and int(model.optimizer.iterations) == 12
@@ -165,7 +165,7 @@ def test_swap_keeps_every_other_weight_and_optimizer_slot():
 
 def _weights_with(model, reference, w, k):
   """`reference`'s weights: W_k for its embedding, `model`'s for the rest (in order)."""
-  svd = lmf_tf.truncated_svd(w, k)
+  svd = lmf_tf.factorization.truncated_svd(w, k)
   others = iter(v.numpy() for v in model.weights if 'words' not in v.path)
   return [svd.left @ svd.right if 'words' in v.path else next(others) for v in reference.weights]
 
@@ -214,7 +214,7 @@ def test_tied_softmax_is_factorized_through_the_property_or_refused_when_it_hold
   x, _ = data(8)
   w = embedding.embeddings.numpy()
   lmf_tf.compress_model(model, rank=4)
-  svd = lmf_tf.truncated_svd(w, 4)
+  svd = lmf_tf.factorization.truncated_svd(w, 4)
   w4 = svd.left @ svd.right
   expected = np.stack([w4[row].mean(0) for row in x]) @ w4.T  # no mask: every position is averaged
   np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
@@ -285,7 +285,7 @@ def test_custom_training_loop_swaps_and_keeps_training_with_the_carried_optimize
   for _ in range(3):
     step(ids, labels)
   dense_moment = next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name)
-  optimizer, (report,) = lmf_tf.swap_embeddings(model, optimizer, rank=3)
+  optimizer, (report,) = lmf_tf.factorization.swap_embeddings(model, optimizer, rank=3)
   assert report.rank == 3 and int(optimizer.iterations) == 3
   np.testing.assert_array_equal(
       next(v.numpy() for v in optimizer.variables if 'dense' in v.name and 'kernel_momentum' in v.name), dense_moment)
@@ -308,29 +308,47 @@ def compressed_bilstm(tmp_path_factory):
   return model, path, ids, model.predict(ids, verbose=0)
 
 
-def test_keras_file_loads_in_a_fresh_process_after_import_lmf_tf(compressed_bilstm):
+# The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
+LIBRARY_KERAS_CLASSES = ('CompressibleEmbedding', 'CyclicalLearningRate', 'CyclicallyAnnealedLearningRate',
+                         'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense', 'TTEmbedding')
+
+
+def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(compressed_bilstm):
+  """`import keras` loads nothing of lmf_tf; `import lmf_tf` registers the library's Keras classes and loads no
+  module of the study and no package that Keras had not loaded; the `.keras` file loads; the study's classes are
+  registered when the study is imported."""
   _, path, ids, expected = compressed_bilstm
   np.save(path + '.ids.npy', ids)
-  orders = {'lmf_tf_first': 'import lmf_tf\nimport keras', 'keras_first': 'import keras\nimport lmf_tf',
-            'api_first': 'import lmf_tf\nlmf_tf.CompressibleEmbedding\nimport keras'}
-  processes = {}
-  for name, imports in orders.items():  # three fresh processes at once
-    script = imports + textwrap.dedent(f'''
-        import numpy as np
-        from keras.src.saving import object_registration
-        model = keras.saving.load_model({path!r})
-        np.save({path + '.' + name + '.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
-        print(type(model.get_layer('words')).__name__, model.get_layer('words').rank,
-              sum(k.startswith('lmf_tf>') for k in object_registration.GLOBAL_CUSTOM_OBJECTS))
-    ''')
-    processes[name] = subprocess.Popen([sys.executable, '-c', script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
-  for name, process in processes.items():
-    stdout, stderr = process.communicate(timeout=180)
-    assert process.returncode == 0, (name, stderr[-2000:])
-    # Every Keras class of lmf_tf is registered, whichever is imported first: layers, schedules, the LM.
-    assert stdout.split() == ['CompressibleEmbedding', '3', '12'], name
-    np.testing.assert_allclose(np.load(path + '.' + name + '.npy'), expected, atol=1e-6)
+  script = textwrap.dedent(f'''
+      import sys
+      import keras
+      import numpy as np
+      from keras.src.saving import object_registration
+      def registered():
+        return sorted(k for k in object_registration.GLOBAL_CUSTOM_OBJECTS if k.startswith('lmf_tf>'))
+      print(sorted(m for m in sys.modules if m.split('.')[0] == 'lmf_tf'), registered())
+      before = set(sys.modules)
+      import lmf_tf
+      new = set(sys.modules) - before
+      print(sorted(m for m in new if m.startswith(('lmf_tf.text', 'lmf_tf.lm', 'lmf_tf.harness', 'lmf_tf.cli'))))
+      # Packages beyond the standard library that `import keras` had not loaded (tests/test_wheel.py checks the
+      # same in an environment without the extras, where Keras does not load pandas or matplotlib either).
+      print(sorted({{m.split('.')[0] for m in new}} - set(sys.stdlib_module_names) - {{'lmf_tf'}}))
+      print(registered())
+      model = keras.saving.load_model({path!r})
+      np.save({path + '.fresh.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
+      print(type(model.get_layer('words')).__name__, model.get_layer('words').rank)
+      import lmf_tf.text.models, lmf_tf.lm.models, lmf_tf.lm.schedules
+      print(registered())
+  ''')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'})
+  assert result.returncode == 0, result.stderr[-2000:]
+  library = sorted(f'lmf_tf>{c}' for c in LIBRARY_KERAS_CLASSES)
+  study = ('lmf_tf>WordDropout', 'lmf_tf>LstmLanguageModel', 'lmf_tf>DelayedEpochDecay')
+  assert result.stdout.splitlines() == ['[] []', '[]', '[]', str(library), 'CompressibleEmbedding 3',
+                                        str(sorted(library + list(study)))]
+  np.testing.assert_allclose(np.load(path + '.fresh.npy'), expected, atol=1e-6)
 
 
 def test_keras_file_holds_no_slots_of_the_removed_matrix(tmp_path):
@@ -354,23 +372,23 @@ def test_savedmodel_export_and_the_papers_checkpoint_of_a_reloaded_model(compres
   loaded = tf.saved_model.load(str(tmp_path / 'savedmodel'))  # held: its functions hold its variables weakly
   served = loaded.serve(tf.constant(ids))
   np.testing.assert_allclose(served.numpy(), expected, atol=1e-6)
-  size = lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  size = lmf_tf.size.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
   assert size.total_bytes == sum(os.path.getsize(tmp_path / 'ckpt' / f) for f in os.listdir(tmp_path / 'ckpt')
                                  if f.startswith('model.'))
   keras.saving.load_model(path)  # a second load in this process: Keras renames the BiLSTM's inner layers
   reloaded = keras.saving.load_model(path)
   for w in reloaded.weights:
     w.assign(np.zeros(w.shape, w.dtype))
-  lmf_tf.restore_inference_checkpoint(reloaded, str(tmp_path / 'ckpt'))
+  lmf_tf.size.restore_inference_checkpoint(reloaded, str(tmp_path / 'ckpt'))
   np.testing.assert_allclose(reloaded.predict(ids, verbose=0), expected, atol=1e-6)
 
 
 def test_checkpoint_of_another_rank_is_refused_by_name(compressed_bilstm, tmp_path):
   model, _, _, _ = compressed_bilstm
-  lmf_tf.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
+  lmf_tf.size.save_inference_checkpoint(model, str(tmp_path / 'ckpt'))
   other = functional_bilstm()
-  with pytest.raises(lmf_tf.LmfError, match=r'inference checkpoint .*ckpt/model (does not hold|cannot be read)'):
-    lmf_tf.restore_inference_checkpoint(other, str(tmp_path / 'ckpt'))
+  with pytest.raises(lmf_tf.errors.LmfError, match=r'inference checkpoint .*ckpt/model (does not hold|cannot be read)'):
+    lmf_tf.size.restore_inference_checkpoint(other, str(tmp_path / 'ckpt'))
 
 
 def _fold_models():
@@ -426,19 +444,37 @@ def test_tflite_exports_of_a_users_model_run_in_litert(compressed_bilstm, kind, 
     np.testing.assert_allclose(outputs, expected[:32], atol=tolerance)
 
 
-def test_public_api_and_a_cheap_import():
-  assert lmf_tf.__version__ and set(lmf_tf.__all__) >= {
-      'CompressibleEmbedding', 'OnlineCompression', 'compress_model', 'swap_embeddings', 'rank_for_reduction',
-      'CyclicallyAnnealedLearningRate', 'CyclicalLearningRate', 'quantize_model', 'to_tflite', 'fold_projection'}
-  for name in lmf_tf.__all__:
-    assert getattr(lmf_tf, name) is not None
-  result = subprocess.run([sys.executable, '-c', 'import sys, lmf_tf, lmf_tf.harness.plans, lmf_tf.harness.reporting, '
-                           'lmf_tf.harness.ptb_reporting, lmf_tf.text.config, lmf_tf.lm.config; '
-                           'print(sorted(m for m in ("tensorflow", "keras", "tensorflow_datasets") if m in sys.modules))'],
-                          capture_output=True, text=True, timeout=60)
-  assert result.stdout.strip() == '[]', result.stderr
+def test_the_face_holds_the_verbs_and_the_submodules_by_task():
+  assert lmf_tf.__version__ and set(lmf_tf.__all__) == {
+      'OnlineCompression', 'compress_model', 'fit_budget', 'fold_projection', 'to_tflite', 'write_tflite',
+      'TfliteRunner', 'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size',
+      '__version__'}
+  for module in (lmf_tf, lmf_tf.budget, lmf_tf.errors, lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization,
+                 lmf_tf.recovery, lmf_tf.schedules, lmf_tf.size):
+    assert module.__doc__ and module.__all__
+    for name in module.__all__:
+      assert getattr(module, name).__doc__, (module.__name__, name)
+  assert not hasattr(lmf_tf, 'CompressibleEmbedding') and not hasattr(lmf_tf, 'truncated_svd')  # moved, no alias
+  names = [n for m in (lmf_tf.budget, lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization, lmf_tf.recovery,
+                       lmf_tf.schedules, lmf_tf.size) for n in m.__all__] + [n for n in lmf_tf.__all__ if n[0] != '_']
+  assert len(names) == len(set(names))  # each name in one place
+  assert set(lmf_tf.layers.__all__ + lmf_tf.schedules.__all__ + ['Restarted']) <= set(LIBRARY_KERAS_CLASSES)
 
 
+def test_a_feature_whose_extra_is_missing_says_which_extra_in_one_line(monkeypatch):
+  for module in ('ai_edge_litert', 'ai_edge_litert.interpreter', 'tensorly', 'tensorly.decomposition'):
+    monkeypatch.setitem(sys.modules, module, None)  # as if ai-edge-litert and tensorly were not installed
+  with pytest.raises(lmf_tf.errors.MissingExtraError) as error:
+    lmf_tf.TfliteRunner(b'')
+  assert str(error.value) == ("TfliteRunner needs ai_edge_litert, which is not installed: "
+                              "pip install 'lmf_tf[litert]'")
+  with pytest.raises(ImportError, match=r"^TT-SVD \(cores_from\) needs tensorly, .*pip install 'lmf_tf\[tt\]'$"):
+    layer = lmf_tf.layers.TTDense((2, 2), (2, 2), 2)
+    layer.build((None, 4))
+    layer.cores_from(np.eye(4))
+
+
+@pytest.mark.slow  # two models trained side by side on real SST-2 sentences (make bench-callback's harness)
 def test_callback_overhead_benchmark_trains_both_models_and_swaps_one(shared_tfds):
   from lmf_tf.harness import bench_callback  # pylint: disable=g-import-not-at-top
   result = bench_callback.measure_callback_overhead(rounds=1, batch_size=32, tfds_dir=shared_tfds,

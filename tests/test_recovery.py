@@ -20,7 +20,7 @@ def model_and_data(seed=0):
   keras.utils.set_random_seed(seed)
   model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(V, D, name='words'),
                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(3, activation='softmax')])
-  model.compile(optimizer=keras.optimizers.Adam(lmf_tf.CyclicallyAnnealedLearningRate(1e-5, 1e-2, 4, 0.5)),
+  model.compile(optimizer=keras.optimizers.Adam(lmf_tf.schedules.CyclicallyAnnealedLearningRate(1e-5, 1e-2, 4, 0.5)),
                 loss='sparse_categorical_crossentropy', metrics=['accuracy'])
   rng = np.random.default_rng(seed)
   ids = rng.integers(1, V, size=(64, 6)).astype(np.int32)
@@ -28,8 +28,8 @@ def model_and_data(seed=0):
 
 
 def test_restarted_schedule_starts_the_cycle_again_at_the_swap():
-  calr = lmf_tf.CyclicallyAnnealedLearningRate(1e-5, 3e-3, 500, 0.5)
-  restarted = lmf_tf.Restarted(calr, 4224)
+  calr = lmf_tf.schedules.CyclicallyAnnealedLearningRate(1e-5, 3e-3, 500, 0.5)
+  restarted = lmf_tf.recovery.Restarted(calr, 4224)
   for step in (0, 250, 500, 1300):
     assert float(restarted(4224 + step)) == pytest.approx(float(calr(step)))
   assert float(restarted(4724)) == pytest.approx(3e-3) and float(calr(4724)) < 3e-4  # the decayed peak
@@ -63,13 +63,13 @@ def test_distillation_term_is_zero_for_an_identical_teacher_and_the_label_loss_a
   assert float(model.compute_loss(ids, labels, y_pred)) == pytest.approx(plain, rel=1e-6)
   distillation.detach(model)
   assert not distillation.is_attached(model)
-  with pytest.raises(lmf_tf.ConfigError, match=r'Distillation\(alpha=1.5\)'):
-    lmf_tf.Distillation(alpha=1.5)
+  with pytest.raises(lmf_tf.errors.ConfigError, match=r'Distillation\(alpha=1.5\)'):
+    lmf_tf.recovery.Distillation(alpha=1.5)
 
 
 def test_distillation_during_fit_then_a_clean_model():
   model, ids, labels = model_and_data()
-  callback = lmf_tf.OnlineCompression(rank=2, at_step=4, distillation=lmf_tf.Distillation(0.5, 2.0))
+  callback = lmf_tf.OnlineCompression(rank=2, at_step=4, distillation=lmf_tf.recovery.Distillation(0.5, 2.0))
   model.fit(ids, labels, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
   assert not distillation.is_attached(model)  # detached when fit ends
   teacher = callback._teacher  # pylint: disable=protected-access
@@ -90,7 +90,7 @@ def test_gradual_rank_steps_down_to_the_final_rank():
 
 def test_swap_at_the_dev_peak_restores_the_best_epochs_weights():
   model, ids, labels = model_and_data()
-  callback = lmf_tf.OnlineCompression(rank=2, at_dev_peak=lmf_tf.DevPeak('val_accuracy', patience=1))
+  callback = lmf_tf.OnlineCompression(rank=2, at_dev_peak=lmf_tf.recovery.DevPeak('val_accuracy', patience=1))
   callback.set_model(model)
   callback.on_train_begin()
   weights = {}
@@ -101,8 +101,8 @@ def test_swap_at_the_dev_peak_restores_the_best_epochs_weights():
     assert bool(callback.swap_steps) == (epoch == 2)
   # Swapped after epoch 3 from epoch 2's weights (the best), whose rank-2 form is exact (a constant matrix).
   np.testing.assert_allclose(model.get_layer('words').full_matrix(), weights[1], atol=1e-5)
-  with pytest.raises(lmf_tf.ConfigError, match=r"monitor='val_accuracy'\)\): no such value in the epoch logs"):
-    late = lmf_tf.OnlineCompression(rank=2, at_dev_peak=lmf_tf.DevPeak())
+  with pytest.raises(lmf_tf.errors.ConfigError, match=r"monitor='val_accuracy'\)\): no such value in the epoch logs"):
+    late = lmf_tf.OnlineCompression(rank=2, at_dev_peak=lmf_tf.recovery.DevPeak())
     late.set_model(model_and_data()[0])
     late.on_train_begin()
     late.on_epoch_end(0, {'loss': 1.0})

@@ -183,13 +183,19 @@ def test_summary_of_existing_runs(tmp_path):
   assert '| sst2 | lstm | 90 | 4 | 1 | 84.00 |' in (tmp_path / 'summary.md').read_text()
 
 
+# The runner needs nothing of the library: its process imports it under a bare `lmf_tf` package, without the face's
+# `import keras` (a TensorFlow start-up).
+BARE_LMF_TF = ("import sys, types; sys.modules['lmf_tf'] = types.ModuleType('lmf_tf'); "
+               f"sys.modules['lmf_tf'].__path__ = [{os.path.dirname(os.path.abspath(io_utils.__file__))!r}]\n")
+
+
 @pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
 def test_runner_stopped_by_a_signal_stops_its_children_and_frees_their_locks(tmp_path, signum):
   # The runner ignores SIGINT at start, as one started in the background by a non-interactive shell does.
   results, pid_file = tmp_path / 'results', tmp_path / 'child.pid'
   child = (sys.executable, '-c', f'import os, time; open({str(pid_file)!r}, "w").write(str(os.getpid())); '
            'time.sleep(120)')
-  runner = subprocess.Popen([sys.executable, '-c', f'''
+  runner = subprocess.Popen([sys.executable, '-c', BARE_LMF_TF + f'''
 import signal
 from lmf_tf.harness import runner
 signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -350,3 +356,16 @@ def test_ablation_scripts_refuse_an_unknown_part_in_one_line_and_write_nothing(t
   assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
   assert re.search(message, result.stderr), result.stderr
   assert not (tmp_path / 'res').exists() and not (tmp_path / 'ck').exists()
+
+
+def test_a_script_without_its_study_package_names_the_extra_in_one_line(capsys):
+  # Every script imports cli first; its excepthook makes a missing package of the `study` extra, at the script's
+  # imports or during its run, one line (exit status 1, as for any uncaught exception).
+  from lmf_tf import cli  # pylint: disable=g-import-not-at-top
+  assert sys.excepthook is cli._missing_extra_in_one_line  # pylint: disable=protected-access
+  sys.excepthook(ModuleNotFoundError, ModuleNotFoundError("No module named 'pandas'", name='pandas'), None)
+  assert capsys.readouterr().err.splitlines() == [
+      "error: the reproduction needs pandas, which is not installed: pip install -e '.[study]' in a clone of the "
+      "repository (make venv does it)"]
+  sys.excepthook(ModuleNotFoundError, ModuleNotFoundError("No module named 'nonesuch'", name='nonesuch'), None)
+  assert capsys.readouterr().err.splitlines() == ["ModuleNotFoundError: No module named 'nonesuch'"]  # Python's own

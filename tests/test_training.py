@@ -20,25 +20,19 @@ from lmf_tf.text.config import TrainConfig
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError
 
 
-def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
-  # Two epochs, swap at the start of the second: dev/test were evaluated (and traced) before the swap, so the
-  # reported post-swap accuracies are right only if evaluation is re-traced for the factors.
-  # The 6,920 training sentences (not the 67k phrases: their preparation alone takes 20 s), the first 300 used.
-  config = TrainConfig(max_train_examples=300, epochs=2, batch_size=32, lstm_units=8, train_level='sentence',
-                       workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), tfds_dir=str(tmp_path / 'tfds'),
-                       reduction=50, compress_at_epoch=1, seed=3, eval_every_steps=3)
-  model, results = training.train_and_evaluate(config)
-  path = tmp_path / 'res' / f'{config.run_name}.json'
-  saved = json.loads(path.read_text())
+def check_run_end_to_end(saved, model, data_sizes, eval_every_steps):
+  """What a run that swapped at the start of its second (last) epoch reports, and what it saved: dev/test were
+  evaluated (and traced) before the swap, so the reported post-swap accuracies are right only if evaluation is
+  re-traced for the factors."""
   assert saved['config']['reduction'] == 50 and saved['method'] == 'online'
   assert saved['best_epoch'] == 2  # the only epoch with the compressed model
-  assert saved['data']['dev'] == 872 and saved['data']['test'] == 1821 and saved['data']['train'] == 300
+  assert (saved['data']['train'], saved['data']['dev'], saved['data']['test']) == data_sizes
   assert saved['history'][0]['rank'] is None
   assert saved['history'][1]['rank'] == saved['rank'] == saved['compression']['rank']
   steps_per_epoch = saved['history'][0]['step']
   assert saved['compression']['swap_step'] == steps_per_epoch
-  # Dev accuracy every 3 steps, the rank showing when the model was compressed.
-  assert [p[0] for p in saved['dev_curve']] == list(range(3, 2 * steps_per_epoch + 1, 3))
+  # Dev accuracy every few steps, the rank showing when the model was compressed.
+  assert [p[0] for p in saved['dev_curve']] == list(range(eval_every_steps, 2 * steps_per_epoch + 1, eval_every_steps))
   assert all((p[2] is None) == (p[0] <= steps_per_epoch) for p in saved['dev_curve'])
   assert 0 <= saved['test_accuracy'] <= 1
   # The checkpoint holds the inference weights only: .data is 4 bytes per parameter plus a small header.
@@ -59,8 +53,28 @@ def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
   assert reloaded['rank'] == k
   assert reloaded['test_accuracy'] == pytest.approx(saved['test_accuracy'], abs=1e-6)
   assert reloaded['dev_accuracy'] == pytest.approx(saved['dev_accuracy'], abs=1e-6)
+
+
+def test_a_run_end_to_end_reports_and_reloads_what_it_trained(trained_dan, tmp_path):
+  results, config = trained_dan  # the tiny data: 61 training phrases, 12 dev and 12 test sentences
+  with open(os.path.join(config['results_dir'], f'{TrainConfig(**config).run_name}.json')) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(results))
+  model, _, _ = trained_models.load_trained_model(saved['checkpoint_dir'])
+  check_run_end_to_end(saved, model, (61, 12, 12), config['eval_every_steps'])
   with pytest.raises(CheckpointNotFoundError, match='no trained model at'):
     trained_models.evaluate_checkpoint(str(tmp_path / 'nowhere'))
+
+
+@pytest.mark.slow
+def test_one_epoch_end_to_end_on_a_slice_of_real_sst2(tmp_path, repo_root):
+  # The 6,920 training sentences (not the 67k phrases: their preparation alone takes 20 s), the first 300 used.
+  config = TrainConfig(max_train_examples=300, epochs=2, batch_size=32, lstm_units=8, train_level='sentence',
+                       workdir=str(tmp_path / 'ck'), results_dir=str(tmp_path / 'res'), tfds_dir=str(tmp_path / 'tfds'),
+                       reduction=50, compress_at_epoch=1, seed=3, eval_every_steps=3)
+  model, _ = training.train_and_evaluate(config)
+  saved = json.loads((tmp_path / 'res' / f'{config.run_name}.json').read_text())
+  check_run_end_to_end(saved, model, (300, 872, 1821), 3)
 
 
 def test_inference_checkpoint_round_trip(tmp_path):
@@ -134,6 +148,14 @@ def test_script_rejects_an_unknown_model_flag(repo_root):
   assert result.returncode != 0 and 'flag --model=cnn: value should be one of <lstm|dan>' in result.stderr
 
 
+def test_an_interrupted_or_finished_run_is_refused_without_resume_or_overwrite(interrupted_dan, trained_dan):
+  with pytest.raises(ConfigError, match=r'was interrupted earlier .*; --resume continues it, --overwrite starts'):
+    training.train_and_evaluate(TrainConfig(**interrupted_dan))
+  with pytest.raises(ConfigError, match=r'is done \(.*\.json\); --overwrite runs it again'):
+    training.train_and_evaluate(TrainConfig(**trained_dan[1]))
+
+
+@pytest.mark.slow  # three training runs; the refusals above and tests/test_robustness.py resume the shared run
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny_config, tmp_path):
   base = dict(tiny_config, model='dan', epochs=2, reduction=50, compress_at_step=3, seed=6, word_dropout=0.3)
   straight_model, straight = training.train_and_evaluate(TrainConfig(**dict(base, workdir=str(tmp_path / 'a'))))

@@ -26,8 +26,7 @@ against hand-computed cases in tests/test_analysis.py.
 import dataclasses
 import math
 
-import pandas as pd
-
+from lmf_tf import extras
 from lmf_tf.compression.rank import rank_for_reduction
 from lmf_tf.errors import ConfigError
 
@@ -145,7 +144,7 @@ def cost_table(vocab_size, dim, next_layer_width, reductions=(10, 30, 50, 70, 75
     for b in bits:
       row[f'smaller_than_q{b}'] = costs.bytes < weight_bytes(dense_params(vocab_size, dim), b)
     rows.append(row)
-  return pd.DataFrame(rows)
+  return extras.require('pandas', 'cost_table').DataFrame(rows)  # the `study` extra
 
 
 def _measured_name(method, reduction):

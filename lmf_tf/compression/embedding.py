@@ -12,8 +12,6 @@ changes the object's class to this subclass of it), so `isinstance(layer, keras.
 """
 
 import keras
-
-import lmf_tf
 import numpy as np
 from absl import logging
 from keras import ops
@@ -55,7 +53,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
       return layer
     if type(layer) is not keras.layers.Embedding:
       raise ConfigError(f'layer {layer.name!r} is a {type(layer).__name__}, not a keras.layers.Embedding or '
-                        'lmf_tf.CompressibleEmbedding; lmf_tf does not know how to factorize it')
+                        'lmf_tf.layers.CompressibleEmbedding; lmf_tf does not know how to factorize it')
     if layer.quantization_mode or layer.lora_enabled:
       raise ConfigError(f'embedding {layer.name!r} is {"quantized" if layer.quantization_mode else "LoRA-enabled"}; '
                         'factorize it before `quantize` / `enable_lora`, not after')
@@ -140,7 +138,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
     if self.rank is not None:  # `model.quantize` warns with this message and goes on with the other layers
       raise NotImplementedError(
           f'embedding {self.name!r} is factorized (rank {self.rank}): Keras does not quantize its factors; '
-          'lmf_tf.quantize_model (fixed point) or a TFLite int8 export (lmf_tf.to_tflite) does')
+          'lmf_tf.quantization.quantize_model (fixed point) or a TFLite int8 export (lmf_tf.to_tflite) does')
     return super().quantize(mode, *args, **kwargs)
 
   def enable_lora(self, *args, **kwargs):
@@ -166,6 +164,3 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lmf_tf import io_utils
+from lmf_tf import extras, io_utils
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.model_size import input_specs
 from lmf_tf.errors import ConfigError
@@ -164,7 +164,7 @@ class TfliteRunner:
   dimension (a sequence length) may change from call to call."""
 
   def __init__(self, flatbuffer, num_threads=1):
-    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top  (only exports need it)
+    litert = extras.require('ai_edge_litert.interpreter', 'TfliteRunner')  # the `litert` extra
     self._interpreter = litert.Interpreter(model_content=flatbuffer, num_threads=num_threads)
     self._input = self._interpreter.get_input_details()[0]
     self._output = self._interpreter.get_output_details()[0]

@@ -3,8 +3,6 @@ softmax) and `LowRankLSTM` (an LSTM whose input and recurrent matrices may each 
 """
 
 import keras
-
-import lmf_tf
 from keras import ops
 
 
@@ -147,6 +145,3 @@ class LowRankLSTM(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), 'units': self.units, 'input_rank': self.input_rank,
             'recurrent_rank': self.recurrent_rank, 'init_scale': self.init_scale}
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

@@ -74,7 +74,8 @@ class OnlineCompression(keras.callbacks.Callback):
       if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
         raise ConfigError(f'{name}({arg}={value!r}): must be an integer >= 0')
     if at_dev_peak is not None and not isinstance(at_dev_peak, DevPeak):
-      raise ConfigError(f'{name}(at_dev_peak={at_dev_peak!r}): give a lmf_tf.DevPeak(monitor=..., patience=...)')
+      raise ConfigError(f'{name}(at_dev_peak={at_dev_peak!r}): give a lmf_tf.recovery.DevPeak(monitor=..., '
+                        'patience=...)')
     if svd_method not in SVD_METHODS:
       raise ConfigError(f'{name}(svd_method={svd_method!r}): choose one of {", ".join(SVD_METHODS)}')
     if not (recovery_learning_rate is None or recovery_learning_rate == 'restart'
@@ -83,7 +84,7 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'{name}(recovery_learning_rate={recovery_learning_rate!r}): give None, "restart", a '
                         'rate > 0 or a keras LearningRateSchedule')
     if distillation is not None and not isinstance(distillation, distillation_lib.Distillation):
-      raise ConfigError(f'{name}(distillation={distillation!r}): give a lmf_tf.Distillation(alpha=..., '
+      raise ConfigError(f'{name}(distillation={distillation!r}): give a lmf_tf.recovery.Distillation(alpha=..., '
                         'temperature=...)')
     factors = tuple(gradual_factors or ())
     if factors and (any(not f > 1 for f in factors) or list(factors) != sorted(set(factors), reverse=True)):

@@ -15,8 +15,6 @@ Worked example: a 1000 x 100 kernel at 90% sparsity keeps 10,000 values: 12,500 
 """
 
 import keras
-
-import lmf_tf
 import numpy as np
 import tensorflow as tf
 
@@ -116,6 +114,3 @@ def restore_sparse(model, directory):
     else:
       variable.assign(reader.get_tensor(f'dense/{suffix}'))
   return masks
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

@@ -16,8 +16,6 @@ its initial value and the decay starts over. Worked example, lower=1e-5, upper=1
 import math
 
 import keras
-
-import lmf_tf
 import tensorflow as tf
 
 from lmf_tf.errors import ConfigError
@@ -115,6 +113,3 @@ class Restarted(keras.optimizers.schedules.LearningRateSchedule):
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
       schedule = keras.optimizers.schedules.serialize(schedule)
     return {'schedule': schedule, 'start_step': self.start_step}
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

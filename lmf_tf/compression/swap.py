@@ -36,8 +36,8 @@ def find_embeddings(model, layers=None, caller='compress_model'):
       (found if type(layer) in (keras.layers.Embedding, CompressibleEmbedding) else skipped).append(layer)
   if layers is None:
     for layer in skipped:
-      logging.warning('%s: %s is a %s; only keras.layers.Embedding and lmf_tf.CompressibleEmbedding are compressed',
-                      caller, layer.name, type(layer).__name__)
+      logging.warning('%s: %s is a %s; only keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding are '
+                      'compressed', caller, layer.name, type(layer).__name__)
     if not found:
       raise ConfigError(f'{caller}: model {model.name!r} has no keras.layers.Embedding to compress')
     return found
@@ -51,7 +51,7 @@ def find_embeddings(model, layers=None, caller='compress_model'):
   for name in layers:
     if by_name[name] in skipped:
       raise ConfigError(f'{caller}(layers=...): {name!r} is a {type(by_name[name]).__name__}; only '
-                        'keras.layers.Embedding and lmf_tf.CompressibleEmbedding can be compressed')
+                        'keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding can be compressed')
   return [by_name[name] for name in layers]
 
 

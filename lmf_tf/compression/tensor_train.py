@@ -24,11 +24,10 @@ speed side of TT's size gain, and `make ptb-table` measures it.
 import math
 
 import keras
-
-import lmf_tf
 import numpy as np
 from keras import ops
 
+from lmf_tf import extras
 from lmf_tf.errors import ConfigError
 
 
@@ -79,7 +78,7 @@ def tt_matrix_svd(matrix, row_shape, col_shape, ranks):
 
   Uses `tensorly.decomposition.tensor_train_matrix` on the tensorized matrix of shape (m_1..m_d, n_1..n_d).
   """
-  from tensorly.decomposition import tensor_train_matrix  # imported here: only TT compression needs tensorly
+  tensor_train_matrix = extras.require('tensorly.decomposition', 'TT-SVD (cores_from)').tensor_train_matrix  # `tt`
 
   matrix = np.asarray(matrix, np.float64)
   if matrix.shape != (math.prod(row_shape), math.prod(col_shape)):
@@ -188,6 +187,3 @@ class TTDense(_TTMatrix):
 
   def compute_output_shape(self, input_shape):
     return (*input_shape[:-1], self.shape[1])
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

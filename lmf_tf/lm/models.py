@@ -26,8 +26,6 @@ works, and "the output on window 2 after window 1 equals one run over both windo
 import dataclasses
 
 import keras
-
-import lmf_tf
 import numpy as np
 from absl import logging
 from keras import ops
@@ -131,6 +129,3 @@ def build_lm(config, vocab_size, factorization=None):
 
 def count_params(model_or_layer):
   return int(sum(np.prod(w.shape) for w in model_or_layer.weights))
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

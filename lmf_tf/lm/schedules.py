@@ -1,8 +1,6 @@
 """The learning-rate schedule of the PTB language model (Zaremba et al. 2014, §4.1)."""
 
 import keras
-
-import lmf_tf
 import tensorflow as tf
 
 from lmf_tf.errors import ConfigError
@@ -36,6 +34,3 @@ class DelayedEpochDecay(keras.optimizers.schedules.LearningRateSchedule):
   def get_config(self):
     return {'initial': self.initial, 'decay': self.decay, 'decay_after_epochs': self.decay_after_epochs,
             'steps_per_epoch': self.steps_per_epoch, 'name': self.name}
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

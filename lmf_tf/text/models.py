@@ -8,8 +8,6 @@ be compressed online.
 import dataclasses
 
 import keras
-
-import lmf_tf
 import numpy as np
 from keras import ops
 
@@ -142,6 +140,3 @@ def word_embedding(model):
 def count_params(model_or_layer):
   """Numbers stored in every weight of a model or layer."""
   return int(sum(np.prod(w.shape) for w in model_or_layer.weights))
-
-
-lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

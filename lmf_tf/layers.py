@@ -1,0 +1,17 @@
+"""Keras layers that hold a matrix in compressed form; each is registered with Keras (`lmf_tf>Name`), so a `.keras`
+file that holds one loads after `import lmf_tf`.
+
+  - `CompressibleEmbedding`: a `keras.layers.Embedding` that can be factorized in place into U_k Σ_k (V x k) and
+    V_kᵀ (k x d) (Acharya et al. 2019, §3.1); `OnlineCompression` and `compress_model` turn a plain `Embedding`
+    into one. `.rank`, `.factorize(rank)`.
+  - `LowRankDense`, `LowRankLSTM`: a dense layer x A B + b and an LSTM whose input and recurrent matrices may each be
+    factorized (Grachev et al. 2017, §3.3).
+  - `TTEmbedding`, `TTDense`: tensor-train matrices (Novikov et al. 2015; Grachev et al. 2017, §3.4); their
+    `cores_from(matrix)` needs the `tt` extra (`pip install 'lmf_tf[tt]'`).
+"""
+
+from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.lowrank import LowRankDense, LowRankLSTM
+from lmf_tf.compression.tensor_train import TTDense, TTEmbedding
+
+__all__ = ['CompressibleEmbedding', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']
