@@ -61,6 +61,10 @@ _API = {
     'write_tflite': 'lmf_tf.compression.export',
     'fold_projection': 'lmf_tf.compression.export',
     'TfliteRunner': 'lmf_tf.compression.export',
+    'split_string_model': 'lmf_tf.compression.string_models',
+    'write_string_model': 'lmf_tf.compression.string_models',
+    'StringModelRunner': 'lmf_tf.compression.string_models',
+    'TextRule': 'lmf_tf.compression.string_models',
     # Errors.
     'LmfError': 'lmf_tf.errors',
     'ConfigError': 'lmf_tf.errors',
