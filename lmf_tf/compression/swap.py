@@ -56,7 +56,7 @@ def select_embeddings(model, layers=None, caller='compress_model'):
       thousands, a table of a few categories) is left alone, since its factors save few or no bytes (TFLite folds
       a position table looked up at constant positions into one constant either way);
     a name or attribute path, or a list of them: 'words', 'token_and_position_embedding.token_emb' (see
-      `nested.attribute_paths`);
+      `nested.attribute_paths`), or the end of one path: 'token_emb';
     a class: the embeddings of that class, or held at any depth by a layer of that class;
     a callable: the candidates for which `layers(layer)` is true.
   Raises ConfigError (naming `caller` and its `layers=` argument) for a model without a candidate, a name or path
@@ -88,6 +88,10 @@ def select_embeddings(model, layers=None, caller='compress_model'):
   paths = nested.attribute_paths(model)
   by_name = {**{layer.name: layer for layer in found + skipped},
              **{paths[id(layer)]: layer for layer in found + skipped if id(layer) in paths}}
+  for name in names:  # the end of a path, if it ends one path only: 'token_emb', 'encoder.words'
+    ends = [l for l in found + skipped if paths.get(id(l), '').endswith('.' + name)]
+    if name not in by_name and len(ends) == 1:
+      by_name[name] = ends[0]
   unknown = [name for name in names if name not in by_name]
   if unknown:
     known = ', '.join(repr(paths.get(id(l), l.name)) for l in found + skipped) or 'none'
