@@ -205,3 +205,31 @@ def test_a_string_model_ships_split_and_its_runner_gives_the_keras_outputs(tmp_p
   custom = keras.layers.TextVectorization(standardize=lambda s: s)
   with pytest.raises(ConfigError, match='standardize=.*a custom function runs only in TensorFlow'):
     lmf_tf.TextRule.of_layer(custom)
+
+
+@keras.saving.register_keras_serializable(package='test_model_shapes')
+class Classifier(keras.Model):
+  """A subclassed model holding the user's embedding layer: the model itself carries the record."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.embed = user_models.TokenAndPositionEmbedding(L, V, D)
+    self.out = keras.layers.Dense(2, activation='softmax')
+
+  def call(self, x):
+    return self.out(keras.ops.mean(self.embed(x), axis=1))
+
+
+@pytest.mark.parametrize('kind', ['sequential', 'subclassed'])
+def test_a_nested_embedding_reloads_factorized_in_sequential_and_subclassed_models(kind, tmp_path):
+  keras.utils.set_random_seed(4)
+  model = (keras.Sequential([keras.Input((L,), dtype='int32'), user_models.TokenAndPositionEmbedding(L, V, D),
+                             keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
+           if kind == 'sequential' else Classifier())
+  model.compile('adam', 'sparse_categorical_crossentropy')
+  model.fit(ids(), np.zeros(32), epochs=2, verbose=0, callbacks=[lmf_tf.OnlineCompression(rank=3, at_epoch=1)])
+  model.save(tmp_path / 'm.keras')
+  reloaded = keras.saving.load_model(tmp_path / 'm.keras')
+  assert [getattr(l, 'rank', None) for l in reloaded._flatten_layers() if isinstance(l, keras.layers.Embedding)
+          ].count(3) == 1
+  np.testing.assert_array_equal(reloaded.predict(ids(), verbose=0), model.predict(ids(), verbose=0))
