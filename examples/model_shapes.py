@@ -5,6 +5,7 @@ int8 and run with LiteRT.
 
     python examples/model_shapes.py            # SST-2 (data/sst2), 2 + 2 epochs; about 4 min on 2 CPU cores
     python examples/model_shapes.py --quick    # a synthetic task of 1,000 tokens, seconds (tests/test_model_shapes.py)
+    python examples/model_shapes.py --position_table   # TFLite bytes with the position table factorized or not
 
 Prints one row per model: Keras test accuracy, the same after the reload (it must be identical), LiteRT int8
 accuracy, the embeddings compressed and left alone, and the sizes (docs/library.md, "Your model's shape").
@@ -164,9 +165,26 @@ def run(quick, folder, names=tuple(user_models.BUILDERS)):
   return {name: {**trained[name], **shipped[name]} for name in names}
 
 
+def position_table_bytes(vocab=13_821, dim=32, maxlen=48):
+  """TFLite bytes of the transformer (random weights) with its token embedding factorized at R = 90, and with its
+  position embedding factorized too: {'token only' | 'token and position': {kind: bytes}}."""
+  sizes = {}
+  for label, layers in (('token only', ['token_emb']), ('token and position', ['token_emb', 'pos_emb'])):
+    keras.utils.set_random_seed(1)
+    model = user_models.transformer(vocab, dim, maxlen)
+    model(np.ones((1, maxlen), np.int32))
+    rng = np.random.default_rng(0)  # non-zero weights: the converter drops all-zero biases
+    model.set_weights([rng.uniform(-1, 1, w.shape).astype(w.dtype) for w in model.get_weights()])
+    lmf_tf.compress_model(model, reduction=90, layers=layers)
+    sizes[label] = {kind: len(lmf_tf.to_tflite(model, kind)) for kind in ('float32', 'int8')}
+  return sizes
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true', help='the synthetic task instead of SST-2')
+  parser.add_argument('--position_table', action='store_true', help='only the TFLite bytes of the transformer with '
+                      'and without its position embedding factorized')
   parser.add_argument('--ship_dir', help=argparse.SUPPRESS)  # the fresh process's part
   parser.add_argument('--names', nargs='*', default=list(user_models.BUILDERS), help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -174,6 +192,9 @@ def main():
     shipped = ship_all(args.ship_dir, args.names)
     with open(os.path.join(args.ship_dir, 'shipped.json'), 'w', encoding='utf-8') as f:
       json.dump(shipped, f, indent=1)
+    return
+  if args.position_table:
+    print(position_table_bytes())
     return
   start = time.time()
   with tempfile.TemporaryDirectory(prefix='lmf_tf_shapes_') as folder:
