@@ -27,13 +27,15 @@ KEY = 'lmf_tf_factorized'
 
 
 def _children(layer):
-  """(name, sublayer) pairs: a functional or Sequential model's layers by name, other layers' by attribute."""
+  """(name, sublayer) pairs: a functional or Sequential model's layers by name, other layers' by attribute (public
+  attributes, with the items of lists and dicts, then private attributes that are layers)."""
   if isinstance(layer, keras.Sequential) or hasattr(layer, '_nodes_by_depth'):
     return [(l.name, l) for l in layer.layers]
   pairs = []
-  for name, value in vars(layer).items():
-    if name.startswith('_'):
-      continue
+  attributes = sorted(vars(layer).items(), key=lambda item: item[0].startswith('_'))  # stable: public first
+  for name, value in attributes:
+    if name.startswith('_') and not isinstance(value, keras.layers.Layer):
+      continue  # Keras's and TensorFlow's own lists and dicts of sublayers
     if isinstance(value, keras.layers.Layer):
       pairs.append((name, value))
     elif isinstance(value, (list, tuple)):
