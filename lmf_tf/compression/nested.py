@@ -45,31 +45,32 @@ def _children(layer):
   return pairs
 
 
+def _walk(root):
+  """[(attribute path, layer, chain of the layers holding it below `root`)] for every layer below `root`, each once
+  (its first path), depth first."""
+  found, seen = [], {id(root)}
+
+  def visit(layer, prefix, chain):
+    for name, child in _children(layer):
+      if id(child) not in seen:
+        seen.add(id(child))
+        path = f'{prefix}.{name}' if prefix else name
+        found.append((path, child, chain))
+        visit(child, path, chain + [child])
+
+  visit(root, '', [])
+  return found
+
+
 def attribute_paths(root):
   """{id(layer): attribute path} for every layer below `root` reachable by name or attribute (first path wins)."""
-  paths = {}
-
-  def visit(layer, prefix):
-    for name, child in _children(layer):
-      if id(child) not in paths and child is not root:
-        paths[id(child)] = f'{prefix}.{name}' if prefix else name
-        visit(child, paths[id(child)])
-
-  visit(root, '')
-  return paths
+  return {id(layer): path for path, layer, _ in _walk(root)}
 
 
 def owners(root, layer):
-  """The chain of layers from `root`'s child down to `layer`'s parent that hold `layer` ([] for a direct child)."""
-  def search(node, chain):
-    for _, child in _children(node):
-      if child is layer:
-        return chain
-      found = search(child, chain + [child])
-      if found is not None:
-        return found
-    return None
-  return search(root, []) or []
+  """The chain of layers from `root`'s child down to `layer`'s parent that hold `layer` ([] for a direct child or a
+  layer not below `root`)."""
+  return next((chain for _, found, chain in _walk(root) if found is layer), [])
 
 
 def carrier(model, layer):
@@ -91,17 +92,14 @@ def carrier(model, layer):
 
 def _factorized_below(layer):
   """{attribute path below `layer`: k} of its factorized embeddings."""
-  paths = attribute_paths(layer)
-  return {paths[id(l)]: int(l.rank) for l in layer._flatten_layers(include_self=False)  # pylint: disable=protected-access
-          if getattr(l, 'is_compressed', False) and id(l) in paths}
+  return {path: int(found.rank) for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
 
 
 def restore_factorized(layer, factorized):
   """Turns each embedding below `layer` named in `factorized` ({path: k}) into a `CompressibleEmbedding` of rank k
   (placeholder factors, which the weights file then overwrites)."""
   from lmf_tf.compression.embedding import CompressibleEmbedding  # pylint: disable=g-import-not-at-top  (it imports this)
-  by_path = {path: l for l in layer._flatten_layers(include_self=False)  # pylint: disable=protected-access
-             for lid, path in attribute_paths(layer).items() if id(l) == lid}
+  by_path = {path: found for path, found, _ in _walk(layer)}
   for path, rank in factorized.items():
     embedding = by_path.get(path)
     if not isinstance(embedding, keras.layers.Embedding):
