@@ -157,7 +157,7 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
 
   kind: 'float32' (the weights as they are); 'float16' (weights stored as float16, computed in float32); 'int8':
   dynamic-range quantization (`tf.lite.Optimize.DEFAULT` without a representative dataset): the weights of matrix
-  products and lookups stored as int8 with a float scale per channel, activations quantized on the fly to int8 for
+  products and lookups stored as int8 with float scales, activations quantized on the fly to int8 for
   the products and kept in float32 elsewhere; about a quarter of the float32 size, inputs and outputs stay float
   (or int ids). Not full-integer quantization: check the shipped file's accuracy with `TfliteRunner`.
   A model that takes strings (an in-graph `TextVectorization`) is refused with the way to ship it

@@ -3,7 +3,7 @@
 LiteRT's built-in ops have no string standardization or splitting (`tf.StringLower`, `tf.RegexReplace`,
 `tf.StringSplitV2` are TensorFlow ops), so `to_tflite` cannot convert such a model with them. With select TF ops
 (`OpsSet.SELECT_TF_OPS`) it converts, but the flatbuffer then needs the Flex delegate at run time
-(`org.tensorflow:tensorflow-lite-select-tf-ops` on Android, several MB), which neither `ai_edge_litert`'s
+(`org.tensorflow:tensorflow-lite-select-tf-ops` on Android), which neither `ai_edge_litert`'s
 `Interpreter` nor `tf.lite.Interpreter` from pip links: they refuse it ("Select TensorFlow op(s) ... not supported
 by this interpreter"). So the model ships split in three parts:
 
