@@ -164,5 +164,6 @@ class StringModelRunner:
       self.runner = export.TfliteRunner(f.read(), num_threads=num_threads)
 
   def predict(self, texts):
-    """float[len(texts), ...]: the model's outputs for a list of strings."""
+    """float[len(texts), ...]: the model's outputs for a list of strings. Without a sequence length, each string
+    runs at its own length: the Keras model's outputs for one string at a time (a batch pads to its longest)."""
     return self.runner.predict(self.rule.ids(list(texts)))
