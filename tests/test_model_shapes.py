@@ -4,6 +4,7 @@ that make it work: embeddings nested in a user's layer, `layers=` by path, class
 leaves small tables alone, a stale traced step, string models."""
 
 import os
+import subprocess
 import sys
 import warnings
 
@@ -116,8 +117,9 @@ def test_by_default_a_table_under_a_tenth_of_the_largest_is_left_alone():
   assert len(swap.select_embeddings(both).chosen) == 2  # a fifth of the rows: both compressed
 
 
+@keras.saving.register_keras_serializable(package='test_model_shapes')
 class Overriding(keras.layers.Layer):
-  """A user's layer whose get_build_config leaves out what lmf_tf adds."""
+  """A user's layer whose get_build_config and build_from_config do not call super()."""
 
   def __init__(self, **kwargs):
     super().__init__(**kwargs)
@@ -129,13 +131,41 @@ class Overriding(keras.layers.Layer):
   def get_build_config(self):
     return {'input_shape': (None, L)}
 
+  def build_from_config(self, config):
+    self.build(config['input_shape'])
 
-def test_a_layer_that_would_not_reload_factorized_is_refused_at_the_swap_with_the_change_it_needs():
+
+def test_a_layer_overriding_its_build_config_reloads_factorized_and_clones(tmp_path):
   inputs = keras.Input((L,), dtype='int32')
   model = keras.Model(inputs, keras.layers.Dense(2)(Overriding(name='mine')(inputs)))
-  with pytest.raises(ConfigError, match=r"embedding '.*' lives inside 'mine' \(Overriding\), whose get_build_config"
-                                        r"\(\) .* return \{\*\*super\(\).get_build_config\(\), ...\}"):
-    lmf_tf.compress_model(model, rank=2)
+  lmf_tf.compress_model(model, rank=2)
+  assert type(model.layers[1]).__name__ == 'FactorizedOverriding' and isinstance(model.layers[1], Overriding)
+  model.save(tmp_path / 'm.keras')
+  reloaded = keras.saving.load_model(tmp_path / 'm.keras')
+  assert reloaded.layers[1].words.rank == 2 and reloaded.count_params() == model.count_params()
+  np.testing.assert_array_equal(reloaded(ids()), model(ids()))
+  for copy in (keras.models.clone_model(model), keras.Model.from_config(model.get_config())):
+    assert copy.layers[1].words.rank == 2 and copy.count_params() == model.count_params()  # fresh factors
+
+
+def test_import_lmf_tf_leaves_keras_own_build_config_functions():
+  script = (
+      'import keras\n'
+      'owners = (keras.layers.Layer, keras.Model)\n'
+      'names = ("get_build_config", "build_from_config", "get_config")\n'
+      'before = [vars(c).get(n) for c in owners for n in names]\n'
+      'import lmf_tf, lmf_tf.compression.swap\n'
+      'assert [vars(c).get(n) for c in owners for n in names] == before\n'
+      'functions = (keras.layers.Layer.get_build_config, keras.layers.Layer.build_from_config,\n'
+      '             keras.Model.build_from_config)\n'
+      'assert [f.__module__.split(".")[0] for f in functions] == ["keras"] * 3, functions\n'
+      'assert [f.__qualname__ for f in functions] == ["Layer.get_build_config", "Layer.build_from_config",\n'
+      '                                             "Model.build_from_config"], functions\n'
+      'print("ok")\n')
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2',
+                               'PYTHONPATH': os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+  assert result.stdout.strip() == 'ok', result.stderr[-2000:]
 
 
 def test_a_training_step_traced_before_the_swap_fails_loudly():

@@ -190,7 +190,5 @@ def _retire(variable):
   tf.raw_ops.AssignVariableOp(resource=value.handle, value=empty, validate_shape=False)
 
 
-from lmf_tf.compression import nested  # pylint: disable=g-import-not-at-top,wrong-import-position  (needs the class above)
-
-nested.install()  # a factorized embedding inside a user's layer reloads from a .keras file (nested.py)
+from lmf_tf.compression import nested  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import  (registers FactorizedOwner)
 lmf_tf._register_keras_classes(at_module_end=True)  # the other Keras classes of lmf_tf, for .keras files

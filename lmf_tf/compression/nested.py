@@ -95,13 +95,18 @@ def _factorized_below(layer):
   return {path: int(found.rank) for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
 
 
-def restore_factorized(layer, factorized):
+def restore_factorized(layer, factorized, missing_ok=False):
   """Turns each embedding below `layer` named in `factorized` ({path: k}) into a `CompressibleEmbedding` of rank k
-  (placeholder factors, which the weights file then overwrites)."""
+  with placeholder factors (random, as a layer built from a config; a weights file then overwrites them). Returns
+  {path: k} of those not there yet if `missing_ok` (created in `build`), else raises ValueError for them."""
   from lmf_tf.compression.embedding import CompressibleEmbedding  # pylint: disable=g-import-not-at-top  (it imports this)
   by_path = {path: found for path, found, _ in _walk(layer)}
+  pending = {}
   for path, rank in factorized.items():
     embedding = by_path.get(path)
+    if embedding is None and missing_ok:
+      pending[path] = rank
+      continue
     if not isinstance(embedding, keras.layers.Embedding):
       raise ValueError(f'{layer.name}: the saved model has a factorized embedding at {path!r} (rank {rank}), but the '
                        f'rebuilt layer has {type(embedding).__name__ if embedding is not None else "nothing"} there')
@@ -109,52 +114,70 @@ def restore_factorized(layer, factorized):
       continue
     CompressibleEmbedding.from_embedding(embedding)
     if not embedding.built:
-      embedding.build()
-    embedding.factorize(np.zeros((embedding.input_dim, rank), np.float32),
-                        np.zeros((rank, embedding.output_dim), np.float32))
+      embedding.build()  # the instance's `build` is Embedding's (Keras wraps it per object)
+    random = np.random.default_rng(0)
+    embedding.factorize(random.uniform(-0.05, 0.05, (embedding.input_dim, rank)).astype(np.float32),
+                        random.uniform(-0.05, 0.05, (rank, embedding.output_dim)).astype(np.float32))
+  return pending
 
 
-def check_reloadable(model, layer, caller='compress_model'):
-  """Raises ConfigError where a `.keras` file of `model` would not bring `layer` back factorized: its carrier's class
-  overrides `get_build_config` and leaves out what lmf_tf records there."""
+def carry(model, layer):
+  """After `layer` (an embedding below `model`) is factorized: makes its carrier, if any, a `FactorizedOwner` (in
+  place, as `CompressibleEmbedding.from_embedding` does), so that its config records the factorization."""
   owner = carrier(model, layer)
-  if owner is None or not getattr(layer, 'is_compressed', False):
-    return
-  if (owner.get_build_config() or {}).get(KEY, {}).get(attribute_paths(owner).get(id(layer))) != layer.rank:
-    cls = type(owner).__name__
-    raise ConfigError(
-        f'{caller}: embedding {layer.name!r} lives inside {owner.name!r} ({cls}), whose get_build_config() does not '
-        f'keep what lmf_tf adds to it, so a .keras file would reload it as a plain V x d embedding. The one change: '
-        f'in {cls}, return {{**super().get_build_config(), ...}} from get_build_config and call '
-        'super().build_from_config(config) in build_from_config; or compress only other embeddings with layers=')
+  if owner is not None and getattr(layer, 'is_compressed', False) and not isinstance(owner, FactorizedOwner):
+    owner.__class__ = _owner_class(type(owner))
 
 
-_ORIGINAL = {}
+_OWNER_CLASSES = {}  # the user's class -> its FactorizedOwner subclass, one per class
 
 
-def install():
-  """Wraps Keras's `get_build_config` / `build_from_config` (once) so that factorized nested embeddings reload."""
-  if _ORIGINAL:
-    return
-  _ORIGINAL['get'] = keras.layers.Layer.get_build_config
-  for cls in (keras.layers.Layer, keras.Model):
-    _ORIGINAL[cls] = cls.build_from_config
+def _owner_class(user_class):
+  """The subclass (FactorizedOwner, user_class), made once; Keras serializes it as 'lmf_tf>FactorizedOwner'."""
+  if user_class not in _OWNER_CLASSES:
+    made = type(f'Factorized{user_class.__name__}', (FactorizedOwner, user_class),
+                {'__module__': __name__, '__doc__': f'{user_class.__name__} holding factorized embeddings '
+                                                    '(lmf_tf.compression.nested.FactorizedOwner).'})
+    keras.saving.register_keras_serializable('lmf_tf', 'FactorizedOwner')(made)  # its name in a .keras file
+    keras.saving.register_keras_serializable('lmf_tf', 'FactorizedOwner')(FactorizedOwner)  # and what the name loads
+    _OWNER_CLASSES[user_class] = made
+  return _OWNER_CLASSES[user_class]
 
-  def get_build_config(self):
-    config = _ORIGINAL['get'](self)
-    factorized = _factorized_below(self) if self.built else {}
-    return {**(config or {}), KEY: factorized} if factorized else config
 
-  def wrap(original):
-    def build_from_config(self, config):
-      factorized = (config or {}).get(KEY)
-      original(self, {k: v for k, v in config.items() if k != KEY} if factorized else config)
-      if factorized:
-        restore_factorized(self, factorized)
-    build_from_config.__doc__ = original.__doc__
-    return build_from_config
+@keras.saving.register_keras_serializable('lmf_tf', 'FactorizedOwner')
+class FactorizedOwner:
+  """Mixin of the user's layer (or subclassed model) that holds factorized embeddings Keras would rebuild plain.
 
-  get_build_config.__doc__ = _ORIGINAL['get'].__doc__
-  keras.layers.Layer.get_build_config = get_build_config
-  for cls in (keras.layers.Layer, keras.Model):
-    cls.build_from_config = wrap(_ORIGINAL[cls])
+  Its config nests the user's own serialized config, `{'layer': {class, module, registered name, config},
+  'factorized': {attribute path: k}}`; `from_config` deserializes the user's layer from it (its class must be
+  registered, as any custom layer in a .keras file), makes it a FactorizedOwner again and gives each recorded
+  embedding its rank-k form (placeholder factors, which a weights file then overwrites) before Keras builds the
+  optimizer and reads the variables. An embedding the user's layer creates only in `build` gets it after
+  `build_from_config`.
+  """
+
+  def get_config(self):
+    owner_class = type(self)
+    user_class = owner_class.__mro__[owner_class.__mro__.index(FactorizedOwner) + 1]
+    self.__class__ = user_class  # the user's config exactly as Keras makes it (auto-config included)
+    try:
+      config = self.get_config()
+    finally:
+      self.__class__ = owner_class
+    layer = {'module': user_class.__module__, 'class_name': user_class.__name__, 'config': config,
+             'registered_name': keras.saving.get_registered_name(user_class)}
+    return {'layer': layer, 'factorized': _factorized_below(self) if self.built else {}}
+
+  @classmethod
+  def from_config(cls, config):
+    del cls  # the user's class is in the config
+    layer = keras.saving.deserialize_keras_object(config['layer'])
+    layer.__class__ = _owner_class(type(layer))
+    layer.__dict__['_lmf_tf_pending'] = restore_factorized(layer, config['factorized'], missing_ok=True)  # untracked
+    return layer
+
+  def build_from_config(self, config):
+    super().build_from_config(config)
+    pending = self.__dict__.pop('_lmf_tf_pending', None)
+    if pending:
+      restore_factorized(self, pending)

@@ -10,6 +10,7 @@ import keras
 from absl import logging
 
 from lmf_tf.compression import distillation as distillation_lib
+from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import SVD_METHODS
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
@@ -230,6 +231,7 @@ class OnlineCompression(keras.callbacks.Callback):
       for layer in self._embeddings:  # the saved factors are restored with the checkpoint
         CompressibleEmbedding.from_embedding(layer)
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
+        nested.carry(model, layer)
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)

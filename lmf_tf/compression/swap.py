@@ -193,14 +193,14 @@ def retrace(model):
 
 def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='compress_model'):
   """Factorizes each embedding of `model` in place at `ranks[name]` (a plain Embedding becomes a
-  CompressibleEmbedding first); returns the [CompressionReport]. Raises ConfigError where a `.keras` file would
-  not bring a nested one back factorized (`nested.check_reloadable`)."""
+  CompressibleEmbedding first); returns the [CompressionReport]. The user's layer holding a nested one becomes a
+  `nested.FactorizedOwner`, so a `.keras` file brings it back factorized (`nested.carry`)."""
   reports = []
   for layer in embeddings:
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
   for layer in embeddings:
-    nested.check_reloadable(model, layer, caller)
+    nested.carry(model, layer)
   return reports
 
 
