@@ -1,17 +1,22 @@
 """Embeddings inside a user's own layers: their attribute paths, and how a factorized one reloads from a `.keras` file.
 
 A user's layer that creates `keras.layers.Embedding` in its `__init__` (the Keras example's
-`TokenAndPositionEmbedding`) is rebuilt from its own config when a `.keras` file loads, so the embedding comes back
-as a plain V x d `Embedding`, while the file holds the V x k and k x d factors of the compressed one. Keras reads a
-nested layer's state with no config of its own, and it builds the optimizer (`compile_from_config`) before it
-reads any variable, so the layer must have its factorized form before the variables are read. Keras's hook for that
-is the build config of the layer it deserializes (`get_build_config` / `build_from_config`, the place for "state
-created in an unusual way"): lmf_tf adds one key to it, `lmf_tf_factorized` = {attribute path below the layer: k},
-and after the layer is built from it, turns each recorded embedding into a `CompressibleEmbedding` of rank k. The
-user's layer stays unchanged. `install` wraps `keras.layers.Layer.get_build_config` and the `build_from_config` of
-`keras.layers.Layer` and `keras.Model` for that (once, when `embedding.py` is imported, with the registration of
-lmf_tf's Keras classes); a layer class that overrides them without calling `super()` is refused at the swap
-(`check_reloadable`), with the one change it needs.
+`TokenAndPositionEmbedding`) is rebuilt from its own config when a `.keras` file loads, so the embedding would come
+back as a plain V x d `Embedding`, while the file holds the V x k and k x d factors of the compressed one. Keras
+reads a nested layer's state with no config of its own, and it builds the optimizer (`compile_from_config`) before
+it reads any variable, so the layer must have its factorized form before the variables are read.
+
+lmf_tf changes no Keras class or function for that. When an embedding below such a layer (its `carrier`: the layer
+whose config the file stores, or the subclassed model) is factorized, `carry` changes THAT object's class in place
+to a subclass of (`FactorizedOwner`, the user's class), made once per class, as `CompressibleEmbedding.from_embedding`
+does for the embedding itself. Keras saves it under the one registered name `lmf_tf>FactorizedOwner`, with the
+user's own serialized config nested in it and `factorized` = {attribute path below the layer: k}. Loading calls
+`FactorizedOwner.from_config`, which deserializes the user's layer (its class must be registered, as any custom
+layer in a `.keras` file), makes it a `FactorizedOwner` again and gives each recorded embedding its rank-k form;
+then Keras builds it, compiles the optimizer for the factors and loads the weights. The user's layer is unchanged,
+and its own `get_build_config` / `build_from_config`, whatever they do, still run. `model.get_config()` with
+`from_config`, and `keras.models.clone_model`, give a model with the same factorized shapes and fresh weights.
+Without `import lmf_tf`, such a file does not load ("Could not locate class 'Factorized...'"), as for any lmf_tf layer.
 
 Attribute paths name layers the way the user's code does: `token_and_position_embedding.token_emb` is the
 attribute `token_emb` of the model's layer named `token_and_position_embedding` (a functional or Sequential model's
@@ -121,12 +126,19 @@ def restore_factorized(layer, factorized, missing_ok=False):
   return pending
 
 
-def carry(model, layer):
+def carry(model, layer, caller='compress_model'):
   """After `layer` (an embedding below `model`) is factorized: makes its carrier, if any, a `FactorizedOwner` (in
-  place, as `CompressibleEmbedding.from_embedding` does), so that its config records the factorization."""
+  place, as `CompressibleEmbedding.from_embedding` does), so that its config records the factorization.
+  Raises ConfigError (naming `caller`) if Python refuses the carrier's new class."""
   owner = carrier(model, layer)
-  if owner is not None and getattr(layer, 'is_compressed', False) and not isinstance(owner, FactorizedOwner):
+  if owner is None or not getattr(layer, 'is_compressed', False) or isinstance(owner, FactorizedOwner):
+    return
+  try:
     owner.__class__ = _owner_class(type(owner))
+  except TypeError as e:  # e.g. a class with __slots__ and no __dict__
+    raise ConfigError(f'{caller}: embedding {layer.name!r} lives inside {owner.name!r} ({type(owner).__name__}), '
+                      f'whose class lmf_tf cannot extend ({e}), so a .keras file would reload it as a plain V x d '
+                      'embedding; compress only other embeddings with layers=') from e
 
 
 _OWNER_CLASSES = {}  # the user's class -> its FactorizedOwner subclass, one per class

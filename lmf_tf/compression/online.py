@@ -231,7 +231,7 @@ class OnlineCompression(keras.callbacks.Callback):
       for layer in self._embeddings:  # the saved factors are restored with the checkpoint
         CompressibleEmbedding.from_embedding(layer)
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
-        nested.carry(model, layer)
+        nested.carry(model, layer, 'OnlineCompression')
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)

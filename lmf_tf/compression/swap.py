@@ -200,7 +200,7 @@ def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='co
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
   for layer in embeddings:
-    nested.carry(model, layer)
+    nested.carry(model, layer, caller)
   return reports
 
 
