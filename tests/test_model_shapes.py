@@ -135,17 +135,41 @@ class Overriding(keras.layers.Layer):
     self.build(config['input_shape'])
 
 
-def test_a_layer_overriding_its_build_config_reloads_factorized_and_clones(tmp_path):
+@keras.saving.register_keras_serializable(package='test_model_shapes')
+class Lazy(keras.layers.Layer):
+  """A user's layer that creates its embedding in `build` and has no get_config of its own (Keras's auto-config)."""
+
+  def __init__(self, vocab, **kwargs):
+    super().__init__(**kwargs)
+    self.vocab = vocab
+
+  def build(self, input_shape):
+    self.words = keras.layers.Embedding(self.vocab, D)
+    self.words.build(input_shape)
+
+  def call(self, x):
+    return keras.ops.mean(self.words(x), axis=1)
+
+
+# clone_model rebuilds a layer from its config alone, without its build config, so an embedding created in `build`
+# comes back uncompressed there (fresh weights either way).
+@pytest.mark.parametrize('make,clone_rank', [(lambda: Overriding(name='mine'), 2), (lambda: Lazy(V, name='mine'), None)],
+                         ids=['overriding', 'lazy'])
+def test_a_users_layer_of_any_make_reloads_factorized_and_clones(make, clone_rank, tmp_path):
   inputs = keras.Input((L,), dtype='int32')
-  model = keras.Model(inputs, keras.layers.Dense(2)(Overriding(name='mine')(inputs)))
+  model = keras.Model(inputs, keras.layers.Dense(2)(make()(inputs)))
+  user_class = type(model.layers[1])
   lmf_tf.compress_model(model, rank=2)
-  assert type(model.layers[1]).__name__ == 'FactorizedOverriding' and isinstance(model.layers[1], Overriding)
+  assert type(model.layers[1]).__name__ == f'Factorized{user_class.__name__}'
+  assert isinstance(model.layers[1], user_class)
   model.save(tmp_path / 'm.keras')
   reloaded = keras.saving.load_model(tmp_path / 'm.keras')
   assert reloaded.layers[1].words.rank == 2 and reloaded.count_params() == model.count_params()
   np.testing.assert_array_equal(reloaded(ids()), model(ids()))
-  for copy in (keras.models.clone_model(model), keras.Model.from_config(model.get_config())):
-    assert copy.layers[1].words.rank == 2 and copy.count_params() == model.count_params()  # fresh factors
+  copy = keras.Model.from_config(model.get_config())
+  assert copy.layers[1].words.rank == 2 and copy.count_params() == model.count_params()  # fresh factors
+  clone = keras.models.clone_model(model)
+  assert getattr(clone.layers[1].words, 'rank', None) == clone_rank and clone(ids()).shape == (32, 2)
 
 
 def test_import_lmf_tf_leaves_keras_own_build_config_functions():

@@ -15,7 +15,9 @@ user's own serialized config nested in it and `factorized` = {attribute path bel
 layer in a `.keras` file), makes it a `FactorizedOwner` again and gives each recorded embedding its rank-k form;
 then Keras builds it, compiles the optimizer for the factors and loads the weights. The user's layer is unchanged,
 and its own `get_build_config` / `build_from_config`, whatever they do, still run. `model.get_config()` with
-`from_config`, and `keras.models.clone_model`, give a model with the same factorized shapes and fresh weights.
+`from_config`, and `keras.models.clone_model`, give a model with the same factorized shapes and fresh weights (but
+an embedding the user's layer creates in its `build` comes back plain from `clone_model`, which rebuilds a layer
+without its build config: only `build_from_config` restores such an embedding).
 Without `import lmf_tf`, such a file does not load ("Could not locate class 'Factorized...'"), as for any lmf_tf layer.
 
 Attribute paths name layers the way the user's code does: `token_and_position_embedding.token_emb` is the
