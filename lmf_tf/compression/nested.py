@@ -30,8 +30,6 @@ import numpy as np
 
 from lmf_tf.errors import ConfigError
 
-KEY = 'lmf_tf_factorized'
-
 
 def _children(layer):
   """(name, sublayer) pairs: a functional or Sequential model's layers by name, other layers' by attribute (public
