@@ -13,7 +13,8 @@ Matrix Factorization" (AAAI 2019). The top level holds the verbs most users need
   - compress a trained model: `compress_model`;
   - fit a byte budget: `fit_budget` (the TFLite file plus the vocabulary file within N bytes);
   - export and run: `fold_projection`, `to_tflite`, `write_tflite`, `TfliteRunner` (the `litert` extra).
-The rest, by task: `lmf_tf.budget` (plan, predict and measure deployable bytes by part), `lmf_tf.layers` (the compressed Keras layers), `lmf_tf.recovery` (after the swap),
+The rest, by task: `lmf_tf.budget` (plan, predict and measure deployable bytes by part), `lmf_tf.strings` (ship a
+model that takes strings), `lmf_tf.layers` (the compressed Keras layers), `lmf_tf.recovery` (after the swap),
 `lmf_tf.schedules` (CLR, CALR), `lmf_tf.factorization` (ranks, the SVD, the swap in a custom loop),
 `lmf_tf.quantization` (the fixed-point baseline), `lmf_tf.size` (the paper's checkpoint size), `lmf_tf.errors`.
 docs/library.md describes the API; every name has a docstring with shapes and the paper's equation.
@@ -23,7 +24,7 @@ compressed layers loads after it. It loads nothing of the reproduction study (`l
 `lmf_tf.harness`), which runs from a clone of the repository and registers its own models when imported.
 """
 
-from lmf_tf import budget, errors, factorization, layers, quantization, recovery, schedules, size
+from lmf_tf import budget, errors, factorization, layers, quantization, recovery, schedules, size, strings
 from lmf_tf.compression.budget import fit_budget
 from lmf_tf.compression.export import TfliteRunner, fold_projection, to_tflite, write_tflite
 from lmf_tf.compression.online import OnlineCompression
@@ -36,6 +37,6 @@ __all__ = [
     'compress_model',  # compress a trained model
     'fit_budget',  # fit a byte budget
     'fold_projection', 'to_tflite', 'write_tflite', 'TfliteRunner',  # export and run
-    'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size',  # the rest, by task
+    'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size', 'strings',  # by task
     '__version__',
 ]

@@ -198,3 +198,21 @@ def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp
   assert run['measured_bytes']['embedding'] == 22 * 4 * 4  # 20 words + pad + unk, rank 4, float32 (< 1,024)
   assert 0 <= run['test_accuracy'] <= 1 and abs(run['test_accuracy'] - run['keras_test_accuracy']) <= 1 / 12
   assert budget_search.read_run(str(tmp_path / 'runs'), 'sst2', plan, 1) == run
+
+
+def test_the_plan_is_checked_on_an_exported_copy_before_training():
+  """Layer names live in the file's operators; a model with long names gets a plan whose file fits all the same."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  long = 'a_layer_name_as_long_as_a_notebook_makes_them_after_many_runs_'
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.Embedding(3000, 32, mask_zero=True, name=long + 'words')(ids)
+  x = keras.layers.Bidirectional(keras.layers.LSTM(8, name=long + 'lstm'), name=long + 'bilstm')(x)
+  model = keras.Model(ids, keras.layers.Dense(2, activation='softmax', name=long + 'out')(x))
+  naive = budget.plan_for_budget(model, '60KB')
+  checked = budget._checked_plan(model, '60KB', None, 0, 'int8', None, 2)  # pylint: disable=protected-access
+  copy = budget._shipped_copy(model, checked.rank, None)  # pylint: disable=protected-access
+  copy.set_weights([np.full(w.shape, 0.7, w.dtype) for w in copy.get_weights()])
+  from lmf_tf.compression import export  # pylint: disable=g-import-not-at-top
+  assert len(export.to_tflite(copy, 'int8')) <= 60_000
+  assert checked.rank <= naive.rank

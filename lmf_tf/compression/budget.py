@@ -134,15 +134,15 @@ def _capacity(option, embeddings):
 
 
 def plan_for_budget(model, budget_bytes, vocabulary=None, vocabulary_bytes=0, kind='int8', layers=None,
-                    reserved_ids=2):
+                    reserved_ids=2, margin_bytes=0):
   """The plan that fits `budget_bytes` (module docstring) with the most words times width (width counted up to 16);
   `vocabulary`, the words of ids `reserved_ids`, ... in order, most frequent first (as `TextVectorization` orders
-  them), lets it keep only the most frequent words. Raises ConfigError naming the smallest reachable size when no
-  plan fits."""
+  them), lets it keep only the most frequent words; `margin_bytes` are kept free beside the prediction. Raises
+  ConfigError naming the smallest reachable size when no plan fits."""
   budget_bytes = sizes.parse_budget(budget_bytes, 'budget_bytes')
   embeddings = swap.find_embeddings(model, layers, CALLER)
   options = list(_options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids))
-  fitting = [o for o in options if o[2]['total'] <= budget_bytes]
+  fitting = [o for o in options if o[2]['total'] + margin_bytes <= budget_bytes]
   if not fitting:
     smallest = min(options, key=lambda o: o[2]['total'])
     raise ConfigError(f'{CALLER}(budget_bytes={budget_bytes:,}): below the smallest plan for model {model.name!r}, '
@@ -202,7 +202,7 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
     `BudgetExceededError` if the shipped bytes exceed the budget (the size model's error is beyond its tolerance).
   """
   _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs)
-  plan = plan_for_budget(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids)
+  plan = _checked_plan(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids)
   _say(plan.describe(), verbose)
   rows = None if plan.words is None else plan.words + reserved_ids
   x, validation_data = (_ids_below(data, rows, oov_id) for data in (x, validation_data))
@@ -223,6 +223,26 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
     raise BudgetExceededError(f'{CALLER}: the shipped files take {measured["total"]:,} bytes, over budget_bytes='
                               f'{plan.budget_bytes:,} (predicted {plan.predicted["total"]:,})')
   return result
+
+
+def _checked_plan(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, attempts=3):
+  """`plan_for_budget`, with the planned file exported once from a copy of the model (random weights) before any
+  training: the file's operators carry the model's layer names, which the size model does not see, so where the
+  copy's file is over, the plan is made again with that excess kept free."""
+  margin = 0
+  for _ in range(attempts):
+    plan = plan_for_budget(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, margin)
+    copy = _shipped_copy(model, plan.rank, layers)
+    rng = np.random.default_rng(0)  # non-zero: the converter drops an all-zero bias, which a trained model keeps
+    copy.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in copy.get_weights()])
+    if plan.words is not None:
+      copy = keep_rows(copy, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids))
+    exported = len(export.to_tflite(copy, kind)) + plan.predicted['vocabulary']
+    if exported <= plan.budget_bytes:
+      return plan
+    margin += exported - plan.predicted['total']
+  raise BudgetExceededError(f'{CALLER}(budget_bytes={plan.budget_bytes:,}): the planned file of {exported:,} bytes '
+                            f'is over the budget after {attempts} plans; give a larger budget')
 
 
 def _ids_below(data, rows, oov_id):

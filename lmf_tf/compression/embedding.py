@@ -99,14 +99,17 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def full_matrix(self):
     """The V x d matrix the layer represents, W or U_k Σ_k V_kᵀ, as a NumPy array."""
-    return np.asarray(ops.convert_to_numpy(self.embeddings))
+    # `.numpy()` of the tensor: NumPy 2 warns when it converts a TF tensor or variable itself (`__array__`
+    # without `copy`), which `ops.convert_to_numpy` does.
+    return np.asarray(ops.convert_to_tensor(self.embeddings).numpy())
 
   def factorize(self, left, right):
     """Replaces the layer's matrix by the factors `left` (U_k Σ_k, [V, k]) and `right` (V_kᵀ, [k, d]), in place.
 
     Works on an uncompressed layer and on a compressed one (a new rank: gradual reduction). The old variables are
-    no longer tracked: not saved, not trained, not in `layer.weights`. An optimizer built for the old variables
-    must be rebuilt for the new ones (`lmf_tf.compression.swap.carry_optimizer`).
+    no longer tracked (not saved, not trained, not in `layer.weights`) and emptied (`_retire`), so a training step
+    traced before the change fails at its next call instead of training them. An optimizer built for the old
+    variables must be rebuilt for the new ones (`lmf_tf.compression.swap.carry_optimizer`).
     """
     if not self.built:
       raise ConfigError(f'embedding {self.name!r} is not built yet: build or call the model before compressing it')
@@ -123,6 +126,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
       self.embeddings_constraint = None
     self._tracker.unlock()
     try:
+      old = [self._embeddings] if self.rank is None else [self.low_rank_embeddings, self.projection]
       if self.rank is None:
         del self._embeddings  # untracked by Layer.__delattr__
       else:
@@ -133,8 +137,10 @@ class CompressibleEmbedding(keras.layers.Embedding):
       self._tracker.lock()
     self.low_rank_embeddings.assign(left)
     self.projection.assign(right)
+    for variable in old:
+      _retire(variable)
 
-  def quantize(self, mode=None, *args, **kwargs):
+  def quantize(self, mode=None, *args, **kwargs):  # pylint: disable=keyword-arg-before-vararg  (Keras's signature)
     if self.rank is not None:  # `model.quantize` warns with this message and goes on with the other layers
       raise NotImplementedError(
           f'embedding {self.name!r} is factorized (rank {self.rank}): Keras does not quantize its factors; '
@@ -164,3 +170,22 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
+
+
+def _retire(variable):
+  """Empties a variable the layer no longer tracks: its value becomes float[0, ...] (the V x d buffer is freed).
+
+  A `tf.function` traced before the change captured it: its next call then fails (InvalidArgumentError, a lookup
+  out of the empty table, or an update of the wrong shape) instead of silently training a matrix the model no
+  longer reads. Eager TensorFlow variables only; a distributed variable is left as it is.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  value = getattr(variable, 'value', None)
+  if (keras.backend.backend() != 'tensorflow' or not tf.executing_eagerly() or not isinstance(value, tf.Variable)
+      or isinstance(value, tf.distribute.DistributedValues)):
+    return
+  empty = tf.zeros((0,) + tuple(variable.shape[1:]), value.dtype)
+  tf.raw_ops.AssignVariableOp(resource=value.handle, value=empty, validate_shape=False)
+
+
+from lmf_tf.compression import nested  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import  (registers FactorizedOwner)

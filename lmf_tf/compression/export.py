@@ -15,7 +15,8 @@ static. `TfliteRunner` runs a flatbuffer with the LiteRT interpreter (`ai_edge_l
 V_kᵀ (k x d) per token, then the next layer's input kernel W (d x n). The product V_kᵀ W (k x n) does the same in
 one step: the folded model stores k n instead of k d + d n numbers and computes (2k - 1) n instead of
 (2k - 1) d + (2d - 1) n FLOPs per token. It folds into Dense, LSTM, GRU, SimpleRNN, Bidirectional and Conv1D
-layers, through layers that commute with a linear map of the vectors (dropout, average pooling).
+layers, through layers that commute with a linear map of the vectors (dropout, average pooling); any other
+factorized embedding stays as it is, so every model goes through the same export path.
 """
 
 import contextlib
@@ -24,6 +25,7 @@ import io
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from lmf_tf import extras, io_utils
 from lmf_tf.compression.embedding import CompressibleEmbedding
@@ -41,31 +43,29 @@ PASS_THROUGH = (keras.layers.Dropout, keras.layers.SpatialDropout1D, keras.layer
 
 
 def _graph_nodes(model):
-  """Every node (layer call) of a functional or Sequential model's graph."""
+  """Every node (layer call) of a functional or Sequential model's graph, or None for a model without one."""
   graph = getattr(model, '_functional', None) if isinstance(model, keras.Sequential) else model
   if graph is None or not hasattr(graph, '_nodes_by_depth'):
-    raise ConfigError(f'fold_projection: model {model.name!r} is {"an unbuilt Sequential" if graph is None else "subclassed"}'
-                      '; only a built functional or Sequential model has a graph to fold through')
+    return None
   return [node for nodes in graph._nodes_by_depth.values() for node in nodes]  # pylint: disable=protected-access
 
 
-def _fold_target(model, embedding, nodes):
-  """The layer after `embedding` (through pass-through layers) whose input kernel absorbs the projection."""
+def _fold_target(embedding, nodes):
+  """The layer after `embedding` (through pass-through layers) whose input kernel absorbs the projection, or the
+  reason why there is none (a str)."""
   layer = embedding
   while True:
     consumers = {id(n.operation): n.operation for n in nodes if any(p.operation is layer for p in n.parent_nodes)}
     if len(consumers) != 1:
-      raise ConfigError(f'fold_projection: {layer.name!r} feeds {len(consumers)} layers '
-                        f'({", ".join(repr(c.name) for c in consumers.values()) or "none"}); the projection of '
-                        f'{embedding.name!r} folds only along a single path into one layer')
+      return (f'{layer.name!r} feeds {len(consumers)} layers '
+              f'({", ".join(repr(c.name) for c in consumers.values()) or "none"}); the projection folds only along a '
+              'single path into one layer')
     layer = next(iter(consumers.values()))
     if isinstance(layer, FOLD_INTO):
       return layer
     if not isinstance(layer, PASS_THROUGH):
-      raise ConfigError(
-          f'fold_projection: the projection of {embedding.name!r} cannot be folded through {layer.name!r} '
-          f'({type(layer).__name__}); it folds into {", ".join(t.__name__ for t in FOLD_INTO)} through '
-          f'{", ".join(t.__name__ for t in PASS_THROUGH)}. Export the model unfolded instead')
+      return (f'it cannot be folded through {layer.name!r} ({type(layer).__name__}); it folds into '
+              f'{", ".join(t.__name__ for t in FOLD_INTO)} through {", ".join(t.__name__ for t in PASS_THROUGH)}')
 
 
 def _folded_weights(layer, projection):
@@ -81,40 +81,64 @@ def _folded_weights(layer, projection):
   return weights
 
 
-def fold_projection(model):
-  """An equivalent inference model of a functional or Sequential `model` whose factorized embeddings (rank k) feed
-  the next layer directly: each becomes a plain `Embedding(V, k)` and V_kᵀ moves into the next layer's input kernel.
-
-  Outputs equal the model's up to float rounding. Raises ConfigError, naming the layers, where the projection does
-  not fold (a subclassed model, a non-linear layer in between, several consumers).
-  """
+def foldable_embeddings(model):
+  """({embedding name: (embedding, target layer)} of the factorized embeddings whose projection folds, and
+  [(embedding name, why not)] for the others)."""
   compressed = [l for l in model._flatten_layers(include_self=False)  # pylint: disable=protected-access
                 if isinstance(l, CompressibleEmbedding) and l.is_compressed]
-  if not compressed:
-    raise ConfigError(f'fold_projection: model {model.name!r} has no factorized embedding, so no projection to fold')
   nodes = _graph_nodes(model)
-  top = {id(l) for l in model.layers}
-  targets = {}
+  top = {id(l) for l in model.layers} if nodes is not None else set()
+  folds, unfolded = {}, []
   for embedding in compressed:
-    if id(embedding) not in top:
-      raise ConfigError(f'fold_projection: embedding {embedding.name!r} is nested inside another layer; only a '
-                        'top-level layer of a functional or Sequential model folds')
-    target = _fold_target(model, embedding, nodes)
-    targets[target.name] = (target, embedding)
-  by_embedding = {e.name: e for e in compressed}
+    if nodes is None:
+      unfolded.append((embedding.name, f'model {model.name!r} is subclassed: no graph to fold through'))
+    elif id(embedding) not in top:
+      unfolded.append((embedding.name, 'it is nested inside another layer, whose code decides what follows it'))
+    else:
+      target = _fold_target(embedding, nodes)
+      if isinstance(target, str):
+        unfolded.append((embedding.name, target))
+      else:
+        folds[embedding.name] = (embedding, target)
+  return folds, unfolded
+
+
+def fold_projection(model):
+  """An equivalent inference model of `model` whose factorized embeddings (rank k) feed the next layer directly
+  where that layer is known: each becomes a plain `Embedding(V, k)` and V_kᵀ moves into the next layer's input
+  kernel. Outputs equal the model's up to float rounding.
+
+  One export path serves every model: an embedding whose projection does not fold (nested in a user's layer, in a
+  subclassed model, before a non-linear layer or several consumers) stays factorized (its k x d product is one
+  more matrix product per token), with a warning naming it and why; a model with nothing to fold comes back
+  unchanged (the same object), with a log line.
+  """
+  folds, unfolded = foldable_embeddings(model)
+  for name, why in unfolded:
+    logging.warning('fold_projection: the projection of %r stays unfolded: %s.', name, why)
+  if not folds:
+    logging.info('fold_projection: model %r has no projection to fold; returned as it is.', model.name)
+    return model
+  targets = {target.name: embedding for embedding, target in folds.values()}
+  shared = {id(l) for l in model.layers if any(getattr(s, 'is_compressed', False)
+                                                for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
 
   def clone(layer):
-    if layer.name in by_embedding:
+    if layer.name in folds:
       return keras.layers.Embedding(layer.input_dim, layer.rank, mask_zero=layer.mask_zero, name=layer.name)
+    if id(layer) in shared:  # holds a factorized embedding its config would rebuild as a plain one
+      return layer
     # A Bidirectional's config records its inner layers' input shapes: rebuilt for the k-wide input instead.
     return layer.__class__.from_config(_without_build_config(layer.get_config()))
 
   folded = keras.models.clone_model(model, clone_function=clone)
   for source, layer in zip(model.layers, folded.layers):
-    if layer.name in by_embedding:
-      layer.set_weights([keras.ops.convert_to_numpy(source.low_rank_embeddings)])
+    if layer is source:
+      continue
+    if layer.name in folds:
+      layer.set_weights([source.low_rank_embeddings.numpy()])
     elif layer.name in targets:
-      layer.set_weights(_folded_weights(source, keras.ops.convert_to_numpy(targets[layer.name][1].projection)))
+      layer.set_weights(_folded_weights(source, targets[layer.name].projection.numpy()))
     elif layer.weights:
       layer.set_weights(source.get_weights())
   return folded
@@ -131,6 +155,13 @@ def _without_build_config(config):
 def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
   """Converts a Keras model to a TFLite flatbuffer (bytes) of the given `kind`, for a fixed `batch_size`.
 
+  kind: 'float32' (the weights as they are); 'float16' (weights stored as float16, computed in float32); 'int8':
+  dynamic-range quantization (`tf.lite.Optimize.DEFAULT` without a representative dataset): the weights of matrix
+  products and lookups stored as int8 with float scales, activations quantized on the fly to int8 for
+  the products and kept in float32 elsewhere; about a quarter of the float32 size, inputs and outputs stay float
+  (or int ids). Not full-integer quantization: check the shipped file's accuracy with `TfliteRunner`.
+  A model that takes strings (an in-graph `TextVectorization`) is refused with the way to ship it
+  (`lmf_tf.strings.write_string_model`, string_models.py).
   The inputs are the model's (`model.inputs`); a subclassed model takes `input_signature`, a list of
   `(shape without the batch axis, dtype)` pairs (default: `[((None,), 'int32')]`, token ids of any length).
   """
@@ -138,8 +169,12 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
     raise ConfigError(f'to_tflite(kind={kind!r}): choose one of {", ".join(KINDS)}')
   if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
     raise ConfigError(f'to_tflite(batch_size={batch_size!r}): must be an integer >= 1')
-  inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
-            for name, shape, dtype in input_specs(model, input_signature)]
+  specs = input_specs(model, input_signature)
+  if any(dtype == 'string' for _, _, dtype in specs):
+    raise ConfigError(f'to_tflite: model {model.name!r} takes strings, and LiteRT\'s built-in ops cannot standardize '
+                      'or split them; ship it split into the integer model, its vocabulary and its text rule with '
+                      'lmf_tf.strings.write_string_model(model, directory), and run it with lmf_tf.strings.StringModelRunner')
+  inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name) for name, shape, dtype in specs]
   outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
   converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs, name=model.name))
   if kind in ('float16', 'int8'):

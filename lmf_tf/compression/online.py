@@ -10,12 +10,13 @@ import keras
 from absl import logging
 
 from lmf_tf.compression import distillation as distillation_lib
+from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import SVD_METHODS
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
 from lmf_tf.compression.schedules import Restarted
-from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, checked_ranks, factorize_embeddings,
-                                     find_embeddings, retrace, set_optimizer)
+from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, checked_ranks, factorize_embeddings, retrace,
+                                     select_embeddings, set_optimizer)
 from lmf_tf.errors import ConfigError
 
 
@@ -37,9 +38,12 @@ class OnlineCompression(keras.callbacks.Callback):
 
   When: exactly one of `at_step` (after this many optimizer steps; 0 compresses before the first), `at_epoch`
   (before this 0-based epoch begins) and `at_dev_peak` (a `DevPeak`). How much: exactly one of `reduction` (R in
-  percent; k = floor((1 - R/100) V d / (V + d)) per embedding) and `rank` (k). Which: every embedding, or the
-  names in `layers`. Bad values are refused here, and R or k that do not fit an embedding in `on_train_begin`,
-  before any step, naming the argument. A swap the run never reaches is warned about when training ends.
+  percent; k = floor((1 - R/100) V d / (V + d)) per embedding) and `rank` (k). Which: the embeddings `layers`
+  selects: names or attribute paths ('token_and_position_embedding.token_emb'), a layer class or a predicate
+  (`swap.select_embeddings`); by default the word embeddings, those with at least a tenth of the rows of the largest
+  one (a small position table is left alone, listed in `left_alone` and in the swap's printed lines). Bad values
+  are refused here, and R or k that do not fit an embedding in `on_train_begin`, before any step, naming the
+  argument. A swap the run never reaches is warned about when training ends.
 
   Recovery after the swap (beyond the paper; all off by default):
     recovery_learning_rate: 'restart' starts the optimizer's schedule afresh at the swap (`schedules.Restarted`);
@@ -101,6 +105,7 @@ class OnlineCompression(keras.callbacks.Callback):
     self.expect_more_fits = False  # True while `fit` is called in parts: no "never reached" warning at the end
     self.reports, self.swap_steps = [], []
     self._embeddings = None  # resolved by `prepare`
+    self.left_alone, self._left_alone_line = [], ''  # the embeddings the default rule leaves alone (`prepare`)
     self._stage_ranks = None  # [{layer name: rank}] per swap, the last one the final ranks
     self._teacher = None  # the model's copy: best-on-dev weights before the swap, the frozen teacher after it
     self._best, self._waited = None, 0  # at_dev_peak: best monitored value so far, epochs without improvement
@@ -138,7 +143,9 @@ class OnlineCompression(keras.callbacks.Callback):
     if self._embeddings is not None:
       return
     model = self.model
-    embeddings = find_embeddings(model, self.layers, 'OnlineCompression')
+    selection = select_embeddings(model, self.layers, 'OnlineCompression')
+    embeddings, self.left_alone = selection.chosen, selection.left_alone
+    self._left_alone_line = selection.left_alone_line()
     already = [l for l in embeddings if getattr(l, 'rank', None) is not None]
     if already and not self.swap_steps:
       raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
@@ -171,12 +178,16 @@ class OnlineCompression(keras.callbacks.Callback):
                        self.at_dev_peak.monitor, self._best)
         elif self._teacher is not None:
           self._teacher.set_weights(model.get_weights())
-      self.reports = factorize_embeddings(self._embeddings, self._stage_ranks[stage], self.svd_method)
+      self.reports = factorize_embeddings(model, self._embeddings, self._stage_ranks[stage], self.svd_method,
+                                          'OnlineCompression')
       self.swap_steps.append(step)
-      if self.verbose:
-        for report in self.reports:
-          # A leading newline, as Keras's own callbacks print: the line may come in the middle of a progress bar.
-          print(f'\nOnlineCompression after step {step}: {report.summary()}', flush=True)
+      lines = [report.summary() for report in self.reports]  # each logged by compress_layer
+      if self._left_alone_line and stage == 0:
+        lines.append(self._left_alone_line)
+        logging.info('OnlineCompression after step %d: %s', step, self._left_alone_line)
+      if self.verbose:  # a leading newline, as Keras's callbacks print: the line may come amid a progress bar
+        for line in lines:
+          print(f'\nOnlineCompression after step {step}: {line}', flush=True)
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)
@@ -221,6 +232,7 @@ class OnlineCompression(keras.callbacks.Callback):
       for layer in self._embeddings:  # the saved factors are restored with the checkpoint
         CompressibleEmbedding.from_embedding(layer)
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
+        nested.carry(model, layer, 'OnlineCompression')
       self._install_optimizer()
     self._attach_distillation()
     retrace(model)

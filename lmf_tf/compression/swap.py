@@ -3,7 +3,8 @@ or after training (`compress_model`); the pieces `OnlineCompression` (online.py)
 2019, §3.1.
 
 Every `keras.layers.Embedding` of the model (at any depth: functional, Sequential, subclassed, or nested inside
-another layer), or those named in `layers`, becomes a `CompressibleEmbedding` holding U_k Σ_k (V x k) and V_kᵀ
+another layer) with at least a tenth of the rows of the largest one, or those `layers` selects (`select_embeddings`),
+becomes a `CompressibleEmbedding` holding U_k Σ_k (V x k) and V_kᵀ
 (k x d) and nothing else of W (`embedding.py`). Every other weight stays as it was. An optimizer built for the old
 V x d variable cannot update the new ones, so it is replaced by one of the same kind and config that carries the
 step and every other variable's slots (moments); the factors start from zero state (`carry_optimizer`).
@@ -13,22 +14,53 @@ longer be the same matrix); one that reads the layer's `embeddings` property wor
 product U_k Σ_k V_kᵀ after the swap.
 """
 
+import dataclasses
+
 import keras
 from absl import logging
 
+from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import compress_layer
 from lmf_tf.compression.rank import target_rank, warn_if_fraction
 from lmf_tf.errors import ConfigError
 
 
-def find_embeddings(model, layers=None, caller='compress_model'):
-  """The embeddings of `model` to compress: every `keras.layers.Embedding` or `CompressibleEmbedding` at any depth,
-  or those whose names are in `layers`.
+# The default leaves alone an embedding with fewer rows than this share of the largest embedding's rows.
+MIN_ROW_SHARE = 0.1
 
-  Other subclasses of `Embedding` (their call path is their own) are skipped with a warning unless named, which
-  is an error. Raises ConfigError (naming `caller` and its `layers=` argument) for a model without one or a name
-  that is not an embedding of the model.
+
+@dataclasses.dataclass
+class Selection:
+  """The embeddings to compress (`chosen`) and those the default rule leaves alone (`left_alone`)."""
+  chosen: list
+  left_alone: list
+
+  def left_alone_line(self):
+    """One line naming the embeddings left alone and why, or '' if none."""
+    if not self.left_alone:
+      return ''
+    largest = max(l.input_dim for l in self.chosen)
+    tables = ', '.join(f'{l.name} ({l.input_dim} x {l.output_dim})' for l in self.left_alone)
+    return (f'left alone: {tables}: fewer than {MIN_ROW_SHARE:.0%} of the rows of the largest embedding ({largest}), '
+            'where factorizing saves little or nothing of the exported file; name them in layers= to compress them')
+
+
+def select_embeddings(model, layers=None, caller='compress_model'):
+  """The embeddings of `model` to compress, and those the default leaves alone (a `Selection`).
+
+  Candidates: every `keras.layers.Embedding` or `CompressibleEmbedding` at any depth (other subclasses of
+  `Embedding` have their own call path: skipped with a warning, or an error when named). `layers`:
+    None (default): every candidate with at least MIN_ROW_SHARE (10%) of the rows of the largest one: the word
+      embeddings; a small table beside them (a position embedding of a few hundred rows next to a vocabulary of
+      thousands, a table of a few categories) is left alone, since its factors save few or no bytes (a 48 x 32
+      position table factorized at R = 90 made a transformer's int8 TFLite file 392 bytes larger: docs/library.md);
+    a name or attribute path, or a list of them: 'words', 'token_and_position_embedding.token_emb' (see
+      `nested.attribute_paths`), or the end of one path: 'token_emb';
+    a class: the embeddings of that class, or held at any depth by a layer of that class;
+    a callable: the candidates for which `layers(layer)` is true.
+  Raises ConfigError (naming `caller` and its `layers=` argument) for a model without a candidate, a name or path
+  that is not one, or a class or predicate that selects none.
   """
   found, skipped = [], []
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access  (Keras's own walk)
@@ -40,19 +72,47 @@ def find_embeddings(model, layers=None, caller='compress_model'):
                       'compressed', caller, layer.name, type(layer).__name__)
     if not found:
       raise ConfigError(f'{caller}: model {model.name!r} has no keras.layers.Embedding to compress')
-    return found
-  if isinstance(layers, str) or not all(isinstance(name, str) for name in layers):
-    raise ConfigError(f'{caller}(layers={layers!r}): give a list of layer names')
-  by_name = {layer.name: layer for layer in found + skipped}
-  unknown = [name for name in layers if name not in by_name]
+    largest = max(l.input_dim for l in found)
+    return Selection([l for l in found if l.input_dim >= MIN_ROW_SHARE * largest],
+                     [l for l in found if l.input_dim < MIN_ROW_SHARE * largest])
+  if isinstance(layers, type) or (callable(layers) and not isinstance(layers, str)):
+    chosen = [l for l in found if _selected(model, l, layers)]
+    if not chosen:
+      raise ConfigError(f'{caller}(layers={layers!r}): selects none of the embeddings of model {model.name!r} '
+                        f'({", ".join(repr(l.name) for l in found) or "none"})')
+    return Selection(chosen, [])
+  names = [layers] if isinstance(layers, str) else layers
+  if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) for name in names):
+    raise ConfigError(f'{caller}(layers={layers!r}): give layer names or attribute paths, a layer class or a '
+                      'function of the layer')
+  paths = nested.attribute_paths(model)
+  by_name = {**{layer.name: layer for layer in found + skipped},
+             **{paths[id(layer)]: layer for layer in found + skipped if id(layer) in paths}}
+  for name in names:  # the end of a path, if it ends one path only: 'token_emb', 'encoder.words'
+    ends = [l for l in found + skipped if paths.get(id(l), '').endswith('.' + name)]
+    if name not in by_name and len(ends) == 1:
+      by_name[name] = ends[0]
+  unknown = [name for name in names if name not in by_name]
   if unknown:
-    raise ConfigError(f'{caller}(layers={list(layers)!r}): model {model.name!r} has no embedding named '
-                      f'{", ".join(map(repr, unknown))}; its embeddings are {", ".join(map(repr, by_name)) or "none"}')
-  for name in layers:
+    known = ', '.join(repr(paths.get(id(l), l.name)) for l in found + skipped) or 'none'
+    raise ConfigError(f'{caller}(layers={list(names)!r}): model {model.name!r} has no embedding named '
+                      f'{", ".join(map(repr, unknown))}; its embeddings are {known}')
+  for name in names:
     if by_name[name] in skipped:
       raise ConfigError(f'{caller}(layers=...): {name!r} is a {type(by_name[name]).__name__}; only '
                         'keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding can be compressed')
-  return [by_name[name] for name in layers]
+  return Selection(list(dict.fromkeys(by_name[name] for name in names)), [])
+
+
+def _selected(model, layer, layers):
+  if not isinstance(layers, type):
+    return bool(layers(layer))
+  return isinstance(layer, layers) or any(isinstance(owner, layers) for owner in nested.owners(model, layer))
+
+
+def find_embeddings(model, layers=None, caller='compress_model'):
+  """`select_embeddings(...).chosen`: the embeddings to compress."""
+  return select_embeddings(model, layers, caller).chosen
 
 
 def check_not_tied(model, layer, caller='compress_model'):
@@ -131,13 +191,16 @@ def retrace(model):
   model.make_predict_function(force=True)
 
 
-def factorize_embeddings(embeddings, ranks, svd_method='auto'):
-  """Factorizes each embedding in place at `ranks[name]` (a plain Embedding becomes a CompressibleEmbedding first);
-  returns the [CompressionReport]."""
+def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='compress_model'):
+  """Factorizes each embedding of `model` in place at `ranks[name]` (a plain Embedding becomes a
+  CompressibleEmbedding first); returns the [CompressionReport]. The user's layer holding a nested one becomes a
+  `nested.FactorizedOwner`, so a `.keras` file brings it back factorized (`nested.carry`)."""
   reports = []
   for layer in embeddings:
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
+  for layer in embeddings:
+    nested.carry(model, layer, caller)
   return reports
 
 
@@ -147,7 +210,8 @@ def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=Non
   and returns `(optimizer, reports)`, the optimizer carrying the old one's step and slots (`carry_optimizer`).
 
   After the call, train with the returned optimizer and re-create any `tf.function` that captured the model's
-  variables (a traced step keeps reading the old V x d matrix otherwise). Under `tf.distribute`, call it inside
+  variables: the old V x d matrix is emptied, so a step traced before the swap fails at its next call
+  (InvalidArgumentError) rather than train a matrix the model no longer reads. Under `tf.distribute`, call it inside
   `strategy.scope()`.
 
   Args:
@@ -155,15 +219,18 @@ def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=Non
     optimizer: the loop's (built) optimizer, or None to get None back.
     reduction: R in percent, k = floor((1 - R/100) V d / (V + d)) for each embedding; or
     rank: k for every embedding.
-    layers: names of the embeddings to compress (default: all).
+    layers: which embeddings (`select_embeddings`): names or attribute paths, a class, a predicate; default: the
+      word embeddings (those with at least a tenth of the rows of the largest one).
     learning_rate: the new optimizer's rate or schedule (default: the old one's).
   Returns:
     (optimizer or None, [CompressionReport]).
   """
   warn_if_fraction(reduction)
-  embeddings = find_embeddings(model, layers, 'swap_embeddings')
-  ranks = checked_ranks(model, embeddings, reduction, rank, 'swap_embeddings')
-  reports = factorize_embeddings(embeddings, ranks, svd_method)
+  selection = select_embeddings(model, layers, 'swap_embeddings')
+  ranks = checked_ranks(model, selection.chosen, reduction, rank, 'swap_embeddings')
+  if selection.left_alone:
+    logging.info('swap_embeddings: %s', selection.left_alone_line())
+  reports = factorize_embeddings(model, selection.chosen, ranks, svd_method, 'swap_embeddings')
   if optimizer is not None:
     optimizer = carry_optimizer(optimizer, model.trainable_variables, learning_rate)
   return optimizer, reports
@@ -177,10 +244,12 @@ def compress_model(model, reduction=None, rank=None, layers=None, svd_method='au
   `fit` continues at once and a saved file holds no slots of the removed matrix.
   """
   warn_if_fraction(reduction)
-  embeddings = find_embeddings(model, layers)
-  ranks = checked_ranks(model, embeddings, reduction, rank)
+  selection = select_embeddings(model, layers)
+  ranks = checked_ranks(model, selection.chosen, reduction, rank)
+  if selection.left_alone:
+    logging.info('compress_model: %s', selection.left_alone_line())
   with model.distribute_strategy.scope():
-    reports = factorize_embeddings(embeddings, ranks, svd_method)
+    reports = factorize_embeddings(model, selection.chosen, ranks, svd_method)
     optimizer = getattr(model, 'optimizer', None)
     if optimizer is not None and optimizer.built:
       set_optimizer(model, carry_optimizer(optimizer, model.trainable_variables))
