@@ -52,8 +52,14 @@ print(json.dumps({'closure': sorted(closure), 'installed': sorted(installed),
 '''
 
 
+# What the new environment sees: no PYTHONPATH (the Makefile exports the repository's, where pip would find the
+# editable lmf_tf of .venv "already satisfied" and install nothing), no user site.
+ISOLATED = {**{k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')},
+            'PYTHONNOUSERSITE': '1', 'TF_CPP_MIN_LOG_LEVEL': '3'}
+
+
 def run(command, **kwargs):
-  return subprocess.run(command, capture_output=True, text=True, timeout=1200, **kwargs)
+  return subprocess.run(command, capture_output=True, text=True, timeout=1200, env=ISOLATED, **kwargs)
 
 
 def readme_library_example(repo_root):
@@ -99,15 +105,15 @@ def test_nothing_is_installed_beyond_what_tensorflow_and_keras_require(installed
   found = json.loads(result.stdout)
   closure = set(found['closure'])
   assert 'tensorflow' in closure and 'keras' in closure and 'numpy' in closure
+  assert 'lmf-tf' in found['installed']  # from the wheel, not found elsewhere on the path
   assert set(found['lmf_tf_requires']) <= closure
   assert set(found['installed']) - closure - {'lmf-tf', 'pip'} == set()  # pip: the environment's own
 
 
 def test_the_readme_example_runs_and_its_keras_file_loads_in_a_new_process(installed, repo_root, tmp_path):
   python, _ = installed
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', 'PYTHONPATH': ''}
   script = DATA + readme_library_example(repo_root) + "np.save('dev_predictions.npy', model.predict(dev_ids))\n"
-  example = run([python, '-c', script], cwd=tmp_path, env=env)
+  example = run([python, '-c', script], cwd=tmp_path)
   assert example.returncode == 0, example.stderr[-3000:]
   assert (tmp_path / 'small.keras').stat().st_size > 0 and (tmp_path / 'small.tflite').stat().st_size > 0
   reload = DATA + textwrap.dedent('''
@@ -119,7 +125,7 @@ def test_the_readme_example_runs_and_its_keras_file_loads_in_a_new_process(insta
       print(type(model.layers[0]).__name__, model.layers[0].rank, lmf_tf.__file__.startswith(sys.prefix))
       lmf_tf.TfliteRunner(open('small.tflite', 'rb').read())  # without the litert extra
   ''')
-  reloaded = run([python, '-c', reload], cwd=tmp_path, env=env)
+  reloaded = run([python, '-c', reload], cwd=tmp_path)
   assert reloaded.stdout.split() == ['CompressibleEmbedding', '6', 'True'], reloaded.stderr[-3000:]
   assert reloaded.returncode == 1 and reloaded.stderr.strip().splitlines()[-1] == (
       "lmf_tf.errors.MissingExtraError: TfliteRunner needs ai_edge_litert, which is not installed: "
