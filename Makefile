@@ -20,6 +20,7 @@ DATASET ?= clinc150
 CONFIG ?= small
 PTB_SEEDS ?= 1,2
 FULL_SVD_UP_TO ?= 100000
+TEST_WORKERS ?= 2
 JOBS ?= $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),1)
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
@@ -39,8 +40,8 @@ $(STAMP): requirements.lock setup.py
 	$(PY) -m pip install --quiet -r requirements.lock -e '.[study,dev]'  # the library, the study and the tests
 	touch $@
 
-test: $(STAMP) ## the test suite without the tests marked slow (2-2.5 min on 2 cores; docs/tests.md)
-	$(PY) -m pytest -q tests
+test: $(STAMP) ## the test suite without the tests marked slow, on TEST_WORKERS processes (docs/tests.md)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 test-slow: $(STAMP) ## the slow tests: training runs, killed and resumed runs, distributed training, the wheel (CI too)
 	$(PY) -m pytest -q -m slow tests

@@ -51,6 +51,6 @@ setup(
             'tensorboard',  # tensorflow 2.21 no longer installs it; keras.callbacks.TensorBoard needs it
             'psutil',  # memory of the million-word benchmark (tensorflow-datasets requires it too)
         ] + LITERT + TT,  # Table 4 runs the TFLite files; the PTB study computes TT cores
-        'dev': ['pytest>=8', 'hypothesis>=6'],
+        'dev': ['pytest>=8', 'hypothesis>=6', 'pytest-xdist>=3.8'],  # xdist: make test on every core
     },
 )

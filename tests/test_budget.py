@@ -156,12 +156,13 @@ def test_fit_budget_end_to_end_on_a_user_model():
   assert 'within' in result.table()
 
 
-def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path):
-  for flag, message in (('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')):
-    done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
-                           f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    assert not os.path.exists(tmp_path / 'r')
+@pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='),
+                                           pytest.param('--plan=lstm-w10', '--plan=', marks=pytest.mark.slow)])
+def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flag, message):
+  done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
+                         f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+  assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+  assert not os.path.exists(tmp_path / 'r')
 
 
 def test_study_plans_fit_their_budget_and_the_smallest_is_refused():
@@ -185,6 +186,9 @@ def test_study_plan_bytes_equal_the_size_model_of_its_keras_model(name):
   vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
   assert budget_plans.predicted_bytes(plan, 150, vocabulary_bytes) == sizes.predict_parts(
       budget_plans.build_classifier(plan, 150), plan.kind, 3 * plan.words)
+  assert budget_search.plan_from_name(plan.name) == plan
+  with pytest.raises(ConfigError, match=r"^--plan='lstm-w10': expected <bag\|lstm>-w<words>"):
+    budget_search.plan_from_name('lstm-w10')
 
 
 def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path):

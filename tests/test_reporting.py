@@ -344,7 +344,8 @@ def test_dan_variants_are_separate_runs_chosen_on_dev_among_complete_ones(tmp_pa
 
 @pytest.mark.parametrize('script, flag, message', [
     ('recovery.py', '--settings=clinc150_lstm_R95', r'^error: --settings: clinc150_lstm_R95 not among sst2_lstm_R90, '),
-    ('recovery.py', '--recipes=restart-fast', r'^error: --recipes: restart-fast is not paper or a "-"-joined list'),
+    pytest.param('recovery.py', '--recipes=restart-fast',
+                 r'^error: --recipes: restart-fast is not paper or a "-"-joined list', marks=pytest.mark.slow),
     ('dan_tuning.py', '--variants=batch16', r'^error: --variants: batch16 not among default, batch32, '),
 ])
 def test_ablation_scripts_refuse_an_unknown_part_in_one_line_and_write_nothing(tmp_path, repo_root, script, flag,
