@@ -3,6 +3,7 @@ TextVectorization, nothing of lmf_tf's data code) shipped within a byte budget, 
 
     python examples/budget_model.py                  # 90 KB, about a minute on 2 CPU cores
     python examples/budget_model.py --budget=60KB --output_dir=shipped   # keep model.tflite and vocabulary.xz
+    python examples/budget_model.py --candidates=3   # train the best plans of 3 ranks, ship the best on dev
 
 Prints the plan, the bytes by part (predicted and measured) and the test accuracy of the shipped file run by LiteRT
 beside the Keras model's (docs/budget.md has its output).
@@ -44,10 +45,12 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--budget', default='90KB', help='deployable bytes: TFLite file + vocabulary file')
   parser.add_argument('--epochs', type=int, default=6)
+  parser.add_argument('--candidates', type=int, default=1, help='plans to train, the best on dev shipped')
+  parser.add_argument('--seed', type=int, default=1)
   parser.add_argument('--output_dir', help='keep model.tflite and vocabulary.xz here (default: a temporary folder)')
   args = parser.parse_args()
   start = time.time()
-  keras.utils.set_random_seed(1)
+  keras.utils.set_random_seed(args.seed)
   (train_x, train_y), (dev_x, dev_y), (test_x, test_y) = (read_split(s) for s in ('train', 'dev', 'test'))
   vectorize = keras.layers.TextVectorization(standardize='lower')
   vectorize.adapt(train_x)
@@ -55,7 +58,10 @@ def main():
   train_ids, dev_ids, test_ids = (vectorize(x).numpy() for x in (train_x, dev_x, test_x))
   model = build_model(vectorize.vocabulary_size())
   result = lmf_tf.fit_budget(model, train_ids, y=train_y, budget_bytes=args.budget, epochs=args.epochs,
-                             batch_size=64, validation_data=(dev_ids, dev_y), vocabulary=words, verbose=0)
+                             batch_size=64, validation_data=(dev_ids, dev_y), vocabulary=words,
+                             candidates=args.candidates, verbose=0)
+  for candidate in result.candidates:  # with --candidates > 1: every plan trained, chosen by dev
+    print(f'candidate: rank {candidate.plan.rank}, {candidate.plan.words:,} words: dev {candidate.accuracy:.4f}')
   print(result.plan.describe())
   print(result.table())
   with tempfile.TemporaryDirectory() as scratch:
@@ -74,7 +80,8 @@ def main():
   sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in shipped_ids]
   shipped = float(np.mean(runner.predict(sequences).argmax(-1) == test_y))
   kept = len(result.vocabulary) + 2  # the model's own ids: the words it did not keep read as [UNK] (1)
-  keras_accuracy = model.evaluate(np.where(test_ids >= kept, 1, test_ids), test_y, verbose=0)[1]
+  keras_accuracy = result.model.evaluate(np.where(test_ids >= kept, 1, test_ids), test_y, verbose=0)[1]
+  print(f'SST-2 dev accuracy of the shipped file: {result.accuracy:.4f}')
   print(f'SST-2 test accuracy: shipped file (LiteRT) {shipped:.4f}, Keras {keras_accuracy:.4f}; '
         f'{shipped_bytes:,} bytes on disk for a budget of {result.plan.budget_bytes:,}; {time.time() - start:.0f} s')
 

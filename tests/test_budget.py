@@ -146,8 +146,15 @@ def test_fit_budget_end_to_end_on_a_user_model():
   ids[labels == 1, rng.integers(0, 6)] = rng.integers(1, 50, int(labels.sum()))  # one of 49 words: positive
   words = [f'w{i}' for i in range(2998)]  # ids 2 .. 2999; 0 pads, 1 is out of the vocabulary
   model = _user_model(keras, 3000)
+  with pytest.raises(ConfigError, match=r'^fit_budget\(candidates=2\): choosing among plans needs validation_data'):
+    budget.fit_budget(model, ids, y=labels, budget_bytes='45KB', vocabulary=words, candidates=2)
   result = budget.fit_budget(model, ids[:384], budget_bytes='45KB', y=labels[:384], epochs=4, batch_size=32,
-                             validation_data=(ids[384:], labels[384:]), vocabulary=words, verbose=0)
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, candidates=2, verbose=0)
+  # Two plans trained, the user's model and a clone from its initial weights; the best on validation_data shipped.
+  first, second = result.candidates
+  assert first.model is model and second.model is not model and first.plan.rank != second.plan.rank
+  assert result.accuracy == max(first.accuracy, second.accuracy) and result.model in (first.model, second.model)
+  assert all(c.measured['total'] <= 45_000 for c in result.candidates)
   assert result.plan.rank is not None and result.plan.rank < 32
   assert result.vocabulary == sorted(words[:result.plan.words])  # the file's order, which the shipped ids follow
   assert result.measured['total'] <= 45_000 and result.measured['total'] == len(result.flatbuffer) + \
@@ -214,7 +221,7 @@ def test_the_plan_is_checked_on_an_exported_copy_before_training():
   x = keras.layers.Bidirectional(keras.layers.LSTM(8, name=long + 'lstm'), name=long + 'bilstm')(x)
   model = keras.Model(ids, keras.layers.Dense(2, activation='softmax', name=long + 'out')(x))
   naive = budget.plan_for_budget(model, '60KB')
-  checked = budget._checked_plan(model, '60KB', None, 0, 'int8', None, 2)  # pylint: disable=protected-access
+  (checked,) = budget._checked_plans(model, '60KB', None, 0, 'int8', None, 2)  # pylint: disable=protected-access
   copy = budget._shipped_copy(model, checked.rank, None)  # pylint: disable=protected-access
   copy.set_weights([np.full(w.shape, 0.7, w.dtype) for w in copy.get_weights()])
   from lmf_tf.compression import export  # pylint: disable=g-import-not-at-top

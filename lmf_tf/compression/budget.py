@@ -5,11 +5,14 @@ ship the int8 TFLite file, and check the shipped bytes (issue: ship under a byte
                                vocabulary=words)       # the words your vocabulary file ships, or vocabulary_bytes=
     open('model.tflite', 'wb').write(result.flatbuffer)
 
-The plan (`plan_for_budget`) is the largest embedding rank k whose shipped model, predicted by the size model
-(`sizes.predict_parts`: the model compressed to rank k, its projection folded into the next layer, exported as
-`kind`), fits the budget together with the vocabulary file; no swap when the uncompressed model fits. A budget
-below the smallest plan (rank 1) is refused before any training, naming the smallest reachable size. The study's
-search (`lmf_tf.text.budget_search`) also changes the vocabulary, the architecture and its widths, choosing on dev.
+The plan (`plan_for_budget`) is an embedding rank k (or none) and, given the vocabulary, how many of its most
+frequent words to keep, whose shipped model, predicted by the size model (`sizes.predict_parts`: the model
+compressed to rank k, its projection folded into the next layer, the rows of the words not kept removed, exported
+as `kind`), fits the budget together with the vocabulary file; among those that fit, the one with the most words
+times width (width counted up to 16). A budget below the smallest plan is refused before any training, naming the
+smallest reachable size. With `candidates=n`, the best plans of n ranks are trained and the one whose shipped
+file is most accurate on the validation data is returned. The study's search (`lmf_tf.text.budget_search`) also
+changes the architecture and its widths.
 """
 
 import dataclasses
@@ -139,6 +142,14 @@ def plan_for_budget(model, budget_bytes, vocabulary=None, vocabulary_bytes=0, ki
   `vocabulary`, the words of ids `reserved_ids`, ... in order, most frequent first (as `TextVectorization` orders
   them), lets it keep only the most frequent words; `margin_bytes` are kept free beside the prediction. Raises
   ConfigError naming the smallest reachable size when no plan fits."""
+  return ranked_plans(model, budget_bytes, 1, vocabulary, vocabulary_bytes, kind, layers, reserved_ids,
+                      margin_bytes)[0]
+
+
+def ranked_plans(model, budget_bytes, count, vocabulary=None, vocabulary_bytes=0, kind='int8', layers=None,
+                 reserved_ids=2, margin_bytes=0):
+  """Up to `count` plans that fit, one per rank, each with the most words that fit at its rank, best by the prior
+  of `plan_for_budget` first: the candidates `fit_budget(candidates=...)` trains and chooses among on dev."""
   budget_bytes = sizes.parse_budget(budget_bytes, 'budget_bytes')
   embeddings = swap.find_embeddings(model, layers, CALLER)
   options = list(_options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids))
@@ -149,17 +160,21 @@ def plan_for_budget(model, budget_bytes, vocabulary=None, vocabulary_bytes=0, ki
                       f'{smallest[2]["total"]:,} bytes (rank {smallest[1]}, {kind}'
                       f'{"" if smallest[0] is None else f", {smallest[0]:,} words"}, with '
                       f'{smallest[2]["vocabulary"]:,} bytes of vocabulary); the rest of the model does not fit')
-  words, rank, parts = max(fitting, key=lambda o: _capacity(o, embeddings))
+  by_rank = {}
+  for option in sorted(fitting, key=lambda o: _capacity(o, embeddings), reverse=True):
+    by_rank.setdefault(option[1], option)  # the first of each rank is its best
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids).name
-  return BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (), target)
+  return [BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (),
+                     target) for words, rank, parts in list(by_rank.values())[:count]]
 
 
 @dataclasses.dataclass
 class BudgetResult:
   """A budget run: the plan, the shipped `flatbuffer` and `vocabulary` (the words to write with
   `sizes.write_vocabulary`, the most frequent ones when the plan keeps fewer), the file's measured bytes by part,
-  the Keras `history`, and the accuracy on `validation_data` of the shipped file run by LiteRT (None without
-  validation data or LiteRT) and of the Keras model."""
+  the Keras `history`, the accuracy on `validation_data` of the shipped file run by LiteRT (None without
+  validation data or LiteRT) and of the Keras `model` that was shipped; `candidates`, the results of every plan
+  trained (this one among them) when `fit_budget` chose among several."""
   plan: BudgetPlan
   flatbuffer: bytes
   vocabulary: list | None
@@ -167,24 +182,34 @@ class BudgetResult:
   history: object
   litert_accuracy: float | None
   keras_accuracy: float | None
+  model: object = None
+  candidates: tuple = ()
+
+  @property
+  def accuracy(self):
+    """What candidates are chosen by: the shipped file's accuracy, or the Keras model's without LiteRT."""
+    return self.keras_accuracy if self.litert_accuracy is None else self.litert_accuracy
 
   def table(self):
     return sizes.BudgetCheck(self.plan.budget_bytes, self.plan.predicted, self.measured).table()
 
 
-def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs):
+def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data):
   if budget_bytes is None:
     raise ConfigError(f'{CALLER}: give budget_bytes= (e.g. 90000 or "90KB")')
   if (vocabulary is None) == (vocabulary_bytes is None):
     raise ConfigError(f'{CALLER}: give exactly one of vocabulary= (the words you ship, in id order) and '
                       'vocabulary_bytes= (0 when words are hashed)')
-  if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-    raise ConfigError(f'{CALLER}(epochs={epochs!r}): must be an integer >= 1')
+  for name, value in (('epochs', epochs), ('candidates', candidates)):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+      raise ConfigError(f'{CALLER}({name}={value!r}): must be an integer >= 1')
+  if candidates > 1 and validation_data is None:
+    raise ConfigError(f'{CALLER}(candidates={candidates}): choosing among plans needs validation_data= (dev)')
 
 
 def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
                vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, reserved_ids=2, oov_id=1,
-               callbacks=(), verbose=1, **fit_kwargs):
+               candidates=1, callbacks=(), verbose=1, **fit_kwargs):
   """Plans, trains (`model.fit` with the online swap at `at_epoch`, default half of `epochs`), ships and checks.
 
   Args:
@@ -197,27 +222,64 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
       `TextVectorization.get_vocabulary()[2:]`): the plan may keep only the most frequent, the others then read as
       `oov_id` in training and in the shipped model; its compressed file counts (`sizes.write_vocabulary`). Or
       `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
+    candidates: how many plans to train (`ranked_plans`: the best by the prior at as many ranks), choosing the one
+      whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
+      `model` itself, the others a clone of it from the same initial weights, compiled the same way.
   Returns:
-    `BudgetResult`. Raises ConfigError before training for a bad argument or a budget below the smallest plan,
-    `BudgetExceededError` if the shipped bytes exceed the budget (the size model's error is beyond its tolerance).
+    `BudgetResult` (its `model` is the one shipped). Raises ConfigError before training for a bad argument or a
+    budget below the smallest plan, `BudgetExceededError` if the shipped bytes exceed the budget (the size model's
+    error is beyond its tolerance).
   """
-  _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs)
-  plan = _checked_plan(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids)
+  _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data)
+  plans = _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids,
+                         candidates)
+  trainees = _trainees(model, len(plans))
+  train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary, kind=kind,
+               at_epoch=epochs // 2 if at_epoch is None else at_epoch, reserved_ids=reserved_ids, oov_id=oov_id,
+               callbacks=callbacks, verbose=verbose, fit_kwargs=fit_kwargs)
+  results = [_train_and_ship(trainee, plan, **train) for trainee, plan in zip(trainees, plans)]
+  best = max(results, key=lambda r: r.accuracy) if len(results) > 1 else results[0]
+  if len(results) > 1:
+    best = dataclasses.replace(best, candidates=tuple(results))
+    _say(f'{CALLER}: chose rank {best.plan.rank} ({best.accuracy:.4f} on validation_data) among '
+         + ', '.join(f'rank {r.plan.rank} ({r.accuracy:.4f})' for r in results), verbose)
+  return best
+
+
+def _trainees(model, count):
+  """The models the plans train: `model` itself, then clones made now (before any training: the swap changes
+  `model`'s layers) with its initial weights, compiled with its compile config."""
+  if count == 1:
+    return [model]
+  compile_config = model.get_compile_config()
+  if compile_config is None:
+    raise ConfigError(f'{CALLER}(candidates={count}): compile model {model.name!r} first (the clones are compiled '
+                      'the same way)')
+  clones = [keras.models.clone_model(model) for _ in range(count - 1)]
+  for clone in clones:
+    clone.set_weights(model.get_weights())
+    clone.compile_from_config(compile_config)
+  return [model] + clones
+
+
+def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, at_epoch, reserved_ids, oov_id,
+                    callbacks, verbose, fit_kwargs):
+  """One plan: `model.fit` with the swap to the plan's rank, the file shipped, measured and run; a `BudgetResult`.
+  Raises BudgetExceededError if the shipped bytes exceed the budget."""
   _say(plan.describe(), verbose)
   rows = None if plan.words is None else plan.words + reserved_ids
   x, validation_data = (_ids_below(data, rows, oov_id) for data in (x, validation_data))
   swap_callbacks = []
   if plan.rank is not None:
-    swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=epochs // 2 if at_epoch is None else at_epoch,
-                                            layers=list(plan.embeddings), recovery_learning_rate='restart',
-                                            verbose=verbose))
+    swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=at_epoch, layers=list(plan.embeddings),
+                                            recovery_learning_rate='restart', verbose=verbose))
   history = model.fit(x, epochs=epochs, validation_data=validation_data,
                       callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
   shipped, file_words, new_ids = _ship(model, plan, vocabulary, reserved_ids)
   flatbuffer = export.to_tflite(shipped, kind)
   measured = sizes.measure_parts(flatbuffer, shipped, kind, plan.predicted['vocabulary'])
   litert, keras_accuracy = _accuracies(model, flatbuffer, validation_data, new_ids)
-  result = BudgetResult(plan, flatbuffer, file_words, measured, history, litert, keras_accuracy)
+  result = BudgetResult(plan, flatbuffer, file_words, measured, history, litert, keras_accuracy, model)
   _say(result.table(), verbose)
   if measured['total'] > plan.budget_bytes:
     raise BudgetExceededError(f'{CALLER}: the shipped files take {measured["total"]:,} bytes, over budget_bytes='
@@ -225,24 +287,32 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
   return result
 
 
-def _checked_plan(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, attempts=3):
-  """`plan_for_budget`, with the planned file exported once from a copy of the model (random weights) before any
-  training: the file's operators carry the model's layer names, which the size model does not see, so where the
-  copy's file is over, the plan is made again with that excess kept free."""
+def _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, count=1,
+                   attempts=3):
+  """`ranked_plans`, each planned file exported once from a copy of the model (random weights) before any
+  training: the file's operators carry the model's layer names, which the size model does not see, so where a
+  copy's file is over, the plans are made again with the largest excess kept free."""
   margin = 0
   for _ in range(attempts):
-    plan = plan_for_budget(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, margin)
-    copy = _shipped_copy(model, plan.rank, layers)
-    rng = np.random.default_rng(0)  # non-zero: the converter drops an all-zero bias, which a trained model keeps
-    copy.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in copy.get_weights()])
-    if plan.words is not None:
-      copy = keep_rows(copy, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids))
-    exported = len(export.to_tflite(copy, kind)) + plan.predicted['vocabulary']
-    if exported <= plan.budget_bytes:
-      return plan
-    margin += exported - plan.predicted['total']
-  raise BudgetExceededError(f'{CALLER}(budget_bytes={plan.budget_bytes:,}): the planned file of {exported:,} bytes '
-                            f'is over the budget after {attempts} plans; give a larger budget')
+    plans = ranked_plans(model, budget_bytes, count, vocabulary, vocabulary_bytes, kind, layers, reserved_ids,
+                         margin)
+    exported = [_exported_bytes(model, plan, layers, reserved_ids) for plan in plans]
+    over = [n - plan.predicted['total'] for n, plan in zip(exported, plans) if n > plan.budget_bytes]
+    if not over:
+      return plans
+    margin += max(over)
+  raise BudgetExceededError(f'{CALLER}(budget_bytes={plans[0].budget_bytes:,}): a planned file is over the budget '
+                            f'after {attempts} plans; give a larger budget')
+
+
+def _exported_bytes(model, plan, layers, reserved_ids):
+  """Deployable bytes of `plan` exported from a copy of `model` with random weights."""
+  copy = _shipped_copy(model, plan.rank, layers)
+  rng = np.random.default_rng(0)  # non-zero: the converter drops an all-zero bias, which a trained model keeps
+  copy.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in copy.get_weights()])
+  if plan.words is not None:
+    copy = keep_rows(copy, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids))
+  return len(export.to_tflite(copy, plan.kind)) + plan.predicted['vocabulary']
 
 
 def _ids_below(data, rows, oov_id):
