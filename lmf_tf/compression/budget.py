@@ -224,7 +224,8 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
       `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
     candidates: how many plans to train (`ranked_plans`: the best by the prior at as many ranks), choosing the one
       whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
-      `model` itself, the others a clone of it from the same initial weights, compiled the same way.
+      `model` itself, the others a clone of it from the same initial weights, compiled the same way; `callbacks`
+      see each candidate's `fit` in turn (a `ModelCheckpoint` of yours would write each one's).
   Returns:
     `BudgetResult` (its `model` is the one shipped). Raises ConfigError before training for a bad argument or a
     budget below the smallest plan, `BudgetExceededError` if the shipped bytes exceed the budget (the size model's
