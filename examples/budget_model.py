@@ -79,8 +79,8 @@ def main():
   shipped_ids = shipped_vectorize(test_x).numpy()
   sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in shipped_ids]
   shipped = float(np.mean(runner.predict(sequences).argmax(-1) == test_y))
-  kept = len(result.vocabulary) + 2  # the model's own ids: the words it did not keep read as [UNK] (1)
-  keras_accuracy = result.model.evaluate(np.where(test_ids >= kept, 1, test_ids), test_y, verbose=0)[1]
+  # The Keras model takes the tokenizer's own ids, the words it did not keep read as [UNK] (1).
+  keras_accuracy = result.model.evaluate(result.model_ids(test_ids), test_y, verbose=0)[1]
   print(f'SST-2 dev accuracy of the shipped file: {result.accuracy:.4f}')
   print(f'SST-2 test accuracy: shipped file (LiteRT) {shipped:.4f}, Keras {keras_accuracy:.4f}; '
         f'{shipped_bytes:,} bytes on disk for a budget of {result.plan.budget_bytes:,}; {time.time() - start:.0f} s')

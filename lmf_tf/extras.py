@@ -4,7 +4,8 @@
 `require`, which turns a missing package into one line naming the extra:
 
     interpreter = extras.require('ai_edge_litert.interpreter', 'TfliteRunner')
-    # MissingExtraError: TfliteRunner needs ai_edge_litert, which is not installed: pip install 'lmf_tf[litert]'
+    # MissingExtraError: TfliteRunner needs ai_edge_litert, which is not installed: pip install 'ai-edge-litert>=2.3'
+    # (lmf_tf's litert extra)
 """
 
 import importlib
@@ -21,11 +22,16 @@ EXTRA_OF_MODULE = {
 }
 
 
+# What each extra of setup.py installs, for the line that names it: lmf_tf is installed from a clone or a git URL,
+# not from PyPI, so `pip install 'lmf_tf[litert]'` would not find it (tests/test_library.py checks setup.py agrees).
+EXTRA_PACKAGES = {'litert': 'ai-edge-litert>=2.3', 'tt': 'tensorly>=0.9'}
+
+
 def install_line(extra):
-  """The command that installs `extra`: the study's runs from a clone (it reads data/ beside the package)."""
+  """The command that installs `extra`: its packages, or for the study a clone (it reads data/ beside the package)."""
   if extra == 'study':
     return "pip install -e '.[study]' in a clone of the repository (make venv does it)"
-  return f"pip install 'lmf_tf[{extra}]'"
+  return f"pip install '{EXTRA_PACKAGES[extra]}' (lmf_tf's {extra} extra)"
 
 
 def missing_extra(error, feature):

@@ -7,7 +7,7 @@ file that holds one loads after `import lmf_tf`.
   - `LowRankDense`, `LowRankLSTM`: a dense layer x A B + b and an LSTM whose input and recurrent matrices may each be
     factorized (Grachev et al. 2017, §3.3).
   - `TTEmbedding`, `TTDense`: tensor-train matrices (Novikov et al. 2015; Grachev et al. 2017, §3.4); their
-    `cores_from(matrix)` needs the `tt` extra (`pip install 'lmf_tf[tt]'`).
+    `cores_from(matrix)` needs the `tt` extra (`pip install '.[tt]'` in a clone, or `pip install 'tensorly>=0.9'`).
 """
 
 from lmf_tf.compression.embedding import CompressibleEmbedding

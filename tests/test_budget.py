@@ -131,8 +131,13 @@ def test_planner_refuses_a_model_it_cannot_read():
 
   model = Subclassed()
   model(np.zeros((1, 3), 'int32'))
-  with pytest.raises(ConfigError, match='cannot read model'):
+  with pytest.raises(ConfigError, match=r"cannot read model '\w+' to plan its size \(\w+(\)|: \S)"):  # no empty ': )'
     budget.plan_for_budget(model, '10KB')
+  texts = keras.Input((1,), dtype='string')  # strings in: the integer model behind the tokenizer is what fits
+  vectorize = keras.layers.TextVectorization(vocabulary=['a', 'b'])
+  strings = keras.Model(texts, keras.layers.Dense(2)(keras.layers.Embedding(4, 8)(vectorize(texts))))
+  with pytest.raises(ConfigError, match=r"^fit_budget: model '.*' takes strings; give it the integer model"):
+    budget.fit_budget(strings, np.array([['a b']]), np.array([0]), budget_bytes='10KB', vocabulary_bytes=0)
 
 
 def test_fit_budget_end_to_end_on_a_user_model():
@@ -148,8 +153,11 @@ def test_fit_budget_end_to_end_on_a_user_model():
   model = _user_model(keras, 3000)
   with pytest.raises(ConfigError, match=r'^fit_budget\(candidates=2\): choosing among plans needs validation_data'):
     budget.fit_budget(model, ids, y=labels, budget_bytes='45KB', vocabulary=words, candidates=2)
-  result = budget.fit_budget(model, ids[:384], budget_bytes='45KB', y=labels[:384], epochs=4, batch_size=32,
-                             validation_data=(ids[384:], labels[384:]), vocabulary=words, candidates=2, verbose=0)
+  best_epoch = keras.callbacks.EarlyStopping('val_accuracy', mode='max', patience=4, restore_best_weights=True,
+                                             start_from_epoch=2)  # from the swap on (docs/budget.md)
+  result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='45KB', epochs=4, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, candidates=2,
+                             callbacks=[best_epoch], verbose=0)
   # Two plans trained, the user's model and a clone from its initial weights; the best on validation_data shipped.
   first, second = result.candidates
   assert first.model is model and second.model is not model and first.plan.rank != second.plan.rank
@@ -160,6 +168,9 @@ def test_fit_budget_end_to_end_on_a_user_model():
   assert result.measured['total'] <= 45_000 and result.measured['total'] == len(result.flatbuffer) + \
       sizes.vocabulary_bytes(result.vocabulary)
   assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
+  dev_ids = result.model_ids(ids[384:])  # the Keras model's ids: the words not kept read as 1
+  assert (dev_ids[ids[384:] >= result.plan.words + 2] == 1).all()
+  assert np.mean(result.model.predict(dev_ids, verbose=0).argmax(-1) == labels[384:]) == result.keras_accuracy
   assert 'within' in result.table()
 
 

@@ -473,8 +473,12 @@ def test_a_feature_whose_extra_is_missing_says_which_extra_in_one_line(monkeypat
   with pytest.raises(lmf_tf.errors.MissingExtraError) as error:
     lmf_tf.TfliteRunner(b'')
   assert str(error.value) == ("TfliteRunner needs ai_edge_litert, which is not installed: "
-                              "pip install 'lmf_tf[litert]'")
-  with pytest.raises(ImportError, match=r"^TT-SVD \(cores_from\) needs tensorly, .*pip install 'lmf_tf\[tt\]'$"):
+                              "pip install 'ai-edge-litert>=2.3' (lmf_tf's litert extra)")
+  with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'setup.py')) as f:
+    setup_py = f.read()
+  from lmf_tf import extras  # pylint: disable=g-import-not-at-top
+  assert all(f"'{spec}'" in setup_py for spec in extras.EXTRA_PACKAGES.values())  # the extras install these
+  with pytest.raises(ImportError, match=r"^TT-SVD \(cores_from\) needs tensorly, .*pip install 'tensorly>=0.9' \(lmf_tf's tt extra\)$"):
     layer = lmf_tf.layers.TTDense((2, 2), (2, 2), 2)
     layer.build((None, 4))
     layer.cores_from(np.eye(4))

@@ -129,4 +129,4 @@ def test_the_readme_example_runs_and_its_keras_file_loads_in_a_new_process(insta
   assert reloaded.stdout.split() == ['CompressibleEmbedding', '6', 'True'], reloaded.stderr[-3000:]
   assert reloaded.returncode == 1 and reloaded.stderr.strip().splitlines()[-1] == (
       "lmf_tf.errors.MissingExtraError: TfliteRunner needs ai_edge_litert, which is not installed: "
-      "pip install 'lmf_tf[litert]'")
+      "pip install 'ai-edge-litert>=2.3' (lmf_tf's litert extra)")

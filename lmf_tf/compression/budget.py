@@ -44,9 +44,11 @@ class BudgetPlan:
   predicted: dict
   embeddings: tuple  # names of the embeddings compressed
   vocabulary_embedding: str | None = None  # the embedding whose rows follow the vocabulary
+  reserved_ids: int = 2  # ids before the vocabulary's first word (padding, out-of-vocabulary)
 
   def describe(self):
-    what = (f'embeddings {", ".join(self.embeddings)} at rank {self.rank}' if self.rank else 'no embedding compressed')
+    what = (f'embedding {", ".join(repr(e) for e in self.embeddings)} at rank {self.rank}' if self.rank
+            else 'no embedding compressed')
     words = '' if self.words is None else f', the {self.words:,} most frequent words'
     return (f'plan for {self.budget_bytes:,} bytes: {what}{words}, {self.kind} TFLite; predicted '
             f'{self.predicted["total"]:,} bytes')
@@ -57,8 +59,9 @@ def _shipped_copy(model, rank, layers):
   try:
     copy = keras.models.clone_model(model)
   except Exception as e:  # Keras raises ValueError / TypeError / NotImplementedError for models it cannot clone
-    raise ConfigError(f'{CALLER}: cannot read model {model.name!r} to plan its size ({type(e).__name__}: '
-                      f'{str(e).splitlines()[0] if str(e) else ""}); give a functional or Sequential model') from None
+    why = type(e).__name__ + (f': {str(e).splitlines()[0]}' if str(e).strip() else '')
+    raise ConfigError(f'{CALLER}: cannot read model {model.name!r} to plan its size ({why}); give a functional or '
+                      'Sequential model') from None
   if rank is None:
     return copy
   swap.compress_model(copy, rank=rank, layers=layers)
@@ -165,13 +168,14 @@ def ranked_plans(model, budget_bytes, count, vocabulary=None, vocabulary_bytes=0
     by_rank.setdefault(option[1], option)  # the first of each rank is its best
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids).name
   return [BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (),
-                     target) for words, rank, parts in list(by_rank.values())[:count]]
+                     target, reserved_ids) for words, rank, parts in list(by_rank.values())[:count]]
 
 
 @dataclasses.dataclass
 class BudgetResult:
   """A budget run: the plan, the shipped `flatbuffer` and `vocabulary` (the words to write with
-  `sizes.write_vocabulary`, the most frequent ones when the plan keeps fewer), the file's measured bytes by part,
+  `lmf_tf.budget.write_vocabulary`, in the order whose ids the flatbuffer takes; the most frequent ones when the
+  plan keeps fewer), the file's measured bytes by part,
   the Keras `history`, the accuracy on `validation_data` of the shipped file run by LiteRT (None without
   validation data or LiteRT) and of the Keras `model` that was shipped; `candidates`, the results of every plan
   trained (this one among them) when `fit_budget` chose among several."""
@@ -184,6 +188,12 @@ class BudgetResult:
   keras_accuracy: float | None
   model: object = None
   candidates: tuple = ()
+
+  def model_ids(self, ids, oov_id=1):
+    """`ids` of your vocabulary as `model` (the Keras model) takes them: those of words not kept read as `oov_id`."""
+    if self.plan.words is None:
+      return ids
+    return np.where(np.asarray(ids) >= self.plan.words + self.plan.reserved_ids, oov_id, ids)
 
   @property
   def accuracy(self):
@@ -207,34 +217,40 @@ def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candida
     raise ConfigError(f'{CALLER}(candidates={candidates}): choosing among plans needs validation_data= (dev)')
 
 
-def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
+def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
                vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, reserved_ids=2, oov_id=1,
                candidates=1, callbacks=(), verbose=1, **fit_kwargs):
   """Plans, trains (`model.fit` with the online swap at `at_epoch`, default half of `epochs`), ships and checks.
 
   Args:
     model: a compiled functional or Sequential Keras model with one or more `keras.layers.Embedding`.
-    x: `int[n, T]` token ids or a `tf.data.Dataset` of (ids, labels) batches, as for `model.fit` (with `y` in
-      `fit_kwargs` for arrays).
+    x, y: `int[n, T]` token ids and their labels, or a `tf.data.Dataset` of (ids, labels) batches as `x`, as for
+      `model.fit`.
     budget_bytes: bytes of TFLite file + vocabulary file, an int or '90KB' / '1MB' (1 KB = 1,000 bytes).
     validation_data: (ids, labels) arrays or a dataset of batches; the shipped file is run on it.
     vocabulary: the words of ids `reserved_ids`, `reserved_ids` + 1, ..., most frequent first (the order of
       `TextVectorization.get_vocabulary()[2:]`): the plan may keep only the most frequent, the others then read as
-      `oov_id` in training and in the shipped model; its compressed file counts (`sizes.write_vocabulary`). Or
+      `oov_id` in training and in the shipped model; its compressed file counts (`lmf_tf.budget.write_vocabulary`). Or
       `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
     candidates: how many plans to train (`ranked_plans`: the best by the prior at as many ranks), choosing the one
       whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
       `model` itself, the others a clone of it from the same initial weights, compiled the same way; `callbacks`
       see each candidate's `fit` in turn (a `ModelCheckpoint` of yours would write each one's).
   Returns:
-    `BudgetResult` (its `model` is the one shipped). Raises ConfigError before training for a bad argument or a
+    `BudgetResult`. Its `flatbuffer` takes the ids of the vocabulary file's order (`result.vocabulary`); its Keras
+    `model` takes your ids with those of words not kept read as `oov_id` (`result.model_ids(ids)`). Raises ConfigError before training for a bad argument or a
     budget below the smallest plan, `BudgetExceededError` if the shipped bytes exceed the budget (the size model's
     error is beyond its tolerance).
   """
   _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data)
+  _check_integer_inputs(model)
   plans = _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids,
                          candidates)
   trainees = _trainees(model, len(plans))
+  if len(plans) > 1:
+    _say(f'{CALLER}: training {len(plans)} candidate plans, to ship the one most accurate on validation_data', verbose)
+  if y is not None:
+    fit_kwargs['y'] = y
   train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary, kind=kind,
                at_epoch=epochs // 2 if at_epoch is None else at_epoch, reserved_ids=reserved_ids, oov_id=oov_id,
                callbacks=callbacks, verbose=verbose, fit_kwargs=fit_kwargs)
@@ -245,6 +261,13 @@ def fit_budget(model, x=None, budget_bytes=None, epochs=1, validation_data=None,
     _say(f'{CALLER}: chose rank {best.plan.rank} ({best.accuracy:.4f} on validation_data) among '
          + ', '.join(f'rank {r.plan.rank} ({r.accuracy:.4f})' for r in results), verbose)
   return best
+
+
+def _check_integer_inputs(model):
+  if any('string' in str(getattr(i, 'dtype', '')) for i in getattr(model, 'inputs', None) or ()):
+    raise ConfigError(f'{CALLER}: model {model.name!r} takes strings; give it the integer model behind its '
+                      'TextVectorization (ids in, as examples/budget_model.py does) and ship the rule beside it '
+                      '(lmf_tf.strings)')
 
 
 def _trainees(model, count):
