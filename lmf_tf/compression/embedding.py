@@ -186,6 +186,3 @@ def _retire(variable):
     return
   empty = tf.zeros((0,) + tuple(variable.shape[1:]), value.dtype)
   tf.raw_ops.AssignVariableOp(resource=value.handle, value=empty, validate_shape=False)
-
-
-from lmf_tf.compression import nested  # pylint: disable=g-import-not-at-top,wrong-import-position,unused-import  (registers FactorizedOwner)

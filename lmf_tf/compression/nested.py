@@ -28,6 +28,7 @@ layers by name, any other layer's sublayers by attribute, list items by index: `
 import keras
 import numpy as np
 
+from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.errors import ConfigError
 
 
@@ -104,7 +105,6 @@ def restore_factorized(layer, factorized, missing_ok=False):
   """Turns each embedding below `layer` named in `factorized` ({path: k}) into a `CompressibleEmbedding` of rank k
   with placeholder factors (random, as a layer built from a config; a weights file then overwrites them). Returns
   {path: k} of those not there yet if `missing_ok` (created in `build`), else raises ValueError for them."""
-  from lmf_tf.compression.embedding import CompressibleEmbedding  # pylint: disable=g-import-not-at-top  (it imports this)
   by_path = {path: found for path, found, _ in _walk(layer)}
   pending = {}
   for path, rank in factorized.items():
