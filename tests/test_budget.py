@@ -140,30 +140,29 @@ def test_planner_refuses_a_model_it_cannot_read():
     budget.fit_budget(strings, np.array([['a b']]), np.array([0]), budget_bytes='10KB', vocabulary_bytes=0)
 
 
+def _separable_task(n=512, vocab_size=3000, length=6):
+  """Ids where one of 49 frequent words marks the positive class; and the vocabulary of ids 2 .. vocab_size - 1
+  (0 pads, 1 is out of the vocabulary)."""
+  rng = np.random.default_rng(0)
+  ids = rng.integers(50, vocab_size, (n, length)).astype('int32')
+  labels = rng.integers(0, 2, n)
+  ids[labels == 1, rng.integers(0, length)] = rng.integers(1, 50, int(labels.sum()))
+  return ids, labels, [f'w{i}' for i in range(vocab_size - 2)]
+
+
 def test_fit_budget_end_to_end_on_a_user_model():
   """A tiny BiLSTM built as a user builds one: planned, trained with the swap, shipped, run by LiteRT, within."""
   import keras  # pylint: disable=g-import-not-at-top
   from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
-  rng = np.random.default_rng(0)
-  ids = rng.integers(50, 3000, (512, 6)).astype('int32')
-  labels = rng.integers(0, 2, 512)
-  ids[labels == 1, rng.integers(0, 6)] = rng.integers(1, 50, int(labels.sum()))  # one of 49 words: positive
-  words = [f'w{i}' for i in range(2998)]  # ids 2 .. 2999; 0 pads, 1 is out of the vocabulary
+  ids, labels, words = _separable_task()
   model = _user_model(keras, 3000)
-  with pytest.raises(ConfigError, match=r'^fit_budget\(candidates=2\): choosing among plans needs validation_data'):
-    budget.fit_budget(model, ids, y=labels, budget_bytes='45KB', vocabulary=words, candidates=2)
   best_epoch = keras.callbacks.EarlyStopping('val_accuracy', mode='max', patience=4, restore_best_weights=True,
                                              start_from_epoch=2)  # from the swap on (docs/budget.md)
   result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='45KB', epochs=4, batch_size=32,
-                             validation_data=(ids[384:], labels[384:]), vocabulary=words, candidates=2,
-                             callbacks=[best_epoch], verbose=0)
-  # Two plans trained, the user's model and a clone from its initial weights; the best on validation_data shipped.
-  first, second = result.candidates
-  assert first.model is model and second.model is not model and first.plan.rank != second.plan.rank
-  assert result.accuracy == max(first.accuracy, second.accuracy) and result.model in (first.model, second.model)
-  assert all(c.measured['total'] <= 45_000 for c in result.candidates)
-  assert result.plan.rank is not None and result.plan.rank < 32
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, callbacks=[best_epoch],
+                             verbose=0)
+  assert result.plan.rank is not None and result.plan.rank < 32 and result.model is model
   assert result.vocabulary == sorted(words[:result.plan.words])  # the file's order, which the shipped ids follow
   assert result.measured['total'] <= 45_000 and result.measured['total'] == len(result.flatbuffer) + \
       sizes.vocabulary_bytes(result.vocabulary)
@@ -172,6 +171,25 @@ def test_fit_budget_end_to_end_on_a_user_model():
   assert (dev_ids[ids[384:] >= result.plan.words + 2] == 1).all()
   assert np.mean(result.model.predict(dev_ids, verbose=0).argmax(-1) == labels[384:]) == result.keras_accuracy
   assert 'within' in result.table()
+
+
+def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
+  """candidates=2 on a bag of embeddings: the user's model and a clone from its initial weights, each shipped."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  ids, labels, words = _separable_task()
+  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(3000, 32, mask_zero=True),
+                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  with pytest.raises(ConfigError, match=r'^fit_budget\(candidates=2\): choosing among plans needs validation_data'):
+    budget.fit_budget(model, ids, labels, budget_bytes='30KB', vocabulary=words, candidates=2)
+  result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='30KB', epochs=2, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, candidates=2, verbose=0)
+  first, second = result.candidates
+  assert first.model is model and second.model is not model and first.plan.rank != second.plan.rank
+  assert result.accuracy == max(first.accuracy, second.accuracy) and result.model in (first.model, second.model)
+  assert all(c.measured['total'] <= 30_000 and c.litert_accuracy is not None for c in result.candidates)
 
 
 @pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='),
