@@ -4,6 +4,7 @@ TextVectorization, nothing of lmf_tf's data code) shipped within a byte budget, 
     python examples/budget_model.py                  # 90 KB, about a minute on 2 CPU cores
     python examples/budget_model.py --budget=60KB --output_dir=shipped   # keep model.tflite and vocabulary.xz
     python examples/budget_model.py --candidates=3   # train the best plans of 3 ranks, ship the best on dev
+    python examples/budget_model.py --hashed         # words hashed into buckets: no vocabulary file ships
 
 Prints the plan, the bytes by part (predicted and measured) and the test accuracy of the shipped file run by LiteRT
 beside the Keras model's (docs/budget.md has its output).
@@ -47,11 +48,47 @@ def main():
   parser.add_argument('--epochs', type=int, default=6)
   parser.add_argument('--candidates', type=int, default=1, help='plans to train, the best on dev shipped')
   parser.add_argument('--seed', type=int, default=1)
+  parser.add_argument('--hashed', action='store_true', help='hash the words (tf.strings.to_hash_bucket_fast)')
   parser.add_argument('--output_dir', help='keep model.tflite and vocabulary.xz here (default: a temporary folder)')
   args = parser.parse_args()
-  start = time.time()
   keras.utils.set_random_seed(args.seed)
-  (train_x, train_y), (dev_x, dev_y), (test_x, test_y) = (read_split(s) for s in ('train', 'dev', 'test'))
+  splits = [read_split(s) for s in ('train', 'dev', 'test')]
+  (with_hashed_words if args.hashed else with_a_vocabulary)(args, splits)
+
+
+def with_hashed_words(args, splits):
+  """Ids 2 + Fingerprint64(word) % n of the lower-cased, whitespace-split words, n as many as SST-2's training
+  words; the plan keeps b of the n buckets, and the device folds a hash into them: 2 + (id - 2) % b."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  (train_x, train_y), (dev_x, dev_y), (test_x, test_y) = splits
+  vectorize = keras.layers.TextVectorization(standardize='lower')
+  vectorize.adapt(train_x)
+  buckets = vectorize.vocabulary_size() - 2
+  hashed = lambda texts: (2 + tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(texts)), buckets)
+                          ).to_tensor(0).numpy().astype('int32')
+  train_ids, dev_ids, test_ids = (hashed(x) for x in (train_x, dev_x, test_x))
+  model = build_model(buckets + 2)
+  result = lmf_tf.fit_budget(model, train_ids, y=train_y, budget_bytes=args.budget, epochs=args.epochs,
+                             batch_size=64, validation_data=(dev_ids, dev_y), vocabulary=lmf_tf.budget.HashedIds(),
+                             candidates=args.candidates, verbose=0)
+  print(result.plan.describe())
+  print(result.table())
+  runner = lmf_tf.TfliteRunner(result.flatbuffer)
+  shipped_ids = result.model_ids(test_ids)  # what the device computes: the hash folded into the buckets kept
+  sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in shipped_ids]
+  shipped = float(np.mean(runner.predict(sequences).argmax(-1) == test_y))
+  keras_accuracy = result.model.evaluate(shipped_ids, test_y, verbose=0)[1]
+  print(f'SST-2 dev accuracy of the shipped file: {result.accuracy:.4f}')
+  print(f'SST-2 test accuracy: shipped file (LiteRT) {shipped:.4f}, Keras {keras_accuracy:.4f}; '
+        f'{len(result.flatbuffer):,} bytes (no vocabulary file) for a budget of {result.plan.budget_bytes:,}; '
+        f'{time.time() - start:.0f} s')
+
+
+def with_a_vocabulary(args, splits):
+  """`TextVectorization`'s ids; the plan keeps the most frequent words, shipped in an xz vocabulary file."""
+  start = time.time()
+  (train_x, train_y), (dev_x, dev_y), (test_x, test_y) = splits
   vectorize = keras.layers.TextVectorization(standardize='lower')
   vectorize.adapt(train_x)
   words = vectorize.get_vocabulary()[2:]  # ids 0 and 1 are padding and [UNK]

@@ -192,6 +192,25 @@ def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   assert all(c.measured['total'] <= 30_000 and c.litert_accuracy is not None for c in result.candidates)
 
 
+def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():
+  """Ids that are hashed words (`HashedIds`): the plan keeps fewer buckets, ids fold into them, no file ships."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  ids, labels, _ = _separable_task()  # as if hashed: 2 + hash % 2998 (the positive words among the first 50)
+  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(3000, 32, mask_zero=True),
+                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='16KB', epochs=4, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=budget.HashedIds(), verbose=0)
+  buckets = result.plan.words
+  assert result.plan.hashed and buckets < 2998 and result.vocabulary is None and 'hashed into' in result.plan.describe()
+  assert result.measured['vocabulary'] == 0 and result.measured['total'] == len(result.flatbuffer) <= 16_000
+  folded = result.model_ids(ids)
+  assert (folded[ids >= 2] == 2 + (ids[ids >= 2] - 2) % buckets).all() and (folded[ids < 2] == ids[ids < 2]).all()
+  assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
+
+
 @pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='),
                                            pytest.param('--plan=lstm-w10', '--plan=', marks=pytest.mark.slow)])
 def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flag, message):

@@ -33,6 +33,14 @@ WORD_FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # of the 
 
 
 @dataclasses.dataclass(frozen=True)
+class HashedIds:
+  """`fit_budget(vocabulary=HashedIds())`: your ids are hashed words, `reserved_ids + hash(word) % n` for the
+  embedding's n = V - `reserved_ids` rows, so no vocabulary file ships. The plan then chooses how many buckets b
+  (a share of n) the shipped table keeps; training and the shipped model read id i >= `reserved_ids` as
+  `reserved_ids + (i - reserved_ids) % b` (`BudgetResult.model_ids`; on a device, the same rule after the hash)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class BudgetPlan:
   """What `plan_for_budget` chose: the words kept (the first `words` of the vocabulary; None: the model's rows as
   they are), the rank of every compressed embedding (None: not compressed), the TFLite kind, and the predicted
@@ -45,11 +53,28 @@ class BudgetPlan:
   embeddings: tuple  # names of the embeddings compressed
   vocabulary_embedding: str | None = None  # the embedding whose rows follow the vocabulary
   reserved_ids: int = 2  # ids before the vocabulary's first word (padding, out-of-vocabulary)
+  hashed: bool = False  # `words` counts hash buckets (`HashedIds`), not the most frequent words
+
+  def ids(self, ids, oov_id=1):
+    """`ids` (NumPy or TensorFlow) as the plan trains and ships them: beyond the rows kept, the words read as
+    `oov_id`, or hashed ids folded into the buckets kept; as they are when the plan keeps every row."""
+    if self.words is None:
+      return ids
+    if isinstance(ids, np.ndarray):
+      where, mod = np.where, np.mod
+    else:
+      import tensorflow as tf  # pylint: disable=g-import-not-at-top
+      where, mod = tf.where, tf.math.floormod
+    first = self.reserved_ids
+    if self.hashed:
+      return where(ids >= first, first + mod(ids - first, self.words), ids)
+    return where(ids >= self.words + first, ids * 0 + oov_id, ids)
 
   def describe(self):
     what = (f'embedding {", ".join(repr(e) for e in self.embeddings)} at rank {self.rank}' if self.rank
             else 'no embedding compressed')
-    words = '' if self.words is None else f', the {self.words:,} most frequent words'
+    words = ('' if self.words is None else f', ids hashed into {self.words:,} buckets' if self.hashed
+             else f', the {self.words:,} most frequent words')
     return (f'plan for {self.budget_bytes:,} bytes: {what}{words}, {self.kind} TFLite; predicted '
             f'{self.predicted["total"]:,} bytes')
 
@@ -84,7 +109,9 @@ def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes):
 
 
 def _vocabulary_embedding(embeddings, vocabulary, reserved_ids):
-  """The embedding whose rows are the vocabulary's ids (`reserved_ids` + one per word)."""
+  """The embedding whose rows are the vocabulary's ids (`reserved_ids` + one per word, or the hash buckets)."""
+  if isinstance(vocabulary, HashedIds):
+    return max(embeddings, key=lambda e: e.input_dim)
   rows = len(vocabulary) + reserved_ids
   matching = [e for e in embeddings if e.input_dim == rows]
   if not matching:
@@ -116,10 +143,13 @@ def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, rese
   each with every fraction of the vocabulary when one is given."""
   width = min(e.output_dim for e in embeddings)
   ranks = [r for r in RANKS if r < width] + [None]
-  word_counts = ([None] if vocabulary is None else
-                 sorted({max(1, int(round(f * len(vocabulary)))) for f in WORD_FRACTIONS}))
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids)
-  file_bytes = {w: (vocabulary_bytes if w is None else sizes.vocabulary_bytes(vocabulary[:w])) for w in word_counts}
+  hashed = isinstance(vocabulary, HashedIds)
+  available = target.input_dim - reserved_ids if hashed else len(vocabulary or ())
+  word_counts = ([None] if vocabulary is None else
+                 sorted({max(1, int(round(f * available))) for f in WORD_FRACTIONS}))
+  file_bytes = {w: (vocabulary_bytes if w is None else 0 if hashed else sizes.vocabulary_bytes(vocabulary[:w]))
+                for w in word_counts}
   parts_at = _parts_by_rank(model, kind, layers)
   for rank in ranks:
     parts = parts_at(rank)
@@ -168,7 +198,8 @@ def ranked_plans(model, budget_bytes, count, vocabulary=None, vocabulary_bytes=0
     by_rank.setdefault(option[1], option)  # the first of each rank is its best
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids).name
   return [BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (),
-                     target, reserved_ids) for words, rank, parts in list(by_rank.values())[:count]]
+                     target, reserved_ids, isinstance(vocabulary, HashedIds))
+          for words, rank, parts in list(by_rank.values())[:count]]
 
 
 @dataclasses.dataclass
@@ -190,10 +221,9 @@ class BudgetResult:
   candidates: tuple = ()
 
   def model_ids(self, ids, oov_id=1):
-    """`ids` of your vocabulary as `model` (the Keras model) takes them: those of words not kept read as `oov_id`."""
-    if self.plan.words is None:
-      return ids
-    return np.where(np.asarray(ids) >= self.plan.words + self.plan.reserved_ids, oov_id, ids)
+    """`ids` of your vocabulary as `model` (the Keras model) takes them (`BudgetPlan.ids`): those of words not
+    kept read as `oov_id`, or hashed ids folded into the buckets kept."""
+    return self.plan.ids(np.asarray(ids), oov_id)
 
   @property
   def accuracy(self):
@@ -230,8 +260,9 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
     validation_data: (ids, labels) arrays or a dataset of batches; the shipped file is run on it.
     vocabulary: the words of ids `reserved_ids`, `reserved_ids` + 1, ..., most frequent first (the order of
       `TextVectorization.get_vocabulary()[2:]`): the plan may keep only the most frequent, the others then read as
-      `oov_id` in training and in the shipped model; its compressed file counts (`lmf_tf.budget.write_vocabulary`). Or
-      `vocabulary_bytes`: the bytes of your vocabulary file as you ship it (0 when words are hashed).
+      `oov_id` in training and in the shipped model; its compressed file counts (`lmf_tf.budget.write_vocabulary`).
+      Or `HashedIds()` when your ids are hashed words: no file ships and the plan chooses the buckets. Or
+      `vocabulary_bytes`: the bytes of your vocabulary file as you ship it, the model's rows kept as they are.
     candidates: how many plans to train (`ranked_plans`: the best by the prior at as many ranks), choosing the one
       whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
       `model` itself, the others a clone of it from the same initial weights, compiled the same way; `callbacks`
@@ -291,8 +322,7 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
   """One plan: `model.fit` with the swap to the plan's rank, the file shipped, measured and run; a `BudgetResult`.
   Raises BudgetExceededError if the shipped bytes exceed the budget."""
   _say(plan.describe(), verbose)
-  rows = None if plan.words is None else plan.words + reserved_ids
-  x, validation_data = (_ids_below(data, rows, oov_id) for data in (x, validation_data))
+  x, validation_data = (_plan_ids(data, plan, oov_id) for data in (x, validation_data))
   swap_callbacks = []
   if plan.rank is not None:
     swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=at_epoch, layers=list(plan.embeddings),
@@ -339,17 +369,17 @@ def _exported_bytes(model, plan, layers, reserved_ids):
   return len(export.to_tflite(copy, plan.kind)) + plan.predicted['vocabulary']
 
 
-def _ids_below(data, rows, oov_id):
-  """`data` (ids, an (ids, labels) pair, or a dataset of such batches) with every id >= `rows` read as `oov_id`."""
-  if data is None or rows is None:
+def _plan_ids(data, plan, oov_id):
+  """`data` (ids, an (ids, labels) pair, or a dataset of such batches) with its ids as `plan` reads them."""
+  if data is None or plan.words is None:
     return data
   if isinstance(data, (tuple, list)):
-    return (_ids_below(data[0], rows, oov_id),) + tuple(data[1:])
+    return (_plan_ids(data[0], plan, oov_id),) + tuple(data[1:])
   if isinstance(data, np.ndarray):
-    return np.where(data >= rows, oov_id, data).astype(data.dtype)
+    return plan.ids(data, oov_id).astype(data.dtype)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if isinstance(data, tf.data.Dataset):
-    return data.map(lambda ids, *rest: (tf.where(ids >= rows, tf.cast(oov_id, ids.dtype), ids), *rest))
+    return data.map(lambda ids, *rest: (plan.ids(ids, tf.cast(oov_id, ids.dtype)), *rest))
   raise ConfigError(f'{CALLER}: token ids must be a NumPy array, an (ids, labels) pair or a tf.data.Dataset of '
                     f'(ids, labels) batches to keep the most frequent words, not {type(data).__name__}')
 
@@ -360,6 +390,8 @@ def _ship(model, plan, vocabulary, reserved_ids):
   shipped = _foldable(model)
   if vocabulary is None:
     return shipped, None, None
+  if plan.hashed:  # the first buckets, in their order: no vocabulary file
+    return keep_rows(shipped, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids)), None, None
   kept = list(vocabulary[:plan.words])
   order = np.argsort(np.asarray(kept, dtype=object), kind='stable')  # file position -> frequency position
   old_of_new = np.concatenate([np.arange(reserved_ids), reserved_ids + order])
