@@ -6,7 +6,7 @@ ship the int8 TFLite file, and check the shipped bytes (issue: ship under a byte
     open('model.tflite', 'wb').write(result.flatbuffer)
 
 The plan (`plan_for_budget`) is an embedding rank k (or none) and, given the vocabulary, how many of its most
-frequent words to keep, whose shipped model, predicted by the size model (`sizes.predict_parts`: the model
+frequent words to keep (or, for hashed ids, `HashedIds`, how many hash buckets), whose shipped model, predicted by the size model (`sizes.predict_parts`: the model
 compressed to rank k, its projection folded into the next layer, the rows of the words not kept removed, exported
 as `kind`), fits the budget together with the vocabulary file; among those that fit, the one with the most words
 times width (width counted up to 16). A budget below the smallest plan is refused before any training, naming the
