@@ -211,8 +211,8 @@ def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():
   assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
 
 
-@pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='),
-                                           pytest.param('--plan=lstm-w10', '--plan=', marks=pytest.mark.slow)])
+@pytest.mark.slow  # each case starts TensorFlow in a subprocess; the parsers are checked in-process above
+@pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')])
 def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flag, message):
   done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
                          f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)
