@@ -97,3 +97,12 @@ def interrupted_dan(interrupted_dan_source, tmp_path):
   """A copy of `interrupted_dan_source` in this test's folder, to resume, corrupt or break: its config kwargs."""
   workdir = shutil.copytree(interrupted_dan_source['workdir'], tmp_path / 'ck')
   return dict(interrupted_dan_source, workdir=str(workdir), results_dir=str(tmp_path / 'results'))
+
+
+# Files whose tests wait on a long module fixture: they go first, so that on several processes (make test runs
+# pytest-xdist) the other process works beside them instead of waiting at the end for the last one.
+LONG_FIXTURES_FIRST = ('tests/test_model_shapes.py',)
+
+
+def pytest_collection_modifyitems(items):
+  items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIXTURES_FIRST))  # stable: the rest keep their order

@@ -133,6 +133,7 @@ def test_unk_is_an_ordinary_word_and_non_utf8_is_named(tmp_path):
     lm_data.load_corpus(str(root))
 
 
+@pytest.mark.slow  # starts TensorFlow in a subprocess (~3.5 s); test_script_reports_bad_data_line_and_exits_non_zero stays fast
 def test_script_reports_a_bad_file_and_exits_1(tmp_path, repo_root):
   root = write_corpus(tmp_path / 'ptb', test=[' the cat ', ' a dog ', ' the zebra '])
   result = subprocess.run(

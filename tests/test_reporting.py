@@ -342,10 +342,10 @@ def test_dan_variants_are_separate_runs_chosen_on_dev_among_complete_ones(tmp_pa
   assert '| batch32 | batch_size=32 | 2/2 | 83.00 ± 0.00 | 81.00 ± 1.41 | **yes** |' in lines
 
 
+@pytest.mark.slow  # each case starts TensorFlow in a subprocess (~3.5 s)
 @pytest.mark.parametrize('script, flag, message', [
     ('recovery.py', '--settings=clinc150_lstm_R95', r'^error: --settings: clinc150_lstm_R95 not among sst2_lstm_R90, '),
-    pytest.param('recovery.py', '--recipes=restart-fast',
-                 r'^error: --recipes: restart-fast is not paper or a "-"-joined list', marks=pytest.mark.slow),
+    ('recovery.py', '--recipes=restart-fast', r'^error: --recipes: restart-fast is not paper or a "-"-joined list'),
     ('dan_tuning.py', '--variants=batch16', r'^error: --variants: batch16 not among default, batch32, '),
 ])
 def test_ablation_scripts_refuse_an_unknown_part_in_one_line_and_write_nothing(tmp_path, repo_root, script, flag,

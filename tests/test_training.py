@@ -143,6 +143,7 @@ def test_script_reports_bad_data_line_and_exits_non_zero(tiny_config, tiny_data,
   assert not os.path.exists(tiny_config['results_dir'])
 
 
+@pytest.mark.slow  # starts TensorFlow in a subprocess (~3.5 s); test_script_reports_bad_data_line_and_exits_non_zero stays fast
 def test_script_rejects_an_unknown_model_flag(repo_root):
   result = run_script(['--model=cnn', '--epochs=1'], repo_root)
   assert result.returncode != 0 and 'flag --model=cnn: value should be one of <lstm|dan>' in result.stderr
