@@ -32,6 +32,12 @@ def read_split(name):
   return [text for text, _ in rows], np.array([int(label) for _, label in rows])
 
 
+def shipped_accuracy(runner, ids, labels):
+  """Accuracy of the shipped file run by LiteRT, one sentence at a time without its padding (id 0)."""
+  sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in ids]
+  return float(np.mean(runner.predict(sequences).argmax(-1) == labels))
+
+
 def build_model(vocab_size):
   model = keras.Sequential([keras.Input((None,), dtype='int32'),
                             keras.layers.Embedding(vocab_size, 64, mask_zero=True, name='words'),
@@ -74,10 +80,8 @@ def with_hashed_words(args, splits):
                              candidates=args.candidates, verbose=0)
   print(result.plan.describe())
   print(result.table())
-  runner = lmf_tf.TfliteRunner(result.flatbuffer)
   shipped_ids = result.model_ids(test_ids)  # what the device computes: the hash folded into the buckets kept
-  sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in shipped_ids]
-  shipped = float(np.mean(runner.predict(sequences).argmax(-1) == test_y))
+  shipped = shipped_accuracy(lmf_tf.TfliteRunner(result.flatbuffer), shipped_ids, test_y)
   keras_accuracy = result.model.evaluate(shipped_ids, test_y, verbose=0)[1]
   print(f'SST-2 dev accuracy of the shipped file: {result.accuracy:.4f}')
   print(f'SST-2 test accuracy: shipped file (LiteRT) {shipped:.4f}, Keras {keras_accuracy:.4f}; '
@@ -113,9 +117,7 @@ def with_a_vocabulary(args, splits):
         standardize='lower', vocabulary=lmf_tf.budget.read_vocabulary(os.path.join(folder, 'vocabulary.xz')))
     with open(os.path.join(folder, 'model.tflite'), 'rb') as f:
       runner = lmf_tf.TfliteRunner(f.read())
-  shipped_ids = shipped_vectorize(test_x).numpy()
-  sequences = [row[row > 0] if (row > 0).any() else row[:1] for row in shipped_ids]
-  shipped = float(np.mean(runner.predict(sequences).argmax(-1) == test_y))
+  shipped = shipped_accuracy(runner, shipped_vectorize(test_x).numpy(), test_y)
   # The Keras model takes the tokenizer's own ids, the words it did not keep read as [UNK] (1).
   keras_accuracy = result.model.evaluate(result.model_ids(test_ids), test_y, verbose=0)[1]
   print(f'SST-2 dev accuracy of the shipped file: {result.accuracy:.4f}')

@@ -68,7 +68,11 @@ class BudgetPlan:
     first = self.reserved_ids
     if self.hashed:
       return where(ids >= first, first + mod(ids - first, self.words), ids)
-    return where(ids >= self.words + first, ids * 0 + oov_id, ids)
+    return where(ids >= self.words + first, oov_id, ids)
+
+  def kept_rows(self):
+    """The rows of the vocabulary embedding the shipped table keeps, in the model's id order."""
+    return np.arange(self.words + self.reserved_ids)
 
   def describe(self):
     what = (f'embedding {", ".join(repr(e) for e in self.embeddings)} at rank {self.rank}' if self.rank
@@ -283,14 +287,14 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
   if y is not None:
     fit_kwargs['y'] = y
   train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary, kind=kind,
-               at_epoch=epochs // 2 if at_epoch is None else at_epoch, reserved_ids=reserved_ids, oov_id=oov_id,
-               callbacks=callbacks, verbose=verbose, fit_kwargs=fit_kwargs)
+               at_epoch=epochs // 2 if at_epoch is None else at_epoch, oov_id=oov_id, callbacks=callbacks,
+               verbose=verbose, fit_kwargs=fit_kwargs)
   results = [_train_and_ship(trainee, plan, **train) for trainee, plan in zip(trainees, plans)]
-  best = max(results, key=lambda r: r.accuracy) if len(results) > 1 else results[0]
-  if len(results) > 1:
-    best = dataclasses.replace(best, candidates=tuple(results))
-    _say(f'{CALLER}: chose rank {best.plan.rank} ({best.accuracy:.4f} on validation_data) among '
-         + ', '.join(f'rank {r.plan.rank} ({r.accuracy:.4f})' for r in results), verbose)
+  if len(results) == 1:
+    return results[0]
+  best = dataclasses.replace(max(results, key=lambda r: r.accuracy), candidates=tuple(results))
+  _say(f'{CALLER}: chose rank {best.plan.rank} ({best.accuracy:.4f} on validation_data) among '
+       + ', '.join(f'rank {r.plan.rank} ({r.accuracy:.4f})' for r in results), verbose)
   return best
 
 
@@ -310,15 +314,15 @@ def _trainees(model, count):
   if compile_config is None:
     raise ConfigError(f'{CALLER}(candidates={count}): compile model {model.name!r} first (the clones are compiled '
                       'the same way)')
-  clones = [keras.models.clone_model(model) for _ in range(count - 1)]
+  clones, initial = [keras.models.clone_model(model) for _ in range(count - 1)], model.get_weights()
   for clone in clones:
-    clone.set_weights(model.get_weights())
+    clone.set_weights(initial)
     clone.compile_from_config(compile_config)
   return [model] + clones
 
 
-def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, at_epoch, reserved_ids, oov_id,
-                    callbacks, verbose, fit_kwargs):
+def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, at_epoch, oov_id, callbacks, verbose,
+                    fit_kwargs):
   """One plan: `model.fit` with the swap to the plan's rank, the file shipped, measured and run; a `BudgetResult`.
   Raises BudgetExceededError if the shipped bytes exceed the budget."""
   _say(plan.describe(), verbose)
@@ -329,7 +333,7 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
                                             recovery_learning_rate='restart', verbose=verbose))
   history = model.fit(x, epochs=epochs, validation_data=validation_data,
                       callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
-  shipped, file_words, new_ids = _ship(model, plan, vocabulary, reserved_ids)
+  shipped, file_words, new_ids = _ship(model, plan, vocabulary)
   flatbuffer = export.to_tflite(shipped, kind)
   measured = sizes.measure_parts(flatbuffer, shipped, kind, plan.predicted['vocabulary'])
   litert, keras_accuracy = _accuracies(model, flatbuffer, validation_data, new_ids)
@@ -350,7 +354,7 @@ def _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes, kind, laye
   for _ in range(attempts):
     plans = ranked_plans(model, budget_bytes, count, vocabulary, vocabulary_bytes, kind, layers, reserved_ids,
                          margin)
-    exported = [_exported_bytes(model, plan, layers, reserved_ids) for plan in plans]
+    exported = [_exported_bytes(model, plan, layers) for plan in plans]
     over = [n - plan.predicted['total'] for n, plan in zip(exported, plans) if n > plan.budget_bytes]
     if not over:
       return plans
@@ -359,13 +363,13 @@ def _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes, kind, laye
                             f'after {attempts} plans; give a larger budget')
 
 
-def _exported_bytes(model, plan, layers, reserved_ids):
+def _exported_bytes(model, plan, layers):
   """Deployable bytes of `plan` exported from a copy of `model` with random weights."""
   copy = _shipped_copy(model, plan.rank, layers)
   rng = np.random.default_rng(0)  # non-zero: the converter drops an all-zero bias, which a trained model keeps
   copy.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in copy.get_weights()])
   if plan.words is not None:
-    copy = keep_rows(copy, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids))
+    copy = keep_rows(copy, plan.vocabulary_embedding, plan.kept_rows())
   return len(export.to_tflite(copy, plan.kind)) + plan.predicted['vocabulary']
 
 
@@ -384,17 +388,17 @@ def _plan_ids(data, plan, oov_id):
                     f'(ids, labels) batches to keep the most frequent words, not {type(data).__name__}')
 
 
-def _ship(model, plan, vocabulary, reserved_ids):
+def _ship(model, plan, vocabulary):
   """The model as shipped (projection folded; the vocabulary's rows kept and put in the file's alphabetical
   order), the vocabulary file's words, and the map from the trained model's ids to the shipped one's (or None)."""
   shipped = _foldable(model)
   if vocabulary is None:
     return shipped, None, None
   if plan.hashed:  # the first buckets, in their order: no vocabulary file
-    return keep_rows(shipped, plan.vocabulary_embedding, np.arange(plan.words + reserved_ids)), None, None
+    return keep_rows(shipped, plan.vocabulary_embedding, plan.kept_rows()), None, None
   kept = list(vocabulary[:plan.words])
   order = np.argsort(np.asarray(kept, dtype=object), kind='stable')  # file position -> frequency position
-  old_of_new = np.concatenate([np.arange(reserved_ids), reserved_ids + order])
+  old_of_new = np.concatenate([np.arange(plan.reserved_ids), plan.reserved_ids + order])
   new_of_old = np.argsort(old_of_new)
   return keep_rows(shipped, plan.vocabulary_embedding, old_of_new), [kept[i] for i in order], new_of_old
 
