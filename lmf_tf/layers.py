@@ -4,14 +4,17 @@ file that holds one loads after `import lmf_tf`.
   - `CompressibleEmbedding`: a `keras.layers.Embedding` that can be factorized in place into U_k Σ_k (V x k) and
     V_kᵀ (k x d) (Acharya et al. 2019, §3.1); `OnlineCompression` and `compress_model` turn a plain `Embedding`
     into one. `.rank`, `.factorize(rank)`.
+  - `CompressibleDense`: a `keras.layers.Dense` whose kernel can be factorized in place into U_k Σ_k (M x k) and
+    V_kᵀ (k x N); `OnlineCompression(kernels=LowRankKernels(...))` turns a plain `Dense` into one.
   - `LowRankDense`, `LowRankLSTM`: a dense layer x A B + b and an LSTM whose input and recurrent matrices may each be
     factorized (Grachev et al. 2017, §3.3).
   - `TTEmbedding`, `TTDense`: tensor-train matrices (Novikov et al. 2015; Grachev et al. 2017, §3.4); their
     `cores_from(matrix)` needs the `tt` extra (`pip install '.[tt]'` in a clone, or `pip install 'tensorly>=0.9'`).
 """
 
+from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.lowrank import LowRankDense, LowRankLSTM
 from lmf_tf.compression.tensor_train import TTDense, TTEmbedding
 
-__all__ = ['CompressibleEmbedding', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']
+__all__ = ['CompressibleDense', 'CompressibleEmbedding', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']

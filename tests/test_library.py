@@ -309,8 +309,8 @@ def compressed_bilstm(tmp_path_factory):
 
 
 # The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
-LIBRARY_KERAS_CLASSES = ('CompressibleEmbedding', 'CyclicalLearningRate', 'CyclicallyAnnealedLearningRate',
-                         'FactorizedOwner', 'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense',
+LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'CyclicalLearningRate',
+                         'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense',
                          'TTEmbedding')
 
 
@@ -452,7 +452,7 @@ def test_tflite_exports_of_a_users_model_run_in_litert(compressed_bilstm, kind, 
 
 def test_the_face_holds_the_verbs_and_the_submodules_by_task():
   assert lmf_tf.__version__ and set(lmf_tf.__all__) == {
-      'OnlineCompression', 'compress_model', 'fit_budget', 'fold_projection', 'to_tflite', 'write_tflite',
+      'OnlineCompression', 'LowRankKernels', 'compress_model', 'fit_budget', 'fold_projection', 'to_tflite', 'write_tflite',
       'TfliteRunner', 'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size',
       'strings', '__version__'}
   for module in (lmf_tf, lmf_tf.budget, lmf_tf.errors, lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization,

@@ -107,7 +107,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
     """Replaces the layer's matrix by the factors `left` (U_k Σ_k, [V, k]) and `right` (V_kᵀ, [k, d]), in place.
 
     Works on an uncompressed layer and on a compressed one (a new rank: gradual reduction). The old variables are
-    no longer tracked (not saved, not trained, not in `layer.weights`) and emptied (`_retire`), so a training step
+    no longer tracked (not saved, not trained, not in `layer.weights`) and emptied (`retire_variable`), so a training step
     traced before the change fails at its next call instead of training them. An optimizer built for the old
     variables must be rebuilt for the new ones (`lmf_tf.compression.swap.carry_optimizer`).
     """
@@ -138,7 +138,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
     self.low_rank_embeddings.assign(left)
     self.projection.assign(right)
     for variable in old:
-      _retire(variable)
+      retire_variable(variable)
 
   def quantize(self, mode=None, *args, **kwargs):  # pylint: disable=keyword-arg-before-vararg  (Keras's signature)
     if self.rank is not None:  # `model.quantize` warns with this message and goes on with the other layers
@@ -172,7 +172,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
     return {**super().get_config(), 'rank': self.rank}
 
 
-def _retire(variable):
+def retire_variable(variable):
   """Empties a variable the layer no longer tracks: its value becomes float[0, ...] (the V x d buffer is freed).
 
   A `tf.function` traced before the change captured it: its next call then fails (InvalidArgumentError, a lookup

@@ -75,7 +75,8 @@ def _folded_weights(layer, projection):
   for variable, value in zip(layer.weights, layer.get_weights()):
     if variable.name == 'kernel' and value.ndim == 3 and value.shape[1] == d:  # Conv1D: (width, d, filters)
       value = np.einsum('kd,wdf->wkf', projection, value)
-    elif variable.name == 'kernel' and value.ndim == 2 and value.shape[0] == d:  # Dense, RNN cells: (d, n)
+    elif variable.name in ('kernel', 'kernel_left') and value.ndim == 2 and value.shape[0] == d:
+      # Dense, RNN cells: (d, n); a factorized Dense's left factor U_r Σ_r: (d, r)
       value = projection @ value
     weights.append(value)
   return weights
@@ -106,7 +107,8 @@ def foldable_embeddings(model):
 def fold_projection(model):
   """An equivalent inference model of `model` whose factorized embeddings (rank k) feed the next layer directly
   where that layer is known: each becomes a plain `Embedding(V, k)` and V_kᵀ moves into the next layer's input
-  kernel. Outputs equal the model's up to float rounding.
+  kernel. Outputs equal the model's up to float rounding. A factorized Dense (`LowRankKernels`) takes V_kᵀ into its
+  left factor, or becomes one k x N kernel where that is smaller.
 
   One export path serves every model: an embedding whose projection does not fold (nested in a user's layer, in a
   subclassed model, before a non-linear layer or several consumers) stays factorized (its k x d product is one
@@ -123,9 +125,14 @@ def fold_projection(model):
   shared = {id(l) for l in model.layers if any(getattr(s, 'is_compressed', False)
                                                 for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
 
+  collapsed = {name for name, embedding in targets.items() if _collapses(model.get_layer(name), embedding.rank)}
+
   def clone(layer):
     if layer.name in folds:
       return keras.layers.Embedding(layer.input_dim, layer.rank, mask_zero=layer.mask_zero, name=layer.name)
+    if layer.name in collapsed:
+      return keras.layers.Dense.from_config({k: v for k, v in _without_build_config(layer.get_config()).items()
+                                             if k != 'rank'})
     if id(layer) in shared:  # holds a factorized embedding its config would rebuild as a plain one
       return layer
     # A Bidirectional's config records its inner layers' input shapes: rebuilt for the k-wide input instead.
@@ -137,11 +144,22 @@ def fold_projection(model):
       continue
     if layer.name in folds:
       layer.set_weights([source.low_rank_embeddings.numpy()])
+    elif layer.name in collapsed:
+      projection, (left, right, *bias) = targets[layer.name].projection.numpy(), source.get_weights()
+      layer.set_weights([projection @ left @ right, *bias])
     elif layer.name in targets:
       layer.set_weights(_folded_weights(source, targets[layer.name].projection.numpy()))
     elif layer.weights:
       layer.set_weights(source.get_weights())
   return folded
+
+
+def _collapses(layer, k):
+  """Whether a factorized Dense (M x r, r x N) that the projection (k x M) folds into is smaller as one k x N
+  kernel than as its folded factors k x r and r x N."""
+  if not getattr(layer, 'is_compressed', False) or not isinstance(layer, keras.layers.Dense):
+    return False
+  return k * layer.units <= layer.rank * (k + layer.units)
 
 
 def _without_build_config(config):

@@ -90,9 +90,10 @@ def gram_truncated_svd(matrix, rank, chunk_rows=GRAM_CHUNK_ROWS):
 
 @dataclasses.dataclass
 class CompressionReport:
+  """One factorization: the layer, its matrix (V x d for an embedding, M inputs x N outputs for a kernel), k."""
   layer: str
-  vocab_size: int
-  dim: int
+  vocab_size: int  # rows: V words, or a kernel's M inputs
+  dim: int  # columns: d, or a kernel's N outputs
   rank: int
   reduction: float  # achieved R in percent
   params_before: int
@@ -100,33 +101,39 @@ class CompressionReport:
   energy_kept: float
   reconstruction_error: float
   seconds: float
+  matrix: str = 'embedding'  # or 'kernel'
 
   def as_dict(self):
     return dataclasses.asdict(self)
 
   def summary(self):
     """One line: the layer, V, d, k, the parameters before and after, the energy kept, the error, the time."""
-    return (f'Compressed {self.layer}: V={self.vocab_size} d={self.dim} rank k={self.rank}, params '
+    shape = (f'V={self.vocab_size} d={self.dim}' if self.matrix == 'embedding' else
+             f'kernel {self.vocab_size} x {self.dim}')
+    return (f'Compressed {self.layer}: {shape} rank k={self.rank}, params '
             f'{self.params_before} -> {self.params_after} (R={self.reduction:.2f}%), spectral energy kept '
             f'{100 * self.energy_kept:.2f}%, ||W - W_k||_F = {self.reconstruction_error:.4f}, {self.seconds:.2f}s')
 
 
 def compress_layer(layer, reduction=None, rank=None, svd_method='auto'):
-  """Factorizes one built `CompressibleEmbedding` in place at the rank given by `reduction` (R in %) or `rank`.
+  """Factorizes one built `CompressibleEmbedding` or `CompressibleDense` in place at the rank given by
+  `reduction` (R in %) or `rank`.
 
   An already factorized layer is factorized again at the new rank (the best rank-k approximation of its product
   U Σ Vᵀ): gradual reduction. Returns a `CompressionReport`.
   """
   start = time.perf_counter()
-  vocab_size, dim = layer.input_dim, layer.output_dim
-  k = target_rank(vocab_size, dim, reduction, rank)
+  matrix = layer.full_matrix()
+  vocab_size, dim = matrix.shape
+  what = getattr(layer, 'FACTORIZED_MATRIX', 'embedding')
+  k = target_rank(vocab_size, dim, reduction, rank, what=what)
   params_before = vocab_size * dim if layer.rank is None else layer.rank * (vocab_size + dim)
-  svd = truncated_svd(layer.full_matrix(), k, svd_method)
+  svd = truncated_svd(matrix, k, svd_method)
   layer.factorize(svd.left, svd.right)
   report = CompressionReport(
       layer=layer.name, vocab_size=vocab_size, dim=dim, rank=k,
       reduction=reduction_of_rank(k, vocab_size, dim), params_before=params_before,
       params_after=k * (vocab_size + dim), energy_kept=svd.energy_kept,
-      reconstruction_error=svd.discarded_error, seconds=time.perf_counter() - start)
+      reconstruction_error=svd.discarded_error, seconds=time.perf_counter() - start, matrix=what)
   logging.info('%s', report.summary())
   return report

@@ -28,6 +28,7 @@ layers by name, any other layer's sublayers by attribute, list items by index: `
 import keras
 import numpy as np
 
+from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.errors import ConfigError
 
@@ -97,37 +98,41 @@ def carrier(model, layer):
 
 
 def _factorized_below(layer):
-  """{attribute path below `layer`: k} of its factorized embeddings."""
+  """{attribute path below `layer`: k} of its factorized embeddings and dense layers."""
   return {path: int(found.rank) for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
 
 
 def restore_factorized(layer, factorized, missing_ok=False):
-  """Turns each embedding below `layer` named in `factorized` ({path: k}) into a `CompressibleEmbedding` of rank k
-  with placeholder factors (random, as a layer built from a config; a weights file then overwrites them). Returns
-  {path: k} of those not there yet if `missing_ok` (created in `build`), else raises ValueError for them."""
+  """Gives each layer below `layer` named in `factorized` ({path: k}) its rank-k form: an embedding becomes a
+  `CompressibleEmbedding` with placeholder factors (random, as a layer built from a config; a weights file then
+  overwrites them), a Dense a `CompressibleDense` (`CompressibleDense.with_rank`). Returns {path: k} of those not
+  there yet if `missing_ok` (created in `build`), else raises ValueError for them."""
   by_path = {path: found for path, found, _ in _walk(layer)}
   pending = {}
   for path, rank in factorized.items():
-    embedding = by_path.get(path)
-    if embedding is None and missing_ok:
+    found = by_path.get(path)
+    if found is None and missing_ok:
       pending[path] = rank
       continue
-    if not isinstance(embedding, keras.layers.Embedding):
-      raise ValueError(f'{layer.name}: the saved model has a factorized embedding at {path!r} (rank {rank}), but the '
-                       f'rebuilt layer has {type(embedding).__name__ if embedding is not None else "nothing"} there')
-    if getattr(embedding, 'rank', None) == rank:
+    if isinstance(found, keras.layers.Dense):
+      CompressibleDense.with_rank(found, rank)
       continue
-    CompressibleEmbedding.from_embedding(embedding)
-    if not embedding.built:
-      embedding.build()  # the instance's `build` is Embedding's (Keras wraps it per object)
+    if not isinstance(found, keras.layers.Embedding):
+      raise ValueError(f'{layer.name}: the saved model has a factorized layer at {path!r} (rank {rank}), but the '
+                       f'rebuilt layer has {type(found).__name__ if found is not None else "nothing"} there')
+    if getattr(found, 'rank', None) == rank:
+      continue
+    CompressibleEmbedding.from_embedding(found)
+    if not found.built:
+      found.build()  # the instance's `build` is Embedding's (Keras wraps it per object)
     random = np.random.default_rng(0)
-    embedding.factorize(random.uniform(-0.05, 0.05, (embedding.input_dim, rank)).astype(np.float32),
-                        random.uniform(-0.05, 0.05, (rank, embedding.output_dim)).astype(np.float32))
+    found.factorize(random.uniform(-0.05, 0.05, (found.input_dim, rank)).astype(np.float32),
+                    random.uniform(-0.05, 0.05, (rank, found.output_dim)).astype(np.float32))
   return pending
 
 
 def carry(model, layer, caller='compress_model'):
-  """After `layer` (an embedding below `model`) is factorized: makes its carrier, if any, a `FactorizedOwner` (in
+  """After `layer` (an embedding or a dense layer below `model`) is factorized: makes its carrier, if any, a `FactorizedOwner` (in
   place, as `CompressibleEmbedding.from_embedding` does), so that its config records the factorization.
   Raises ConfigError (naming `caller`) if Python refuses the carrier's new class."""
   owner = carrier(model, layer)
@@ -136,9 +141,9 @@ def carry(model, layer, caller='compress_model'):
   try:
     owner.__class__ = _owner_class(type(owner))
   except TypeError as e:  # e.g. a class with __slots__ and no __dict__
-    raise ConfigError(f'{caller}: embedding {layer.name!r} lives inside {owner.name!r} ({type(owner).__name__}), '
-                      f'whose class lmf_tf cannot extend ({e}), so a .keras file would reload it as a plain V x d '
-                      'embedding; compress only other embeddings with layers=') from e
+    raise ConfigError(f'{caller}: layer {layer.name!r} lives inside {owner.name!r} ({type(owner).__name__}), '
+                      f'whose class lmf_tf cannot extend ({e}), so a .keras file would reload it uncompressed; '
+                      'compress only other layers with layers=') from e
 
 
 _OWNER_CLASSES = {}  # the user's class -> its FactorizedOwner subclass, one per class

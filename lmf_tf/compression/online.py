@@ -12,7 +12,9 @@ from absl import logging
 from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.factorization import SVD_METHODS
+from lmf_tf.compression.kernels import LowRankKernels, factorize_kernels, select_kernels
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
 from lmf_tf.compression.schedules import Restarted
 from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, checked_ranks, factorize_embeddings, retrace,
@@ -38,12 +40,18 @@ class OnlineCompression(keras.callbacks.Callback):
 
   When: exactly one of `at_step` (after this many optimizer steps; 0 compresses before the first), `at_epoch`
   (before this 0-based epoch begins) and `at_dev_peak` (a `DevPeak`). How much: exactly one of `reduction` (R in
-  percent; k = floor((1 - R/100) V d / (V + d)) per embedding) and `rank` (k). Which: the embeddings `layers`
+  percent; k = floor((1 - R/100) V d / (V + d)) per embedding) and `rank` (k), or neither when only `kernels` are
+  compressed. Which: the embeddings `layers`
   selects: names or attribute paths ('token_and_position_embedding.token_emb'), a layer class or a predicate
   (`swap.select_embeddings`); by default the word embeddings, those with at least a tenth of the rows of the largest
   one (a small position table is left alone, listed in `left_alone` and in the swap's printed lines). Bad values
   are refused here, and R or k that do not fit an embedding in `on_train_begin`, before any step, naming the
   argument. A swap the run never reaches is warned about when training ends.
+
+  The rest of the model (beyond the paper; Grachev et al. 2017, §3.3, done online):
+    kernels: a `lmf_tf.LowRankKernels(rank=... or reduction=..., layers=...)`: at the first swap, the dense
+      kernels it selects (by default every `keras.layers.Dense` a factorization shrinks) become their rank-k
+      factors too (`kernels.py`), and train on from there.
 
   Recovery after the swap (beyond the paper; all off by default):
     recovery_learning_rate: 'restart' starts the optimizer's schedule afresh at the swap (`schedules.Restarted`);
@@ -61,14 +69,19 @@ class OnlineCompression(keras.callbacks.Callback):
   """
 
   def __init__(self, reduction=None, rank=None, at_step=None, at_epoch=None, at_dev_peak=None, layers=None,
-               svd_method='auto', recovery_learning_rate=None, distillation=None, gradual_factors=(),
+               kernels=None, svd_method='auto', recovery_learning_rate=None, distillation=None, gradual_factors=(),
                gradual_every_steps=None, verbose=1):
     super().__init__()
     name = 'OnlineCompression'
-    if (reduction is None) == (rank is None):
-      raise ConfigError(f'{name}: give exactly one of reduction= (R, percent) and rank= (k)')
+    if kernels is not None and not isinstance(kernels, LowRankKernels):
+      raise ConfigError(f'{name}(kernels={kernels!r}): give a lmf_tf.LowRankKernels(rank=... or reduction=..., '
+                        'layers=...)')
+    if reduction is not None and rank is not None or (reduction is None and rank is None and kernels is None):
+      raise ConfigError(f'{name}: give exactly one of reduction= (R, percent) and rank= (k) for the embeddings '
+                        '(or neither, with kernels=, to compress only dense kernels)')
     try:
-      check_reduction_value(reduction) if reduction is not None else check_rank_value(rank)
+      if reduction is not None or rank is not None:
+        check_reduction_value(reduction) if reduction is not None else check_rank_value(rank)
       warn_if_fraction(reduction)
     except ConfigError as e:
       raise ConfigError(f'{name}: {e}') from None
@@ -93,18 +106,22 @@ class OnlineCompression(keras.callbacks.Callback):
     factors = tuple(gradual_factors or ())
     if factors and (any(not f > 1 for f in factors) or list(factors) != sorted(set(factors), reverse=True)):
       raise ConfigError(f'{name}(gradual_factors={gradual_factors!r}): give decreasing factors > 1, e.g. (4, 2)')
+    if factors and reduction is None and rank is None:
+      raise ConfigError(f'{name}(gradual_factors={gradual_factors!r}): gradual reduction applies to the embeddings; '
+                        'give reduction= or rank=')
     if bool(factors) != (gradual_every_steps is not None) or (
         gradual_every_steps is not None and (not isinstance(gradual_every_steps, int) or gradual_every_steps < 1)):
       raise ConfigError(f'{name}: gradual_factors= and gradual_every_steps= (an integer >= 1) go together')
     self.reduction, self.rank = reduction, rank
     self.at_step, self.at_epoch, self.at_dev_peak = at_step, at_epoch, at_dev_peak
-    self.layers, self.svd_method = layers, svd_method
+    self.layers, self.kernels, self.svd_method = layers, kernels, svd_method
     self.recovery_learning_rate, self.distillation = recovery_learning_rate, distillation
     self.gradual_factors, self.gradual_every_steps = factors, gradual_every_steps
     self.verbose = verbose
     self.expect_more_fits = False  # True while `fit` is called in parts: no "never reached" warning at the end
     self.reports, self.swap_steps = [], []
     self._embeddings = None  # resolved by `prepare`
+    self._kernels = None  # a `KernelSelection`, resolved by `prepare` when `kernels` is given
     self.left_alone, self._left_alone_line = [], ''  # the embeddings the default rule leaves alone (`prepare`)
     self._stage_ranks = None  # [{layer name: rank}] per swap, the last one the final ranks
     self._teacher = None  # the model's copy: best-on-dev weights before the swap, the frozen teacher after it
@@ -143,15 +160,8 @@ class OnlineCompression(keras.callbacks.Callback):
     if self._embeddings is not None:
       return
     model = self.model
-    selection = select_embeddings(model, self.layers, 'OnlineCompression')
-    embeddings, self.left_alone = selection.chosen, selection.left_alone
-    self._left_alone_line = selection.left_alone_line()
-    already = [l for l in embeddings if getattr(l, 'rank', None) is not None]
-    if already and not self.swap_steps:
-      raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
-                        'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
-                        'uncompressed model, then restore_state()'.format(already[0].rank))
-    final = checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
+    embeddings, final = self._prepare_embeddings(model)
+    self._select_kernels()
     stages = []
     for factor in self.gradual_factors:
       ranks = {l.name: min(final[l.name] * factor, max_useful_rank(l.input_dim, l.output_dim)) for l in embeddings}
@@ -160,6 +170,30 @@ class OnlineCompression(keras.callbacks.Callback):
     self._embeddings, self._stage_ranks = embeddings, stages + [final]
     if self.distillation is not None or self.at_dev_peak is not None:
       self._teacher = _copy_model(model)
+
+  def _select_kernels(self, when_built=False):
+    """Resolves `kernels` once the model's dense layers are built (a subclassed model builds them in its first
+    step: then at the swap); `when_built`: they must be by now."""
+    if self.kernels is None or self._kernels is not None:
+      return
+    unbuilt = [l for l in self.model._flatten_layers(include_self=False)  # pylint: disable=protected-access
+               if isinstance(l, keras.layers.Dense) and not l.built]
+    if not unbuilt or when_built:
+      self._kernels = select_kernels(self.model, self.kernels, 'OnlineCompression')
+
+  def _prepare_embeddings(self, model):
+    """(the embeddings to compress, {name: final k}); none when only kernels are compressed."""
+    if self.reduction is None and self.rank is None:
+      return [], {}
+    selection = select_embeddings(model, self.layers, 'OnlineCompression')
+    embeddings, self.left_alone = selection.chosen, selection.left_alone
+    self._left_alone_line = selection.left_alone_line()
+    already = [l for l in embeddings if getattr(l, 'rank', None) is not None]
+    if already and not self.swap_steps:
+      raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
+                        'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
+                        'uncompressed model, then restore_state()'.format(already[0].rank))
+    return embeddings, checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
 
   # The swap.
 
@@ -180,11 +214,16 @@ class OnlineCompression(keras.callbacks.Callback):
           self._teacher.set_weights(model.get_weights())
       self.reports = factorize_embeddings(model, self._embeddings, self._stage_ranks[stage], self.svd_method,
                                           'OnlineCompression')
+      if stage == 0 and self.kernels is not None:
+        self._select_kernels(when_built=True)
+        self.reports += factorize_kernels(model, self._kernels, self.svd_method, 'OnlineCompression')
       self.swap_steps.append(step)
       lines = [report.summary() for report in self.reports]  # each logged by compress_layer
-      if self._left_alone_line and stage == 0:
-        lines.append(self._left_alone_line)
-        logging.info('OnlineCompression after step %d: %s', step, self._left_alone_line)
+      if stage == 0:
+        for line in (self._left_alone_line, self._kernels.left_alone_line() if self._kernels else ''):
+          if line:
+            lines.append(line)
+            logging.info('OnlineCompression after step %d: %s', step, line)
       if self.verbose:  # a leading newline, as Keras's callbacks print: the line may come amid a progress bar
         for line in lines:
           print(f'\nOnlineCompression after step {step}: {line}', flush=True)
@@ -215,23 +254,30 @@ class OnlineCompression(keras.callbacks.Callback):
   def get_state(self):
     """What a resumed run needs besides the checkpointed variables (JSON-able)."""
     return {'swap_steps': list(self.swap_steps), 'best': self._best, 'waited': self._waited,
-            'ranks': [dict(r) for r in self._stage_ranks or []]}
+            'ranks': [dict(r) for r in self._stage_ranks or []],
+            'kernel_ranks': dict(self._kernels.ranks) if self._kernels else {}}
 
   def restore_state(self, state):
     """Puts a prepared (uncompressed) model into the form `state` records: the embeddings at the ranks of the last
-    swap, the optimizer rebuilt for them, distillation attached. Then restore the checkpoint, `variables` included."""
+    swap (and the kernels, with `kernels`), the optimizer rebuilt for them, distillation attached. Then restore the checkpoint, `variables` included."""
     self.prepare()
     self.swap_steps, self._best, self._waited = list(state['swap_steps']), state['best'], state['waited']
     if not self.swap_steps:
       return
-    if state['ranks'] and state['ranks'] != self._stage_ranks:
-      raise ConfigError(f'OnlineCompression: the saved run swapped to ranks {state["ranks"]}, these settings ask for '
-                        f'{self._stage_ranks}; resume with the settings of the saved run')
+    self._select_kernels(when_built=True)
+    kernel_ranks = dict(self._kernels.ranks) if self._kernels else {}
+    if (state['ranks'] and state['ranks'] != self._stage_ranks) or state.get('kernel_ranks', {}) != kernel_ranks:
+      raise ConfigError(f'OnlineCompression: the saved run swapped to ranks {state["ranks"]} (kernels '
+                        f'{state.get("kernel_ranks", {})}), these settings ask for {self._stage_ranks} (kernels '
+                        f'{kernel_ranks}); resume with the settings of the saved run')
     model = self.model
     with model.distribute_strategy.scope():
       for layer in self._embeddings:  # the saved factors are restored with the checkpoint
         CompressibleEmbedding.from_embedding(layer)
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
+        nested.carry(model, layer, 'OnlineCompression')
+      for layer in self._kernels.chosen if self._kernels else []:
+        CompressibleDense.with_rank(layer, kernel_ranks[layer.name])
         nested.carry(model, layer, 'OnlineCompression')
       self._install_optimizer()
     self._attach_distillation()

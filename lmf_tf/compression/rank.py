@@ -27,7 +27,7 @@ def max_useful_rank(vocab_size, dim):
   return math.ceil(vocab_size * dim / (vocab_size + dim)) - 1
 
 
-def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
+def rank_for_reduction(reduction, vocab_size, dim, name='reduction', what='embedding'):
   """k = floor((1 - R/100) V d / (V + d)) for a reduction R in percent (0 < R < 100), computed exactly.
 
   >>> rank_for_reduction(90, 14000, 50)
@@ -35,7 +35,8 @@ def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
   >>> rank_for_reduction(90, 10000, 300)
   29
 
-  `name` is how the caller's user gave R, for messages: `reduction` (a Python argument) or `--reduction` (a flag).
+  `name` is how the caller's user gave R, for messages: `reduction` (a Python argument) or `--reduction` (a flag);
+  `what` names the matrix ('embedding', 'kernel').
   Raises:
     ConfigError: if R is not a number in (0, 100), or gives k < 1 or a k that would not shrink the layer; the
       message names `name`, the value and the possible range.
@@ -47,8 +48,8 @@ def rank_for_reduction(reduction, vocab_size, dim, name='reduction'):
     max_r = float(100 * (1 - fractions.Fraction(vocab_size + dim, vocab_size * dim)))
     raise ConfigError(
         f'{name}={reduction:g} leaves rank k={k} for V={vocab_size}, d={dim}; R must be at most {max_r:.4f} '
-        f'(rank 1) for this embedding')
-  return _useful_rank(k, vocab_size, dim, f'{name}={reduction:g}')
+        f'(rank 1) for this {what}')
+  return _useful_rank(k, vocab_size, dim, f'{name}={reduction:g}', what)
 
 
 def check_reduction_value(reduction, name='reduction'):
@@ -72,29 +73,30 @@ def check_rank_value(rank, name='rank'):
   return int(rank)
 
 
-def validate_rank(rank, vocab_size, dim, name='rank'):
+def validate_rank(rank, vocab_size, dim, name='rank', what='embedding'):
   """Checks that `rank` is an integer with 1 <= k < V d / (V + d) and returns it; raises ConfigError naming `name`
   (`rank` for a Python argument, `--rank` for a flag) otherwise."""
-  return _useful_rank(check_rank_value(rank, name), vocab_size, dim, f'{name}={rank}')
+  return _useful_rank(check_rank_value(rank, name), vocab_size, dim, f'{name}={rank}', what)
 
 
-def _useful_rank(rank, vocab_size, dim, given):
+def _useful_rank(rank, vocab_size, dim, given, what='embedding'):
   limit = max_useful_rank(vocab_size, dim)
   if not 1 <= rank <= limit:
     raise ConfigError(
-        f'{given} gives rank {rank}, but a rank-k factorization of a {vocab_size} x {dim} embedding is smaller '
+        f'{given} gives rank {rank}, but a rank-k factorization of a {vocab_size} x {dim} {what} is smaller '
         f'than the matrix only for 1 <= k <= {limit} (k < V d / (V + d) = {break_even_rank(vocab_size, dim):.2f})')
   return rank
 
 
-def target_rank(vocab_size, dim, reduction=None, rank=None, names=('reduction', 'rank')):
-  """k for a V x d embedding from exactly one of R (`reduction`, percent) and `rank`, checked as above; `names`
-  are how the user gave the two (`('--reduction', '--rank')` for a script's flags)."""
+def target_rank(vocab_size, dim, reduction=None, rank=None, names=('reduction', 'rank'), what='embedding'):
+  """k for a V x d matrix (`what`: an embedding, or a kernel of M inputs and N outputs) from exactly one of R
+  (`reduction`, percent) and `rank`, checked as above; `names` are how the user gave the two (`('--reduction',
+  '--rank')` for a script's flags)."""
   if (reduction is None) == (rank is None):
     raise ConfigError(f'give exactly one of {names[0]} (R, percent) and {names[1]} (k)')
   if rank is None:
-    return rank_for_reduction(reduction, vocab_size, dim, name=names[0])
-  return validate_rank(rank, vocab_size, dim, name=names[1])
+    return rank_for_reduction(reduction, vocab_size, dim, name=names[0], what=what)
+  return validate_rank(rank, vocab_size, dim, name=names[1], what=what)
 
 
 def reduction_of_rank(rank, vocab_size, dim):

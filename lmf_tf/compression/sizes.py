@@ -32,7 +32,9 @@ PARTS = ('embedding', 'recurrent', 'hidden', 'output', 'vocabulary', 'overhead')
 INT8_MIN_ELEMENTS = 1024  # the converter leaves smaller weights in float32 (dynamic-range quantization)
 # Flatbuffer bytes beyond the weights: the model's base (signature, input, output, softmax) and each layer's
 # operators; measured on TF 2.21 with tests/test_budget.py (`measure_parts`), int8 and float32 alike.
-OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'lstm': 9_500, 'bidirectional': 3_000}
+# 'factors': the second matrix product of a factorized Dense (`LowRankKernels`) and its intermediate tensor.
+OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'factors': 400, 'lstm': 9_500,
+                  'bidirectional': 3_000}
 QUANTIZATION_BYTES_PER_CHANNEL = 12
 PREDICTION_TOLERANCE = (0.03, 1_000)  # the whole file within 3% or 1,000 bytes, whichever is larger
 
@@ -153,7 +155,7 @@ def layer_overhead_bytes(model):
     elif isinstance(layer, keras.layers.Embedding):
       total += OVERHEAD_BYTES['embedding']
     elif isinstance(layer, keras.layers.Dense):
-      total += OVERHEAD_BYTES['dense']
+      total += OVERHEAD_BYTES['dense'] + OVERHEAD_BYTES['factors'] * bool(getattr(layer, 'is_compressed', False))
   return total
 
 

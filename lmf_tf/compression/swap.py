@@ -68,17 +68,35 @@ def select_embeddings(model, layers=None, caller='compress_model'):
       (found if type(layer) in (keras.layers.Embedding, CompressibleEmbedding) else skipped).append(layer)
   if layers is None:
     for layer in skipped:
-      logging.warning('%s: %s is a %s; only keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding are '
-                      'compressed', caller, layer.name, type(layer).__name__)
+      logging.warning('%s: %s is a %s; only %s are compressed', caller, layer.name, type(layer).__name__,
+                      EMBEDDING_CLASSES)
     if not found:
       raise ConfigError(f'{caller}: model {model.name!r} has no keras.layers.Embedding to compress')
     largest = max(l.input_dim for l in found)
     return Selection([l for l in found if l.input_dim >= MIN_ROW_SHARE * largest],
                      [l for l in found if l.input_dim < MIN_ROW_SHARE * largest])
+  return select_named(model, layers, found, skipped, Family('embedding', EMBEDDING_CLASSES), caller)
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+  """The kind of layer a selection picks among: its `noun` and the `classes` lmf_tf factorizes, for messages."""
+  noun: str
+  classes: str
+
+
+EMBEDDING_CLASSES = 'keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding'
+
+
+def select_named(model, layers, found, skipped, family, caller):
+  """The layers of `found` that `layers` selects, as a `Selection` with none left alone: a class (those of it, or
+  held at any depth by a layer of it), a predicate, or names and attribute paths (a name may be the end of one
+  path). `skipped` are layers of the family lmf_tf cannot factorize (subclasses with their own call path): named,
+  they are refused. Raises ConfigError naming `caller` and its `layers=` argument."""
   if isinstance(layers, type) or (callable(layers) and not isinstance(layers, str)):
     chosen = [l for l in found if _selected(model, l, layers)]
     if not chosen:
-      raise ConfigError(f'{caller}(layers={layers!r}): selects none of the embeddings of model {model.name!r} '
+      raise ConfigError(f'{caller}(layers={layers!r}): selects none of the {family.noun}s of model {model.name!r} '
                         f'({", ".join(repr(l.name) for l in found) or "none"})')
     return Selection(chosen, [])
   names = [layers] if isinstance(layers, str) else layers
@@ -95,12 +113,12 @@ def select_embeddings(model, layers=None, caller='compress_model'):
   unknown = [name for name in names if name not in by_name]
   if unknown:
     known = ', '.join(repr(paths.get(id(l), l.name)) for l in found + skipped) or 'none'
-    raise ConfigError(f'{caller}(layers={list(names)!r}): model {model.name!r} has no embedding named '
-                      f'{", ".join(map(repr, unknown))}; its embeddings are {known}')
+    raise ConfigError(f'{caller}(layers={list(names)!r}): model {model.name!r} has no {family.noun} named '
+                      f'{", ".join(map(repr, unknown))}; its {family.noun}s are {known}')
   for name in names:
     if by_name[name] in skipped:
       raise ConfigError(f'{caller}(layers=...): {name!r} is a {type(by_name[name]).__name__}; only '
-                        'keras.layers.Embedding and lmf_tf.layers.CompressibleEmbedding can be compressed')
+                        f'{family.classes} can be compressed')
   return Selection(list(dict.fromkeys(by_name[name] for name in names)), [])
 
 
