@@ -5,7 +5,8 @@ file that holds one loads after `import lmf_tf`.
     V_kᵀ (k x d) (Acharya et al. 2019, §3.1); `OnlineCompression` and `compress_model` turn a plain `Embedding`
     into one. `.rank`, `.factorize(rank)`.
   - `CompressibleDense`: a `keras.layers.Dense` whose kernel can be factorized in place into U_k Σ_k (M x k) and
-    V_kᵀ (k x N); `OnlineCompression(kernels=LowRankKernels(...))` turns a plain `Dense` into one.
+    V_kᵀ (k x N); `CompressibleLSTM`: a `keras.layers.LSTM` whose input and recurrent matrices can each be;
+    `OnlineCompression(kernels=LowRankKernels(...))` turns a plain `Dense` or `LSTM` into one.
   - `LowRankDense`, `LowRankLSTM`: a dense layer x A B + b and an LSTM whose input and recurrent matrices may each be
     factorized (Grachev et al. 2017, §3.3).
   - `TTEmbedding`, `TTDense`: tensor-train matrices (Novikov et al. 2015; Grachev et al. 2017, §3.4); their
@@ -14,7 +15,8 @@ file that holds one loads after `import lmf_tf`.
 
 from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.recurrent import CompressibleLSTM
 from lmf_tf.compression.lowrank import LowRankDense, LowRankLSTM
 from lmf_tf.compression.tensor_train import TTDense, TTEmbedding
 
-__all__ = ['CompressibleDense', 'CompressibleEmbedding', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']
+__all__ = ['CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']

@@ -172,11 +172,12 @@ def test_bad_arguments_are_refused_naming_them(make, match):
 
 
 @pytest.mark.parametrize('kernels, match', [
-    (lmf_tf.LowRankKernels(rank=8, layers=['dense_7']), r"has no dense layer named 'dense_7'; its dense layers are "
-                                                         r"'hidden', 'classifier'"),
+    (lmf_tf.LowRankKernels(rank=8, layers=['dense_7']), r"OnlineCompression: LowRankKernels\(layers=\['dense_7'\]\): "
+                                                         r"model 'bag' has no Dense or LSTM layer named 'dense_7'; its "
+                                                         r"Dense or LSTM layers are 'hidden', 'classifier'"),
     (lmf_tf.LowRankKernels(rank=8, layers=['classifier']), r'rank=8 gives rank 8, but a rank-k factorization of a '
-                                                           r'64 x 5 kernel .* \(dense layer \'classifier\'\)'),
-    (lmf_tf.LowRankKernels(reduction=99.9), r'no dense layer of model .* is shrunk by it'),
+                                                           r"64 x 5 kernel .* \(Dense 'classifier'\)"),
+    (lmf_tf.LowRankKernels(reduction=99.9), r'no Dense or LSTM of model .* is shrunk by it'),
 ])
 def test_a_selection_that_cannot_be_made_is_refused_before_training(kernels, match):
   model = functional_bag()
@@ -194,3 +195,36 @@ def test_a_factorized_dense_refuses_keras_quantize_and_lora():
     layer.enable_lora(4)
   with pytest.raises(NotImplementedError):  # Keras's own refusal (its wrapper calls Dense.quantize) or lmf_tf's
     layer.quantize('int8')
+
+
+def recurrent_model(bidirectional):
+  """Embedding -> LSTM(32) (or a Bidirectional one, as examples/own_model.py) -> Dense(5, softmax)."""
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.Embedding(400, 24, mask_zero=True, name='words')(ids)
+  lstm = keras.layers.LSTM(32, name='lstm')
+  x = keras.layers.Bidirectional(lstm, name='bilstm')(x) if bidirectional else lstm(x)
+  model = keras.Model(ids, keras.layers.Dense(5, activation='softmax', name='classifier')(x))
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy')
+  return model
+
+
+@pytest.mark.parametrize('bidirectional', [False, True], ids=['lstm', 'bilstm'])
+def test_lstm_matrices_swap_reload_fold_and_ship(bidirectional, tmp_path):
+  model = recurrent_model(bidirectional)
+  callback = lmf_tf.OnlineCompression(rank=6, at_epoch=1, kernels=lmf_tf.LowRankKernels(rank=8), verbose=0)
+  model.fit(IDS, LABELS, epochs=2, batch_size=64, verbose=0, callbacks=[callback])
+  lstms = [l for l in model._flatten_layers() if isinstance(l, lmf_tf.layers.CompressibleLSTM)]  # pylint: disable=protected-access
+  assert len(lstms) == 1 + bidirectional and all(l.ranks == {'kernel': 8, 'recurrent_kernel': 8} for l in lstms)
+  assert {tuple(w.shape) for w in lstms[0].weights if 'seed' not in w.path} == {(24, 8), (8, 128), (32, 8), (128,)}
+  expected = model.predict(IDS[:8], verbose=0)
+  model.save(tmp_path / 'model.keras')
+  reloaded = keras.saving.load_model(tmp_path / 'model.keras')
+  np.testing.assert_allclose(reloaded.predict(IDS[:8], verbose=0), expected, atol=1e-6)
+  folded = lmf_tf.fold_projection(model)  # V_kᵀ (6 x 24) into each W_x's left factor: 6 x 8
+  assert (6, 8) in {tuple(w.shape) for w in folded.weights}
+  np.testing.assert_allclose(folded.predict(IDS[:8], verbose=0), expected, atol=1e-5)
+  flatbuffer = lmf_tf.to_tflite(folded, 'int8', batch_size=8)
+  np.testing.assert_allclose(lmf_tf.TfliteRunner(flatbuffer)(IDS[:8]), expected, atol=0.02)
+  relative, absolute = sizes.PREDICTION_TOLERANCE
+  assert abs(sizes.predict_parts(folded, 'int8')['total'] - len(flatbuffer)) <= max(relative * len(flatbuffer),
+                                                                                      absolute)

@@ -309,7 +309,8 @@ def compressed_bilstm(tmp_path_factory):
 
 
 # The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
-LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'CyclicalLearningRate',
+LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'CompressibleLSTMCell',
+                         'CyclicalLearningRate',
                          'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense',
                          'TTEmbedding')
 

@@ -122,8 +122,8 @@ def fold_projection(model):
     logging.info('fold_projection: model %r has no projection to fold; returned as it is.', model.name)
     return model
   targets = {target.name: embedding for embedding, target in folds.values()}
-  shared = {id(l) for l in model.layers if any(getattr(s, 'is_compressed', False)
-                                                for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
+  shared = {id(l) for l in model.layers if l.name not in targets and any(
+      isinstance(s, CompressibleEmbedding) and s.is_compressed for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
 
   collapsed = {name for name, embedding in targets.items() if _collapses(model.get_layer(name), embedding.rank)}
 

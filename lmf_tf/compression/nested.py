@@ -30,6 +30,7 @@ import numpy as np
 
 from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.recurrent import CompressibleLSTM
 from lmf_tf.errors import ConfigError
 
 
@@ -98,8 +99,9 @@ def carrier(model, layer):
 
 
 def _factorized_below(layer):
-  """{attribute path below `layer`: k} of its factorized embeddings and dense layers."""
-  return {path: int(found.rank) for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
+  """{attribute path below `layer`: k} of its factorized embeddings, Dense and LSTM layers."""
+  return {path: found.rank if isinstance(found.rank, dict) else int(found.rank)  # an LSTM's: {matrix: k}
+          for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
 
 
 def restore_factorized(layer, factorized, missing_ok=False):
@@ -114,8 +116,8 @@ def restore_factorized(layer, factorized, missing_ok=False):
     if found is None and missing_ok:
       pending[path] = rank
       continue
-    if isinstance(found, keras.layers.Dense):
-      CompressibleDense.with_rank(found, rank)
+    if isinstance(found, (keras.layers.Dense, keras.layers.LSTM)):
+      restore_kernel_ranks(found, rank)
       continue
     if not isinstance(found, keras.layers.Embedding):
       raise ValueError(f'{layer.name}: the saved model has a factorized layer at {path!r} (rank {rank}), but the '
@@ -129,6 +131,15 @@ def restore_factorized(layer, factorized, missing_ok=False):
     found.factorize(random.uniform(-0.05, 0.05, (found.input_dim, rank)).astype(np.float32),
                     random.uniform(-0.05, 0.05, (rank, found.output_dim)).astype(np.float32))
   return pending
+
+
+def restore_kernel_ranks(layer, ranks):
+  """Gives a Dense (`ranks`: k or {'kernel': k}) or an LSTM ({matrix: k}) its factorized form: placeholder factors
+  if built (a weights file then overwrites them), else it builds its factors itself."""
+  if isinstance(layer, keras.layers.Dense):
+    CompressibleDense.with_rank(layer, ranks['kernel'] if isinstance(ranks, dict) else ranks)
+  else:
+    CompressibleLSTM.with_ranks(layer, ranks)
 
 
 def carry(model, layer, caller='compress_model'):

@@ -12,7 +12,6 @@ from absl import logging
 from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
-from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.factorization import SVD_METHODS
 from lmf_tf.compression.kernels import LowRankKernels, factorize_kernels, select_kernels
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
@@ -49,9 +48,9 @@ class OnlineCompression(keras.callbacks.Callback):
   argument. A swap the run never reaches is warned about when training ends.
 
   The rest of the model (beyond the paper; Grachev et al. 2017, §3.3, done online):
-    kernels: a `lmf_tf.LowRankKernels(rank=... or reduction=..., layers=...)`: at the first swap, the dense
-      kernels it selects (by default every `keras.layers.Dense` a factorization shrinks) become their rank-k
-      factors too (`kernels.py`), and train on from there.
+    kernels: a `lmf_tf.LowRankKernels(rank=... or reduction=..., layers=...)`: at the first swap, the matrices it
+      selects (by default those of every `keras.layers.Dense` and `keras.layers.LSTM` a factorization shrinks)
+      become their rank-k factors too (`kernels.py`), and train on from there.
 
   Recovery after the swap (beyond the paper; all off by default):
     recovery_learning_rate: 'restart' starts the optimizer's schedule afresh at the swap (`schedules.Restarted`);
@@ -172,12 +171,12 @@ class OnlineCompression(keras.callbacks.Callback):
       self._teacher = _copy_model(model)
 
   def _select_kernels(self, when_built=False):
-    """Resolves `kernels` once the model's dense layers are built (a subclassed model builds them in its first
-    step: then at the swap); `when_built`: they must be by now."""
+    """Resolves `kernels` once the model's Dense and LSTM layers are built (a subclassed model builds them in its
+    first step: then at the swap); `when_built`: they must be by now."""
     if self.kernels is None or self._kernels is not None:
       return
     unbuilt = [l for l in self.model._flatten_layers(include_self=False)  # pylint: disable=protected-access
-               if isinstance(l, keras.layers.Dense) and not l.built]
+               if isinstance(l, (keras.layers.Dense, keras.layers.LSTM)) and not l.built]
     if not unbuilt or when_built:
       self._kernels = select_kernels(self.model, self.kernels, 'OnlineCompression')
 
@@ -277,7 +276,7 @@ class OnlineCompression(keras.callbacks.Callback):
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
         nested.carry(model, layer, 'OnlineCompression')
       for layer in self._kernels.chosen if self._kernels else []:
-        CompressibleDense.with_rank(layer, kernel_ranks[layer.name])
+        nested.restore_kernel_ranks(layer, kernel_ranks[layer.name])
         nested.carry(model, layer, 'OnlineCompression')
       self._install_optimizer()
     self._attach_distillation()

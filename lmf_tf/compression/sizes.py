@@ -32,8 +32,9 @@ PARTS = ('embedding', 'recurrent', 'hidden', 'output', 'vocabulary', 'overhead')
 INT8_MIN_ELEMENTS = 1024  # the converter leaves smaller weights in float32 (dynamic-range quantization)
 # Flatbuffer bytes beyond the weights: the model's base (signature, input, output, softmax) and each layer's
 # operators; measured on TF 2.21 with tests/test_budget.py (`measure_parts`), int8 and float32 alike.
-# 'factors': the second matrix product of a factorized Dense (`LowRankKernels`) and its intermediate tensor.
-OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'factors': 400, 'lstm': 9_500,
+# 'factors', 'lstm_factors': the second matrix product of a factorized matrix (`LowRankKernels`: a Dense's; each of
+# an LSTM's two, inside its while loop) and its intermediate tensor.
+OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'factors': 400, 'lstm': 9_500, 'lstm_factors': 600,
                   'bidirectional': 3_000}
 QUANTIZATION_BYTES_PER_CHANNEL = 12
 PREDICTION_TOLERANCE = (0.03, 1_000)  # the whole file within 3% or 1,000 bytes, whichever is larger
@@ -149,7 +150,7 @@ def layer_overhead_bytes(model):
   total = OVERHEAD_BYTES['base']
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
     if isinstance(layer, keras.layers.LSTM):
-      total += OVERHEAD_BYTES['lstm']
+      total += OVERHEAD_BYTES['lstm'] + OVERHEAD_BYTES['lstm_factors'] * len(getattr(layer, 'ranks', {}))
     elif isinstance(layer, keras.layers.Bidirectional):
       total += OVERHEAD_BYTES['bidirectional']  # the reversed sequence and the concatenation
     elif isinstance(layer, keras.layers.Embedding):
