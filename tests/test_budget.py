@@ -1,12 +1,15 @@
 """The byte budget: parsing, the size model against exported files, vocabulary files, the planner's refusals, and
 budget runs end to end on a user's model and on the study's data (tiny)."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+import lmf_tf
 
 from lmf_tf.compression import sizes
 from lmf_tf.errors import ConfigError
@@ -244,6 +247,31 @@ def test_study_plan_bytes_equal_the_size_model_of_its_keras_model(name):
   assert budget_search.plan_from_name(plan.name) == plan
   with pytest.raises(ConfigError, match=r"^--plan='lstm-w10': expected <bag\|lstm>-w<words>"):
     budget_search.plan_from_name('lstm-w10')
+
+
+@pytest.mark.parametrize('name, smaller', [
+    ('bag-w1000-k10-u64-r16-int8', True), ('lstm-w2000-k16-u64-r16-int8', True),
+    ('lstm-w500-k50-u150-r16-float32', True),
+    # 32 x 150 stays factorized; its 32 x 16 factor has fewer than 1,024 elements and ships float32: larger.
+    ('bag-w1000-k32-u0-r16-int8', False)])
+def test_study_plans_with_factorized_matrices_are_sized_as_the_model_they_ship(name, smaller):
+  """A plan with a kernel rank: its shapes are those of the classifier trained at the full width, swapped
+  (embedding and matrices, `LowRankKernels`' default) and folded (`fold_projection`, which makes a folded matrix whole
+  where that is smaller)."""
+  from lmf_tf.compression import kernels  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_plans, budget_search  # pylint: disable=g-import-not-at-top
+  plan = budget_search.plan_from_name(name)
+  assert budget_search.plan_from_name(plan.name) == plan and plan.kernel_rank == 16
+  model = budget_plans.build_classifier(plan, 150, width=budget_plans.FULL_WIDTH)
+  if plan.rank:
+    lmf_tf.compress_model(model, rank=plan.rank, layers=['words'])
+  kernels.factorize_kernels(model, kernels.select_kernels(model, lmf_tf.LowRankKernels(rank=plan.kernel_rank)))
+  shipped = lmf_tf.fold_projection(model) if plan.rank else model
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  assert budget_plans.predicted_bytes(plan, 150, vocabulary_bytes) == sizes.predict_parts(shipped, plan.kind,
+                                                                                           3 * plan.words)
+  whole = budget_plans.predicted_bytes(dataclasses.replace(plan, kernel_rank=None), 150, vocabulary_bytes)
+  assert (budget_plans.predicted_bytes(plan, 150, vocabulary_bytes)['total'] < whole['total']) == smaller
 
 
 def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path):

@@ -107,8 +107,8 @@ def foldable_embeddings(model):
 def fold_projection(model):
   """An equivalent inference model of `model` whose factorized embeddings (rank k) feed the next layer directly
   where that layer is known: each becomes a plain `Embedding(V, k)` and V_kᵀ moves into the next layer's input
-  kernel. Outputs equal the model's up to float rounding. A factorized Dense (`LowRankKernels`) takes V_kᵀ into its
-  left factor, or becomes one k x N kernel where that is smaller.
+  kernel. Outputs equal the model's up to float rounding. A factorized Dense or LSTM input matrix (`LowRankKernels`)
+  takes V_kᵀ into its left factor, or becomes one k x N matrix where that is smaller.
 
   One export path serves every model: an embedding whose projection does not fold (nested in a user's layer, in a
   subclassed model, before a non-linear layer or several consumers) stays factorized (its k x d product is one
@@ -131,8 +131,7 @@ def fold_projection(model):
     if layer.name in folds:
       return keras.layers.Embedding(layer.input_dim, layer.rank, mask_zero=layer.mask_zero, name=layer.name)
     if layer.name in collapsed:
-      return keras.layers.Dense.from_config({k: v for k, v in _without_build_config(layer.get_config()).items()
-                                             if k != 'rank'})
+      return _collapsed_clone(layer)
     if id(layer) in shared:  # holds a factorized embedding its config would rebuild as a plain one
       return layer
     # A Bidirectional's config records its inner layers' input shapes: rebuilt for the k-wide input instead.
@@ -144,9 +143,9 @@ def fold_projection(model):
       continue
     if layer.name in folds:
       layer.set_weights([source.low_rank_embeddings.numpy()])
-    elif layer.name in collapsed:
-      projection, (left, right, *bias) = targets[layer.name].projection.numpy(), source.get_weights()
-      layer.set_weights([projection @ left @ right, *bias])
+    elif layer.name in collapsed:  # W_x (or a Dense's kernel) = V_kᵀ L R, then the other weights as they are
+      projection, (left, right, *others) = targets[layer.name].projection.numpy(), source.get_weights()
+      layer.set_weights([projection @ left @ right, *others])
     elif layer.name in targets:
       layer.set_weights(_folded_weights(source, targets[layer.name].projection.numpy()))
     elif layer.weights:
@@ -155,11 +154,24 @@ def fold_projection(model):
 
 
 def _collapses(layer, k):
-  """Whether a factorized Dense (M x r, r x N) that the projection (k x M) folds into is smaller as one k x N
-  kernel than as its folded factors k x r and r x N."""
-  if not getattr(layer, 'is_compressed', False) or not isinstance(layer, keras.layers.Dense):
+  """Whether a factorized input matrix (M x r, r x N: a Dense's kernel, an LSTM's W_x) that the projection (k x M)
+  folds into is smaller as one k x N matrix than as its folded factors k x r and r x N."""
+  if isinstance(layer, keras.layers.Dense) and getattr(layer, 'is_compressed', False):
+    rank, columns = layer.rank, layer.units
+  elif isinstance(layer, keras.layers.LSTM) and 'kernel' in getattr(layer, 'ranks', {}):
+    rank, columns = layer.ranks['kernel'], 4 * layer.units
+  else:
     return False
-  return k * layer.units <= layer.rank * (k + layer.units)
+  return k * columns <= rank * (k + columns)
+
+
+def _collapsed_clone(layer):
+  """`layer` (a factorized Dense, or an LSTM with a factorized W_x) rebuilt with that matrix whole."""
+  config = _without_build_config(layer.get_config())
+  if isinstance(layer, keras.layers.Dense):
+    return keras.layers.Dense.from_config({k: v for k, v in config.items() if k != 'rank'})
+  ranks = {matrix: k for matrix, k in config['ranks'].items() if matrix != 'kernel'}
+  return type(layer).from_config({**config, 'ranks': ranks})
 
 
 def _without_build_config(config):

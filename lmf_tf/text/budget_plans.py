@@ -11,23 +11,27 @@ import dataclasses
 import numpy as np
 
 from lmf_tf.compression import sizes as budget
+from lmf_tf.compression.rank import max_useful_rank
 from lmf_tf.errors import ConfigError
 
 ARCHITECTURES = ('bag', 'lstm')
 FULL_WIDTH = 50  # the vendored GloVe 6B 50d
 RANKS = (8, 10, 12, 16, 24, 32, None)  # None: the full width, no swap; rank 4 lost half of CLINC150's accuracy
+KERNEL_RANKS = (None, 16)  # the dense and LSTM matrices whole, or at rank 16 (`lmf_tf.LowRankKernels`)
 UNITS = {'bag': (0, 16, 32, 64, 128, 256), 'lstm': (32, 64, 150)}
 WORDS_STEP = 250
 
 
 @dataclasses.dataclass(frozen=True)
 class BudgetPlan:
-  """One way to ship a classifier: `words` kept, embedding rank `rank` (None: 50), `units`, TFLite `kind`."""
+  """One way to ship a classifier: `words` kept, embedding rank `rank` (None: 50), `units`, TFLite `kind`, and the
+  rank of its dense and LSTM matrices (`kernel_rank`; None: whole), swapped online with the embedding."""
   architecture: str
   words: int
   rank: int | None
   units: int
   kind: str = 'int8'
+  kernel_rank: int | None = None
 
   @property
   def width(self):
@@ -36,7 +40,8 @@ class BudgetPlan:
 
   @property
   def name(self):
-    return f'{self.architecture}-w{self.words}-k{self.rank or FULL_WIDTH}-u{self.units}-{self.kind}'
+    kernels = f'-r{self.kernel_rank}' if self.kernel_rank else ''
+    return f'{self.architecture}-w{self.words}-k{self.rank or FULL_WIDTH}-u{self.units}{kernels}-{self.kind}'
 
 
 def build_classifier(plan, num_classes, width=None, l2=1e-5, dropout=0.3):
@@ -63,26 +68,58 @@ def build_classifier(plan, num_classes, width=None, l2=1e-5, dropout=0.3):
 
 
 def weight_shapes(plan, num_classes):
-  """{part: [weight shapes]} of the plan's shipped classifier (`build_classifier` at the plan's width)."""
-  width, units = plan.width, plan.units
-  shapes = {'embedding': [(plan.words + 2, width)], 'recurrent': [], 'hidden': []}
+  """{part: [weight shapes]} of the plan's shipped classifier: `build_classifier` trained at the full width, its
+  embedding swapped to the plan's rank and folded into the next layer (`lmf_tf.fold_projection`), and with a
+  `kernel_rank` each dense and LSTM matrix that rank shrinks factorized (`lmf_tf.LowRankKernels`' default)."""
+  return _shipped(plan, num_classes)[0]
+
+
+def _shipped(plan, num_classes):
+  """(`weight_shapes`, {part: how many of its matrices ship factorized})."""
+  k, units = plan.rank, plan.units
+  shapes = {'embedding': [(plan.words + 2, plan.width)], 'recurrent': [], 'hidden': [], 'output': []}
+  factored = dict.fromkeys(shapes, 0)
+
+  def add(part, rows, columns, folded_to=None):
+    matrix = _matrix_shapes(rows, columns, plan.kernel_rank, folded_to)
+    shapes[part] += matrix
+    factored[part] += len(matrix) == 2
+
+  first = 'recurrent' if plan.architecture == 'lstm' else ('hidden' if units else 'output')
+  add(first, FULL_WIDTH, {'recurrent': 4 * units, 'hidden': units, 'output': num_classes}[first], folded_to=k)
   if plan.architecture == 'lstm':
-    shapes['recurrent'] = [(width, 4 * units), (units, 4 * units), (4 * units,)]
+    add('recurrent', units, 4 * units)
+    shapes['recurrent'].append((4 * units,))
   elif units:
-    shapes['hidden'] = [(width, units), (units,)]
-  shapes['output'] = [(units or width, num_classes), (num_classes,)]
-  return shapes
+    shapes['hidden'].append((units,))
+  if first != 'output':
+    add('output', units, num_classes)
+  shapes['output'].append((num_classes,))
+  return shapes, factored
+
+
+def _matrix_shapes(rows, columns, kernel_rank, folded_to=None):
+  """The shipped shapes of a rows x columns matrix: whole, or its factors where `kernel_rank` shrinks it; the
+  embedding's projection (`folded_to` = k) folded into its rows, and the factors made whole again where k x columns
+  is the smaller (`export._collapses`)."""
+  factored = kernel_rank is not None and kernel_rank <= max_useful_rank(rows, columns)
+  rows = folded_to or rows
+  if factored and not (folded_to and folded_to * columns <= kernel_rank * (folded_to + columns)):
+    return [(rows, kernel_rank), (kernel_rank, columns)]
+  return [(rows, columns)]
 
 
 def predicted_bytes(plan, num_classes, vocabulary_bytes):
   """`lmf_tf.compression.sizes.predict_parts` of the plan as shipped (rank folded), computed from its weights'
   shapes without building it (`tests/test_budget.py` checks the two agree); `vocabulary_bytes(words)` gives the
   compressed vocabulary file's bytes."""
-  shapes = weight_shapes(plan, num_classes)
+  shapes, factored = _shipped(plan, num_classes)
   parts = {part: sum(budget.weight_bytes(s, plan.kind) for s in shapes.get(part, [])) for part in budget.PARTS}
+  is_lstm = plan.architecture == 'lstm'
   layers = (budget.OVERHEAD_BYTES['base'] + budget.OVERHEAD_BYTES['embedding'] +
             budget.OVERHEAD_BYTES['dense'] * (1 + bool(plan.architecture == 'bag' and plan.units)) +
-            budget.OVERHEAD_BYTES['lstm'] * (plan.architecture == 'lstm'))
+            budget.OVERHEAD_BYTES['lstm'] * is_lstm + budget.OVERHEAD_BYTES['lstm_factors'] * factored['recurrent'] +
+            budget.OVERHEAD_BYTES['factors'] * (factored['hidden'] + factored['output']))
   parts['overhead'] = layers + sum(budget.quantization_bytes(s, plan.kind) for group in shapes.values() for s in group)
   parts['vocabulary'] = int(vocabulary_bytes(plan.words))
   parts['total'] = sum(parts[p] for p in budget.PARTS)
@@ -90,16 +127,18 @@ def predicted_bytes(plan, num_classes, vocabulary_bytes):
 
 
 def candidate_plans(budget_bytes, num_classes, max_words, vocabulary_bytes):
-  """For each architecture, rank and units: the plan with the most words (a multiple of `WORDS_STEP`, at most
-  `max_words`) whose predicted deployable bytes fit `budget_bytes`. Sorted by architecture, rank, units."""
+  """For each architecture, rank, units and kernel rank: the plan with the most words (a multiple of `WORDS_STEP`,
+  at most `max_words`) whose predicted deployable bytes fit `budget_bytes`. Sorted by architecture, rank, units,
+  kernel rank."""
   plans = []
   for architecture in ARCHITECTURES:
     for rank in RANKS:
       for units in UNITS[architecture]:
-        plan = _most_words(BudgetPlan(architecture, 0, rank, units), budget_bytes, num_classes, max_words,
-                           vocabulary_bytes)
-        if plan is not None:
-          plans.append(plan)
+        for kernel_rank in KERNEL_RANKS:
+          plan = _most_words(BudgetPlan(architecture, 0, rank, units, kernel_rank=kernel_rank), budget_bytes,
+                             num_classes, max_words, vocabulary_bytes)
+          if plan is not None and (not kernel_rank or any(_shipped(plan, num_classes)[1].values())):
+            plans.append(plan)  # a kernel rank that leaves every matrix whole once shipped is no other plan
   return plans
 
 
@@ -133,9 +172,13 @@ def check_budget(budget_bytes, num_classes, vocabulary_bytes, name='--budget_byt
   return smallest
 
 
-# The search's candidates: the best plan of each group by `_capacity` (the prior; dev decides among them).
-CANDIDATE_GROUPS = (('lstm', lambda units: True), ('bag', lambda units: units == 0),
-                    ('bag', lambda units: 0 < units <= 32), ('bag', lambda units: units >= 64))
+# The search's candidates: the best plan of each group by `_capacity` (the prior; dev decides among them). The
+# first four keep their matrices whole; the last two factorize them (`kernel_rank`, `lmf_tf.LowRankKernels`).
+CANDIDATE_GROUPS = (('lstm', lambda plan: not plan.kernel_rank),
+                    ('bag', lambda plan: plan.units == 0 and not plan.kernel_rank),
+                    ('bag', lambda plan: 0 < plan.units <= 32 and not plan.kernel_rank),
+                    ('bag', lambda plan: plan.units >= 64 and not plan.kernel_rank),
+                    ('lstm', lambda plan: bool(plan.kernel_rank)), ('bag', lambda plan: bool(plan.kernel_rank)))
 
 
 def _capacity(plan):
@@ -145,14 +188,17 @@ def _capacity(plan):
 
 def choose_candidates(plans):
   """The plans the search trains: for each of `CANDIDATE_GROUPS` (an LSTM; a bag without a hidden layer, with a
-  small one, with a large one) its plan of the largest `_capacity`; groups without a plan that keeps at least
-  half the words of the broadest plan are left out (an LSTM's fixed overhead leaves it few words at 20 KB)."""
+  small one, with a large one; an LSTM and a bag with factorized matrices) its plan of the largest `_capacity`;
+  groups without a plan that keeps at least half the words of the broadest plan (for the groups of whole matrices,
+  of the broadest of those) are left out (an LSTM's fixed overhead leaves it few words at 20 KB)."""
   if not plans:
     return []
-  most_words = max(p.words for p in plans)
+  most_words = {False: max([p.words for p in plans if not p.kernel_rank], default=0),
+                True: max(p.words for p in plans)}
   chosen = []
-  for architecture, units_fit in CANDIDATE_GROUPS:
-    pool = [p for p in plans if p.architecture == architecture and units_fit(p.units) and 2 * p.words >= most_words]
+  for architecture, in_group in CANDIDATE_GROUPS:
+    pool = [p for p in plans if p.architecture == architecture and in_group(p)
+            and 2 * p.words >= most_words[bool(p.kernel_rank)]]
     if pool:
       chosen.append(max(pool, key=_capacity))
   return chosen

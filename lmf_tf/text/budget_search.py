@@ -16,18 +16,20 @@ from lmf_tf import io_utils
 from lmf_tf.errors import ConfigError
 from lmf_tf.text import budget_plans
 
-_PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)-(int8|float16|float32)$')
+_PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)(?:-r(\d+))?-(int8|float16|float32)$')
 
 
 def plan_from_name(name, flag='--plan'):
-  """The `BudgetPlan` of a name such as `bag-w1000-k8-u64-int8` (`BudgetPlan.name`)."""
+  """The `BudgetPlan` of a name such as `bag-w1000-k8-u64-int8` or, with its dense and LSTM matrices at rank 16,
+  `bag-w1000-k8-u64-r16-int8` (`BudgetPlan.name`)."""
   match = _PLAN_NAME.match(name or '')
   if not match:
-    raise ConfigError(f'{flag}={name!r}: expected <bag|lstm>-w<words>-k<rank>-u<units>-<int8|float16|float32>, '
-                      'e.g. bag-w1000-k8-u64-int8')
-  architecture, words, rank, units, kind = match.groups()
+    raise ConfigError(f'{flag}={name!r}: expected <bag|lstm>-w<words>-k<rank>-u<units>[-r<kernel rank>]-'
+                      '<int8|float16|float32>, e.g. bag-w1000-k8-u64-int8')
+  architecture, words, rank, units, kernel_rank, kind = match.groups()
   rank = None if int(rank) == budget_plans.FULL_WIDTH else int(rank)
-  return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind)
+  return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind,
+                                 int(kernel_rank) if kernel_rank else None)
 
 
 def run_name(dataset, plan, seed, epochs=None, dropout=None):

@@ -19,6 +19,7 @@ import numpy as np
 from lmf_tf import io_utils
 from lmf_tf.compression import sizes as budget
 from lmf_tf.compression import export, online, schedules
+from lmf_tf.compression import kernels as kernels_lib
 from lmf_tf.text import budget_plans, catalog, input_pipeline, tfds_builders, word_vectors
 
 # By data set and architecture, chosen on dev (docs/budget.md): epochs (the swap comes after half of them; SST-2's
@@ -71,12 +72,14 @@ def _sequences(encoded):
 
 
 def _fit(model, plan, train, dev, epochs, steps_per_epoch):
-  """Trains with the online swap to the plan's rank after half the epochs; keeps the best dev epoch after it."""
+  """Trains with the online swap to the plan's rank (and its matrices to the plan's kernel rank) after half the
+  epochs; keeps the best dev epoch after it."""
   swap_epoch = epochs // 2
   callbacks = [keras.callbacks.EarlyStopping('val_accuracy', mode='max', patience=epochs, restore_best_weights=True,
-                                             start_from_epoch=swap_epoch if plan.rank else 0)]
-  if plan.rank:
-    callbacks.insert(0, online.OnlineCompression(rank=plan.rank, at_epoch=swap_epoch, verbose=0,
+                                             start_from_epoch=swap_epoch if plan.rank or plan.kernel_rank else 0)]
+  if plan.rank or plan.kernel_rank:
+    kernels = kernels_lib.LowRankKernels(rank=plan.kernel_rank) if plan.kernel_rank else None
+    callbacks.insert(0, online.OnlineCompression(rank=plan.rank, at_epoch=swap_epoch, kernels=kernels, verbose=0,
                                                  recovery_learning_rate='restart'))
   model.fit(train, validation_data=dev, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
             verbose=0)
