@@ -4,6 +4,7 @@ online at R = 90, then saved, reloaded and exported. Nothing of lmf_tf's data co
     python examples/own_model.py                      # about 25 s on 2 idle CPU cores
     python examples/own_model.py --output_dir=my_model  # keep the saved and exported files
     python examples/own_model.py --quick              # a smoke run on 1,000 sentences
+    python examples/own_model.py --kernel_rank=8      # the BiLSTM's matrices at rank 8 too (LowRankKernels)
 
 Prints test accuracy and sizes before the swap and after it (docs/library.md has its output).
 """
@@ -59,9 +60,17 @@ def tflite_accuracy(path, ids, labels):
   return float(np.mean(runner.predict(sequences).argmax(-1) == labels))
 
 
+def kernels_line(online):
+  """', matrices at rank r: ...' for the matrices factorized with the embedding, or ''."""
+  matrices = [r for r in online.reports if r.matrix == 'kernel']
+  return f', {len(matrices)} LSTM matrices at rank {matrices[0].rank}' if matrices else ''
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true', help='1,000 training sentences, 1 + 1 epochs')
+  parser.add_argument('--kernel_rank', type=int, help='also factorize the BiLSTM\'s matrices at this rank at the swap '
+                      '(lmf_tf.LowRankKernels); default: the embedding only')
   parser.add_argument('--output_dir', help='keep the .keras, checkpoint and TFLite files here (default: a '
                       'temporary folder, deleted at the end)')
   args = parser.parse_args()
@@ -91,7 +100,8 @@ def run(args, folder):
   results['before'].update(sizes(model, folder, 'before')[0])
 
   # Online compression: the swap happens before epoch `epochs`, then training goes on for as many epochs.
-  online = lmf_tf.OnlineCompression(reduction=90, at_epoch=epochs, recovery_learning_rate='restart')
+  kernels = lmf_tf.LowRankKernels(rank=args.kernel_rank) if args.kernel_rank else None
+  online = lmf_tf.OnlineCompression(reduction=90, at_epoch=epochs, recovery_learning_rate='restart', kernels=kernels)
   model.fit(train_ids, train_y, validation_data=(dev_ids, dev_y), batch_size=64, initial_epoch=epochs,
             epochs=2 * epochs, verbose=2, callbacks=[online])
   k = model.get_layer('words').rank
@@ -107,7 +117,8 @@ def run(args, folder):
                                                              test_y)
   vocabulary_bytes = len('\n'.join(vectorize.get_vocabulary()).encode())
   print(f'\nSST-2 test, {len(train_x)} training sentences, vocabulary {vocab_size} ({vocabulary_bytes:,} bytes as '
-        f'text); online R = 90 ({online.reports[0].rank} = k) after epoch {epochs}; files in {folder}'
+        f'text); online R = 90 ({online.reports[0].rank} = k){kernels_line(online)} after epoch {epochs}; files in '
+        f'{folder}'
         f'{"" if args.output_dir else " (deleted at the end; --output_dir keeps them)"}')
   print(f'{"":28}{"before the swap":>18}{"after":>26}')
   for key in results['after']:

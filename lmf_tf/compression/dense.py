@@ -1,8 +1,8 @@
 """`CompressibleDense`: a `keras.layers.Dense` whose kernel can be factorized in place, mid-training.
 
-The kernel W (M inputs x N outputs) is replaced by its truncated SVD W_k = U_k Σ_k V_kᵀ, stored as `kernel_left`
-= U_k Σ_k (M x k) and `kernel_right` = V_kᵀ (k x N): the layer computes (x U_k Σ_k) V_kᵀ + b and holds k (M + N) + N
-numbers instead of M N + N. This is the low-rank factorization of a network's dense and LSTM matrices of Grachev
+The kernel W (M inputs x N outputs) is replaced by its truncated SVD W_k = U_k Σ_k V_kᵀ, stored as
+`kernel_left` = U_k Σ_k (M x k) and `kernel_right` = V_kᵀ (k x N): the layer computes (x U_k Σ_k) V_kᵀ + b and holds
+k (M + N) + N numbers instead of M N + N. This is the low-rank factorization of a network's dense and LSTM matrices of Grachev
 et al. 2017, §3.3, done online like the embedding swap of Acharya et al. 2019, §3.1 (`embedding.py`): the layer
 object stays in the user's graph, only its variables and call path change, and its config records `rank`.
 """
@@ -199,7 +199,8 @@ def _build_as(layer, cls):
   object is made (`Layer.__new__`: name scope, build config, state lock), so the wrapper would still call
   `Dense.build`; its captured method becomes `cls.build` of the layer."""
   wrapper = layer.__dict__.get('build')
-  cells = dict(zip(getattr(getattr(wrapper, '__code__', None), 'co_freevars', ()), getattr(wrapper, '__closure__', None) or ()))
+  names = getattr(getattr(wrapper, '__code__', None), 'co_freevars', ())
+  cells = dict(zip(names, getattr(wrapper, '__closure__', None) or ()))
   if 'original_build_method' not in cells:
     raise ConfigError(f'dense layer {layer.name!r} is not built, and this Keras version builds it as a plain Dense '
                       'after its class changes; build or call the model before compressing it')

@@ -107,8 +107,8 @@ class CompressibleEmbedding(keras.layers.Embedding):
     """Replaces the layer's matrix by the factors `left` (U_k Σ_k, [V, k]) and `right` (V_kᵀ, [k, d]), in place.
 
     Works on an uncompressed layer and on a compressed one (a new rank: gradual reduction). The old variables are
-    no longer tracked (not saved, not trained, not in `layer.weights`) and emptied (`retire_variable`), so a training step
-    traced before the change fails at its next call instead of training them. An optimizer built for the old
+    no longer tracked (not saved, not trained, not in `layer.weights`) and emptied (`retire_variable`), so a training
+    step traced before the change fails at its next call instead of training them. An optimizer built for the old
     variables must be rebuilt for the new ones (`lmf_tf.compression.swap.carry_optimizer`).
     """
     if not self.built:

@@ -143,8 +143,9 @@ def restore_kernel_ranks(layer, ranks):
 
 
 def carry(model, layer, caller='compress_model'):
-  """After `layer` (an embedding or a dense layer below `model`) is factorized: makes its carrier, if any, a `FactorizedOwner` (in
-  place, as `CompressibleEmbedding.from_embedding` does), so that its config records the factorization.
+  """After `layer` (an embedding, Dense or LSTM below `model`) is factorized: makes its carrier, if any, a
+  `FactorizedOwner` (in place, as `CompressibleEmbedding.from_embedding` does), so that its config records the
+  factorization.
   Raises ConfigError (naming `caller`) if Python refuses the carrier's new class."""
   owner = carrier(model, layer)
   if owner is None or not getattr(layer, 'is_compressed', False) or isinstance(owner, FactorizedOwner):

@@ -258,7 +258,8 @@ class OnlineCompression(keras.callbacks.Callback):
 
   def restore_state(self, state):
     """Puts a prepared (uncompressed) model into the form `state` records: the embeddings at the ranks of the last
-    swap (and the kernels, with `kernels`), the optimizer rebuilt for them, distillation attached. Then restore the checkpoint, `variables` included."""
+    swap (and the kernels, with `kernels`), the optimizer rebuilt for them, distillation attached. Then restore the
+    checkpoint, `variables` included."""
     self.prepare()
     self.swap_steps, self._best, self._waited = list(state['swap_steps']), state['best'], state['waited']
     if not self.swap_steps:
