@@ -18,6 +18,10 @@ ARCHITECTURES = ('bag', 'lstm')
 FULL_WIDTH = 50  # the vendored GloVe 6B 50d
 RANKS = (8, 10, 12, 16, 24, 32, None)  # None: the full width, no swap; rank 4 lost half of CLINC150's accuracy
 KERNEL_RANKS = (None, 16)  # the dense and LSTM matrices whole, or at rank 16 (`lmf_tf.LowRankKernels`)
+# By data set, chosen on dev (docs/budget.md): on CLINC150 no plan with factorized matrices beat on dev, at any
+# budget of the front, the plan of whole matrices chosen without them, and its two more candidates per budget cost
+# more than 3 default training runs at 90 KB and above; the search there keeps the matrices whole.
+KERNEL_RANKS_BY_DATASET = {'clinc150': (None,)}
 UNITS = {'bag': (0, 16, 32, 64, 128, 256), 'lstm': (32, 64, 150)}
 WORDS_STEP = 250
 
@@ -126,15 +130,15 @@ def predicted_bytes(plan, num_classes, vocabulary_bytes):
   return parts
 
 
-def candidate_plans(budget_bytes, num_classes, max_words, vocabulary_bytes):
+def candidate_plans(budget_bytes, num_classes, max_words, vocabulary_bytes, kernel_ranks=KERNEL_RANKS):
   """For each architecture, rank, units and kernel rank: the plan with the most words (a multiple of `WORDS_STEP`,
-  at most `max_words`) whose predicted deployable bytes fit `budget_bytes`. Sorted by architecture, rank, units,
-  kernel rank."""
+  at most `max_words`) whose predicted deployable bytes fit `budget_bytes`, for each of `kernel_ranks`. Sorted by
+  architecture, rank, units, kernel rank."""
   plans = []
   for architecture in ARCHITECTURES:
     for rank in RANKS:
       for units in UNITS[architecture]:
-        for kernel_rank in KERNEL_RANKS:
+        for kernel_rank in kernel_ranks:
           plan = _most_words(BudgetPlan(architecture, 0, rank, units, kernel_rank=kernel_rank), budget_bytes,
                              num_classes, max_words, vocabulary_bytes)
           if plan is not None and (not kernel_rank or any(_shipped(plan, num_classes)[1].values())):

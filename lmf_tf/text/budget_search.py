@@ -51,8 +51,9 @@ def search_candidates(data, budget_bytes, name='--budget'):
   """The plans the search trains for `budget_bytes` on `data` (`budget_training.BudgetData`); a budget below
   the smallest plan is refused, naming the smallest reachable size."""
   budget_plans.check_budget(budget_bytes, data.num_classes, data.vocabulary_bytes, name)
+  kernel_ranks = budget_plans.KERNEL_RANKS_BY_DATASET.get(data.name, budget_plans.KERNEL_RANKS)
   plans = budget_plans.candidate_plans(budget_bytes, data.num_classes, len(data.words_by_frequency),
-                                       data.vocabulary_bytes)
+                                       data.vocabulary_bytes, kernel_ranks)
   return budget_plans.choose_candidates(plans)
 
 
