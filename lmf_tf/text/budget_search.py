@@ -1,11 +1,12 @@
 """Choose on dev the plan that ships most accurately within a byte budget (issue: ship under a byte budget).
 
-The search, for one data set and budget: every architecture, rank and units gets the most words that fit
-(`budget_plans.candidate_plans`, predicted bytes, no training); `budget_plans.choose_candidates` keeps three of
-them (an LSTM, a bag with a hidden layer, a bag without); each is trained once (seed 1) and shipped; the one whose
-shipped file is most accurate on dev is the plan, and its other seeds are trained. A plan's runs are shared by
-every budget that chooses it. Its cost is three training runs of small models per budget, plus the chosen plan's
-other seeds; budgets that share candidates share their runs.
+The search, for one data set and budget: every architecture, rank, units and kernel rank gets the most words that
+fit (`budget_plans.candidate_plans`, predicted bytes, no training); `budget_plans.choose_candidates` keeps one per
+group (an LSTM, a bag without a hidden layer, with a small one, with a large one; on SST-2 also an LSTM and a bag
+with factorized matrices); each is trained once (seed 1) and shipped; the one whose shipped file is most accurate
+on dev is the plan, and its other seeds are trained. A plan's runs are shared by every budget that chooses it. Its
+cost is up to six training runs of small models per budget, plus the chosen plan's other seeds; budgets that share
+candidates share their runs.
 """
 
 import dataclasses
