@@ -23,7 +23,7 @@ from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.recurrent import CompressibleLSTM, CompressibleLSTMCell
 from lmf_tf.compression.factorization import compress_layer
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, target_rank
-from lmf_tf.compression.swap import Family, Selection, select_named
+from lmf_tf.compression.swap import Family, select_named
 from lmf_tf.errors import ConfigError
 
 KERNELS = Family('Dense or LSTM layer', 'keras.layers.Dense, keras.layers.LSTM and their lmf_tf.layers.Compressible '
@@ -72,11 +72,9 @@ class LowRankKernels:
 def matrix_shapes(layer):
   """{matrix: (rows, columns)}: a Dense's kernel (M x N); an LSTM's W_x (D x 4H) and W_h (H x 4H)."""
   if isinstance(layer, keras.layers.Dense):
-    return {'kernel': (int(layer.full_matrix().shape[0]) if isinstance(layer, CompressibleDense)
-                       else int(layer.kernel.shape[0]), int(layer.units))}
+    return {'kernel': (int(layer.input_spec.axes[-1]), int(layer.units))}  # set by build, whole or factorized
   cell = layer.cell
-  inputs = (int(cell.full_matrix('kernel').shape[0]) if isinstance(cell, CompressibleLSTMCell)
-            else int(cell.kernel.shape[0]))
+  inputs = cell.input_dim if isinstance(cell, CompressibleLSTMCell) else int(cell.kernel.shape[0])
   return {'kernel': (inputs, 4 * cell.units), 'recurrent_kernel': (cell.units, 4 * cell.units)}
 
 

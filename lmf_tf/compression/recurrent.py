@@ -48,6 +48,11 @@ class CompressibleLSTMCell(keras.layers.LSTMCell):
       names += list(_FACTORS[matrix]) if matrix in self.ranks else [matrix]
     return names + (['bias'] if self.use_bias else [])
 
+  @property
+  def input_dim(self):
+    """D: the rows of W_x, whole or its left factor (built cell)."""
+    return int(getattr(self, self._variable_names()[0]).shape[0])
+
   def _add_variables(self, input_dim, values):
     """Adds the variables of `_variable_names` (shapes from `input_dim` D, `units` H and `ranks`); `values`
     {name: array} sets them (the others keep their initializers, as in a build from a config)."""
@@ -109,7 +114,7 @@ class CompressibleLSTMCell(keras.layers.LSTMCell):
     if not self.built:
       raise ConfigError(f'LSTM cell {self.name!r} is not built yet: build or call the model before compressing it')
     rank = int(left.shape[1])
-    rows = self.units if matrix == 'recurrent_kernel' else int(self.full_matrix('kernel').shape[0])
+    rows = self.units if matrix == 'recurrent_kernel' else self.input_dim
     if tuple(left.shape) != (rows, rank) or tuple(right.shape) != (rank, 4 * self.units):
       raise ValueError(f'{self.name}: factors {tuple(left.shape)} x {tuple(right.shape)} do not make its '
                        f'{rows} x {4 * self.units} {matrix}')
@@ -117,7 +122,7 @@ class CompressibleLSTMCell(keras.layers.LSTMCell):
     old = [getattr(self, name) for name in names]
     values = {name: variable.numpy() for name, variable in zip(names, old)}
     values.update(dict(zip(_FACTORS[matrix], (left, right))))
-    input_dim = int(old[0].shape[0])  # W_x (D x 4H) or its left factor (D x k)
+    input_dim = self.input_dim
     self._tracker.unlock()
     try:
       for name in names:
