@@ -25,6 +25,9 @@ flags.DEFINE_integer('seed', 1, 'The seed of --plan.', lower_bound=0)
 flags.DEFINE_integer('epochs', None, 'A trial of --plan with this many epochs (default: the data set\'s).', lower_bound=2)
 flags.DEFINE_float('dropout', None, 'A trial of --plan with this dropout (default: the data set\'s).', lower_bound=0,
                    upper_bound=0.9)
+flags.DEFINE_float('distill_alpha', None, 'A trial of --plan distilling the recovery after the swap from the model '
+                   'before it: loss = alpha CE + (1 - alpha) KD (default: no distillation).', lower_bound=0,
+                   upper_bound=1)
 lmf_flags.define_int_list('seeds', '1', 'Seeds of the chosen plan (the search itself uses seed 1).', minimum=0)
 flags.DEFINE_string('results_dir', 'runs/budget', 'Where the runs\' JSON files go.')
 flags.DEFINE_string('workdir', 'checkpoints/budget', 'Where the shipped files go, a folder per run.')
@@ -37,15 +40,16 @@ def main(argv):
   from lmf_tf.text import budget_search
   if (FLAGS.budget is None) == (FLAGS.plan is None):
     raise cli.UsageError('give exactly one of --budget (search a plan) and --plan (train one plan)')
-  if FLAGS.plan is None and (FLAGS.epochs is not None or FLAGS.dropout is not None):
-    raise cli.UsageError('--epochs and --dropout set a trial of one --plan; the search uses the data set\'s')
+  trial = budget_search.Trial(FLAGS.epochs, FLAGS.dropout, FLAGS.distill_alpha)
+  if FLAGS.plan is None and trial != budget_search.Trial():
+    raise cli.UsageError('--epochs, --dropout and --distill_alpha set a trial of one --plan; the search uses the '
+                         'data set\'s')
   budget_bytes = budget.parse_budget(FLAGS.budget, '--budget') if FLAGS.budget is not None else None
   plan = budget_search.plan_from_name(FLAGS.plan) if FLAGS.plan is not None else None
   from lmf_tf.text import budget_reporting, budget_training
   data = budget_training.load_data(FLAGS.dataset)
   if plan is not None:
-    run = budget_search.train_and_record(plan, data, FLAGS.seed, FLAGS.results_dir, FLAGS.workdir, FLAGS.epochs,
-                                         FLAGS.dropout)
+    run = budget_search.train_and_record(plan, data, FLAGS.seed, FLAGS.results_dir, FLAGS.workdir, trial)
     print(budget_reporting.describe_run(run))
     return
   outcome = budget_search.search(data, budget_bytes, FLAGS.seeds, FLAGS.results_dir, FLAGS.workdir)

@@ -33,18 +33,33 @@ def plan_from_name(name, flag='--plan'):
                                  int(kernel_rank) if kernel_rank else None)
 
 
-def run_name(dataset, plan, seed, epochs=None, dropout=None):
-  """`<data set>_<plan>_seed<s>`, with `_e<epochs>` / `_d<dropout>` when a trial sets them (else the data set's)."""
-  trial = (f'_e{epochs}' if epochs is not None else '') + (f'_d{dropout:g}' if dropout is not None else '')
-  return f'{dataset}_{plan.name}{trial}_seed{seed}'
+@dataclasses.dataclass(frozen=True)
+class Trial:
+  """Settings of one plan's run that differ from the data set's (`budget_training.train_plan`): `epochs`,
+  `dropout`, and `distill_alpha` (distillation from the model before the swap, `lmf_tf.Distillation(alpha, 2.0)`);
+  None keeps the default. Trials are for docs/budget.md's measurements, the search uses none."""
+  epochs: int | None = None
+  dropout: float | None = None
+  distill_alpha: float | None = None
+
+  @property
+  def suffix(self):
+    """`_e<epochs>`, `_d<dropout>`, `_kd<alpha>` for the settings it sets."""
+    return ''.join(f'_{tag}{value:g}' for tag, value in (('e', self.epochs), ('d', self.dropout),
+                                                          ('kd', self.distill_alpha)) if value is not None)
 
 
-def run_path(results_dir, dataset, plan, seed, epochs=None, dropout=None):
-  return os.path.join(results_dir, run_name(dataset, plan, seed, epochs, dropout) + '.json')
+def run_name(dataset, plan, seed, trial=Trial()):
+  """`<data set>_<plan>_seed<s>`, with the trial's settings before the seed (`Trial.suffix`)."""
+  return f'{dataset}_{plan.name}{trial.suffix}_seed{seed}'
 
 
-def read_run(results_dir, dataset, plan, seed, epochs=None, dropout=None):
-  path = run_path(results_dir, dataset, plan, seed, epochs, dropout)
+def run_path(results_dir, dataset, plan, seed, trial=Trial()):
+  return os.path.join(results_dir, run_name(dataset, plan, seed, trial) + '.json')
+
+
+def read_run(results_dir, dataset, plan, seed, trial=Trial()):
+  path = run_path(results_dir, dataset, plan, seed, trial)
   return io_utils.read_json(path, 'budget run') if os.path.exists(path) else None
 
 
@@ -67,16 +82,17 @@ def chosen_plan(results_dir, dataset, candidates):
   return candidates[best]
 
 
-def train_and_record(plan, data, seed, results_dir, workdir, epochs=None, dropout=None):
-  """Trains one plan and seed (`budget_training.train_plan`, with the data set's epochs and dropout unless a trial
-  sets them) and writes its results JSON, unless it exists."""
+def train_and_record(plan, data, seed, results_dir, workdir, trial=Trial()):
+  """Trains one plan and seed (`budget_training.train_plan`, with the data set's settings but those `trial` sets)
+  and writes its results JSON, unless it exists."""
   from lmf_tf.text import budget_training  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  existing = read_run(results_dir, data.name, plan, seed, epochs, dropout)
+  existing = read_run(results_dir, data.name, plan, seed, trial)
   if existing is not None:
     return existing
-  name = run_name(data.name, plan, seed, epochs, dropout)
-  result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, name), epochs, dropout)
-  io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed, epochs, dropout), result)
+  name = run_name(data.name, plan, seed, trial)
+  result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, name), trial.epochs, trial.dropout,
+                                      trial.distill_alpha)
+  io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed, trial), result)
   return result
 
 

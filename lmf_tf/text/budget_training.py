@@ -18,7 +18,7 @@ import numpy as np
 
 from lmf_tf import io_utils
 from lmf_tf.compression import sizes as budget
-from lmf_tf.compression import export, online, schedules
+from lmf_tf.compression import distillation, export, online, schedules
 from lmf_tf.compression import kernels as kernels_lib
 from lmf_tf.text import budget_plans, catalog, input_pipeline, tfds_builders, word_vectors
 
@@ -29,6 +29,7 @@ from lmf_tf.text import budget_plans, catalog, input_pipeline, tfds_builders, wo
 EPOCHS = {('sst2', 'bag'): 4, ('sst2', 'lstm'): 4, ('clinc150', 'bag'): 30, ('clinc150', 'lstm'): 8}
 DROPOUT = {'sst2': 0.3, 'clinc150': 0.1}
 BATCH_SIZE = 64
+DISTILL_TEMPERATURE = 2.0  # of a trial's distillation (as the recovery recipe 'kd', docs/recovery.md)
 
 
 @dataclasses.dataclass
@@ -71,16 +72,17 @@ def _sequences(encoded):
   return list(ids), np.asarray(labels)
 
 
-def _fit(model, plan, train, dev, epochs, steps_per_epoch):
+def _fit(model, plan, train, dev, epochs, steps_per_epoch, distill_alpha=None):
   """Trains with the online swap to the plan's rank (and its matrices to the plan's kernel rank) after half the
-  epochs; keeps the best dev epoch after it."""
+  epochs, distilling from the model before the swap with `distill_alpha`; keeps the best dev epoch after it."""
   swap_epoch = epochs // 2
   callbacks = [keras.callbacks.EarlyStopping('val_accuracy', mode='max', patience=epochs, restore_best_weights=True,
                                              start_from_epoch=swap_epoch if plan.rank or plan.kernel_rank else 0)]
   if plan.rank or plan.kernel_rank:
     kernels = kernels_lib.LowRankKernels(rank=plan.kernel_rank) if plan.kernel_rank else None
+    teacher = None if distill_alpha is None else distillation.Distillation(distill_alpha, DISTILL_TEMPERATURE)
     callbacks.insert(0, online.OnlineCompression(rank=plan.rank, at_epoch=swap_epoch, kernels=kernels, verbose=0,
-                                                 recovery_learning_rate='restart'))
+                                                 recovery_learning_rate='restart', distillation=teacher))
   model.fit(train, validation_data=dev, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
             verbose=0)
 
@@ -89,8 +91,10 @@ def _accuracy(probs, labels):
   return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
-def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None):
+def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alpha=None):
   """Trains, ships and measures `plan` on `data` with `seed`; writes `run_dir`/model.tflite and vocabulary.xz.
+  `epochs` and `dropout` default to the data set's; `distill_alpha` (None: off) distils the recovery after the
+  swap from the model before it (`lmf_tf.Distillation`, temperature `DISTILL_TEMPERATURE`).
 
   Returns a dict: the plan, dev and test accuracy of the shipped file (LiteRT), the Keras model's test accuracy,
   bytes by part (predicted and measured, `lmf_tf.budget`), the training seconds.
@@ -111,7 +115,7 @@ def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None):
   model.compile(keras.optimizers.Adam(rate), 'sparse_categorical_crossentropy', metrics=['accuracy'])
   steps = input_pipeline.count_batches(encoded['train'], BATCH_SIZE)
   train = input_pipeline.training_batches(encoded['train'], BATCH_SIZE, seed, 0, epochs)
-  _fit(model, plan, train, input_pipeline.batches(encoded['dev'], BATCH_SIZE), epochs, steps)
+  _fit(model, plan, train, input_pipeline.batches(encoded['dev'], BATCH_SIZE), epochs, steps, distill_alpha)
   train_seconds = time.time() - start
   keras_test = model.evaluate(input_pipeline.batches(encoded['test'], BATCH_SIZE), verbose=0)[1]
   shipped = export.fold_projection(model) if plan.rank else model
@@ -123,7 +127,7 @@ def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None):
   accuracy = {name: _accuracy(runner.predict(ids), labels)
               for name, (ids, labels) in ((n, _sequences(encoded[n])) for n in ('dev', 'test'))}
   return {'plan': plan.name, **dataclasses.asdict(plan), 'seed': seed, 'dataset': data.name, 'epochs': epochs,
-          'dropout': DROPOUT[data.name] if dropout is None else dropout,
+          'dropout': DROPOUT[data.name] if dropout is None else dropout, 'distill_alpha': distill_alpha,
           'dev_accuracy': accuracy['dev'], 'test_accuracy': accuracy['test'], 'keras_test_accuracy': float(keras_test),
           'predicted_bytes': budget.predict_parts(shipped, plan.kind, vocabulary_file_bytes),
           'measured_bytes': budget.measure_parts(flatbuffer, shipped, plan.kind, vocabulary_file_bytes),
