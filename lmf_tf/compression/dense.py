@@ -14,7 +14,7 @@ import numpy as np
 from absl import logging
 from keras import ops
 
-from lmf_tf.compression.embedding import retire_variable
+from lmf_tf.compression.embedding import retire_variable, untrack_variables
 from lmf_tf.compression.rank import check_rank_value
 from lmf_tf.errors import ConfigError
 
@@ -139,14 +139,9 @@ class CompressibleDense(keras.layers.Dense):
     bias = None if self.bias is None else self.bias.numpy()
     self._tracker.unlock()
     try:
-      old = [self._kernel] if self.rank is None else [self.kernel_left, self.kernel_right]
-      if self.rank is None:
-        del self._kernel
-      else:
-        del self.kernel_left, self.kernel_right
-      if self.bias is not None:  # re-made after the factors (same name and value; its optimizer slots carry over)
-        old.append(self.bias)
-        del self.bias
+      # The bias is re-made after the factors (same name and value; its optimizer slots carry over).
+      old = untrack_variables(self, (['_kernel'] if self.rank is None else ['kernel_left', 'kernel_right'])
+                              + (['bias'] if self.bias is not None else []))
       self.rank = int(rank)
       self._add_factors(inputs, self.rank)
     finally:

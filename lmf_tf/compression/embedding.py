@@ -126,11 +126,7 @@ class CompressibleEmbedding(keras.layers.Embedding):
       self.embeddings_constraint = None
     self._tracker.unlock()
     try:
-      old = [self._embeddings] if self.rank is None else [self.low_rank_embeddings, self.projection]
-      if self.rank is None:
-        del self._embeddings  # untracked by Layer.__delattr__
-      else:
-        del self.low_rank_embeddings, self.projection
+      old = untrack_variables(self, ['_embeddings'] if self.rank is None else ['low_rank_embeddings', 'projection'])
       self.rank = int(rank)
       self._add_factors(self.rank)
     finally:
@@ -170,6 +166,18 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
+
+
+def untrack_variables(layer, names):
+  """Removes the variable attributes `names` from `layer` (with its tracker unlocked) and returns the variables: no
+  longer tracked, saved, trained or in `layer.weights`. As Keras's `Layer.__delattr__` does, without the
+  `gc.collect()` it runs for each variable (0.1-0.2 s each in a process holding a model and TensorFlow); the caller
+  empties the old buffers itself (`retire_variable`)."""
+  variables = [getattr(layer, name) for name in names]
+  for name, variable in zip(names, variables):
+    layer._untrack_variable(variable)  # pylint: disable=protected-access  (what Layer.__delattr__ calls)
+    super(keras.layers.Layer, layer).__delattr__(name)  # the tracking below Keras's Layer (TensorFlow's)
+  return variables
 
 
 def retire_variable(variable):

@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from lmf_tf.compression.dense import _build_as
-from lmf_tf.compression.embedding import retire_variable
+from lmf_tf.compression.embedding import retire_variable, untrack_variables
 from lmf_tf.compression.rank import check_rank_value
 from lmf_tf.errors import ConfigError
 
@@ -125,8 +125,7 @@ class CompressibleLSTMCell(keras.layers.LSTMCell):
     input_dim = self.input_dim
     self._tracker.unlock()
     try:
-      for name in names:
-        delattr(self, name)  # untracked by Layer.__delattr__
+      untrack_variables(self, names)
       self.ranks = {**self.ranks, matrix: rank}
       self._add_variables(input_dim, values)
     finally:
