@@ -119,6 +119,58 @@ def test_plan_keeps_the_most_frequent_words_when_the_vocabulary_does_not_fit():
   assert sizes.predict_parts(shipped, 'int8', plan.predicted['vocabulary']) == plan.predicted
 
 
+def _deep_bag(keras, vocab_size):
+  """A bag of embeddings with two wide hidden layers, whose matrices are most of its bytes."""
+  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(vocab_size, 32, mask_zero=True),
+                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(128, activation='relu'),
+                            keras.layers.Dense(128, activation='relu'), keras.layers.Dense(2, activation='softmax')])
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  return model
+
+
+def test_plan_factorizes_the_matrices_where_their_bytes_buy_more_words():
+  """kernels=LowRankKernels: the 128 x 128 matrix factorized frees bytes for words; each plan is sized as the copy
+  it ships (the folded factor made whole where smaller); a budget too small for either is refused naming both."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  _, _, words = _separable_task()
+  model = _deep_bag(keras, 3000)
+  whole = budget.plan_for_budget(model, '40KB', vocabulary=words)
+  factorized = budget.plan_for_budget(model, '40KB', vocabulary=words, kernels=lmf_tf.LowRankKernels(rank=8))
+  assert whole.kernels is None and factorized.kernels == lmf_tf.LowRankKernels(rank=8)
+  assert factorized.words * min(factorized.rank or 32, 16) > whole.words * min(whole.rank or 32, 16)
+  assert 'dense and LSTM matrices at rank 8' in factorized.describe()
+  shipped = budget.keep_rows(budget._shipped_copy(model, factorized.rank, None, factorized.kernels),  # pylint: disable=protected-access
+                             factorized.vocabulary_embedding, np.arange(factorized.words + 2))
+  assert sizes.predict_parts(shipped, 'int8', factorized.predicted['vocabulary']) == factorized.predicted
+  assert factorized.predicted['hidden'] < whole.predicted['hidden'] / 3
+  exported = budget._exported_bytes(model, factorized, None)  # pylint: disable=protected-access
+  relative, absolute = sizes.PREDICTION_TOLERANCE
+  assert abs(exported - factorized.predicted['total']) <= max(relative * exported, absolute)
+  two = budget.ranked_plans(model, '40KB', 40, vocabulary=words, kernels=lmf_tf.LowRankKernels(rank=8))
+  assert {p.kernels is None for p in two} == {True, False}  # candidates of both forms
+  with pytest.raises(ConfigError, match=r'fit_budget\(kernels=16\): give a lmf_tf.LowRankKernels'):
+    budget.plan_for_budget(model, '40KB', vocabulary=words, kernels=16)
+
+
+def test_fit_budget_with_factorized_matrices_end_to_end():
+  """A user's deep bag shipped within a budget its whole matrices do not leave room in: the swap factorizes the
+  embedding and the hidden matrices, the file is within the budget and LiteRT agrees with Keras."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  ids, labels, words = _separable_task()
+  model = _deep_bag(keras, 3000)
+  result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='30KB', epochs=4, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words,
+                             kernels=lmf_tf.LowRankKernels(rank=8), verbose=0)
+  assert result.plan.kernels is not None
+  factorized = [l for l in model.layers if isinstance(l, lmf_tf.layers.CompressibleDense) and l.is_compressed]
+  assert [l.rank for l in factorized] == [8] * len(factorized) and factorized
+  assert result.measured['total'] <= 30_000
+  assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
+
+
 def test_planner_refuses_a_model_it_cannot_read():
   import keras  # pylint: disable=g-import-not-at-top
   from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top

@@ -16,12 +16,14 @@ changes the architecture and its widths.
 """
 
 import dataclasses
+import typing
 
 import keras
 import numpy as np
 from absl import logging
 
 from lmf_tf.compression import export, sizes, swap
+from lmf_tf.compression import kernels as kernels_lib
 from lmf_tf.compression.online import OnlineCompression
 from lmf_tf.errors import BudgetExceededError, ConfigError, LmfError
 
@@ -54,6 +56,7 @@ class BudgetPlan:
   vocabulary_embedding: str | None = None  # the embedding whose rows follow the vocabulary
   reserved_ids: int = 2  # ids before the vocabulary's first word (padding, out-of-vocabulary)
   hashed: bool = False  # `words` counts hash buckets (`HashedIds`), not the most frequent words
+  kernels: object = None  # a `LowRankKernels`: the dense and LSTM matrices it selects are factorized too
 
   def ids(self, ids, oov_id=1):
     """`ids` (NumPy or TensorFlow) as the plan trains and ships them: beyond the rows kept, the words read as
@@ -79,27 +82,36 @@ class BudgetPlan:
             else 'no embedding compressed')
     words = ('' if self.words is None else f', ids hashed into {self.words:,} buckets' if self.hashed
              else f', the {self.words:,} most frequent words')
-    return (f'plan for {self.budget_bytes:,} bytes: {what}{words}, {self.kind} TFLite; predicted '
+    kernels = '' if self.kernels is None else f', dense and LSTM matrices at {_kernel_setting(self.kernels)}'
+    return (f'plan for {self.budget_bytes:,} bytes: {what}{words}{kernels}, {self.kind} TFLite; predicted '
             f'{self.predicted["total"]:,} bytes')
 
 
-def _shipped_copy(model, rank, layers):
-  """A copy of `model` as it would ship at `rank` (compressed, projection folded where it folds)."""
+def _kernel_setting(kernels):
+  return f'rank {kernels.rank}' if kernels.rank is not None else f'R = {kernels.reduction:g}'
+
+
+def _shipped_copy(model, rank, layers, kernels=None):
+  """A copy of `model` as it would ship at `rank` (compressed, projection folded where it folds), with the matrices
+  `kernels` selects factorized."""
   try:
     copy = keras.models.clone_model(model)
   except Exception as e:  # Keras raises ValueError / TypeError / NotImplementedError for models it cannot clone
     why = type(e).__name__ + (f': {str(e).splitlines()[0]}' if str(e).strip() else '')
     raise ConfigError(f'{CALLER}: cannot read model {model.name!r} to plan its size ({why}); give a functional or '
                       'Sequential model') from None
-  if rank is None:
+  if rank is None and kernels is None:
     return copy
-  swap.compress_model(copy, rank=rank, layers=layers)
+  if rank is not None:
+    swap.compress_model(copy, rank=rank, layers=layers)
+  if kernels is not None:
+    kernels_lib.factorize_kernels(copy, kernels_lib.select_kernels(copy, kernels, CALLER), caller=CALLER)
   return _foldable(copy)
 
 
-def predicted_bytes(model, rank, kind, vocabulary_bytes, layers=None):
+def predicted_bytes(model, rank, kind, vocabulary_bytes, layers=None, kernels=None):
   """`sizes.predict_parts` of `model` shipped at `rank` (None: as it is) as `kind`, with the vocabulary file."""
-  return sizes.predict_parts(_shipped_copy(model, rank, layers), kind, vocabulary_bytes)
+  return sizes.predict_parts(_shipped_copy(model, rank, layers, kernels), kind, vocabulary_bytes)
 
 
 def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes):
@@ -124,10 +136,13 @@ def _vocabulary_embedding(embeddings, vocabulary, reserved_ids):
   return matching[0]
 
 
-def _parts_by_rank(model, kind, layers):
+def _parts_by_rank(model, kind, layers, kernels=None):
   """rank -> predicted parts (no vocabulary) of `model` shipped at that rank, from two copies: the model as it is,
   and the model at a probe rank that is no dimension of any of its weights, whose weights with that dimension are
-  the ones the rank sizes (the factors, the kernel the projection folds into)."""
+  the ones the rank sizes (the factors, the kernel the projection folds into). With `kernels`, a copy at each
+  rank: whether a folded factor is made whole again (`export.fold_projection`) depends on the rank."""
+  if kernels is not None:
+    return lambda rank: sizes.predict_parts(_shipped_copy(model, rank, layers, kernels), kind)
   whole = _shipped_copy(model, None, layers)
   dims = {d for _, shape in sizes.weight_shapes(whole) for d in shape}
   probe = next(r for r in range(2, 10_000) if r not in dims)
@@ -142,9 +157,18 @@ def _parts_by_rank(model, kind, layers):
   return parts
 
 
-def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids):
-  """Every (words, rank, predicted parts) the planner weighs: each rank of `RANKS` below the width (and none),
-  each with every fraction of the vocabulary when one is given."""
+class _Option(typing.NamedTuple):
+  """One plan the planner weighs: words kept (None: the rows as they are), embedding rank (None: whole), the
+  kernels setting (None: matrices whole) and the predicted parts."""
+  words: int | None
+  rank: int | None
+  kernels: object
+  parts: dict
+
+
+def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, kernels):
+  """Every `_Option` the planner weighs: each rank of `RANKS` below the width (and none), each with every fraction
+  of the vocabulary when one is given, with the matrices whole and, given `kernels`, factorized."""
   width = min(e.output_dim for e in embeddings)
   ranks = [r for r in RANKS if r < width] + [None]
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids)
@@ -154,56 +178,63 @@ def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, rese
                  sorted({max(1, int(round(f * available))) for f in WORD_FRACTIONS}))
   file_bytes = {w: (vocabulary_bytes if w is None else 0 if hashed else sizes.vocabulary_bytes(vocabulary[:w]))
                 for w in word_counts}
-  parts_at = _parts_by_rank(model, kind, layers)
-  for rank in ranks:
-    parts = parts_at(rank)
-    for words in word_counts:
-      if words is None:
-        yield words, rank, dict(parts, vocabulary=file_bytes[None], total=parts['total'] + file_bytes[None])
-      else:
-        yield words, rank, _with_rows(parts, target, words + reserved_ids, rank or target.output_dim, kind,
-                                      file_bytes[words])
+  for setting in [None] + ([kernels] if kernels is not None else []):
+    parts_at = _parts_by_rank(model, kind, layers, setting)
+    for rank in ranks:
+      parts = parts_at(rank)
+      for words in word_counts:
+        if words is None:
+          yield _Option(words, rank, setting, dict(parts, vocabulary=file_bytes[None],
+                                                   total=parts['total'] + file_bytes[None]))
+        else:
+          yield _Option(words, rank, setting, _with_rows(parts, target, words + reserved_ids,
+                                                         rank or target.output_dim, kind, file_bytes[words]))
 
 
 def _capacity(option, embeddings):
-  """The prior among plans that fit: words kept times the width up to 16, then the width."""
-  words, rank, _ = option
-  width = rank or min(e.output_dim for e in embeddings)
-  rows = words if words is not None else max(e.input_dim for e in embeddings)
-  return rows * (min(width, 16) + 1), width
+  """The prior among plans that fit: words kept times the width up to 16, then the width, then the matrices whole
+  rather than factorized."""
+  width = option.rank or min(e.output_dim for e in embeddings)
+  rows = option.words if option.words is not None else max(e.input_dim for e in embeddings)
+  return rows * (min(width, 16) + 1), width, option.kernels is None
 
 
 def plan_for_budget(model, budget_bytes, vocabulary=None, vocabulary_bytes=0, kind='int8', layers=None,
-                    reserved_ids=2, margin_bytes=0):
+                    reserved_ids=2, margin_bytes=0, kernels=None):
   """The plan that fits `budget_bytes` (module docstring) with the most words times width (width counted up to 16);
   `vocabulary`, the words of ids `reserved_ids`, ... in order, most frequent first (as `TextVectorization` orders
-  them), lets it keep only the most frequent words; `margin_bytes` are kept free beside the prediction. Raises
-  ConfigError naming the smallest reachable size when no plan fits."""
+  them), lets it keep only the most frequent words; `kernels` (a `LowRankKernels`) lets it factorize the dense and
+  LSTM matrices it selects too, where the bytes that frees buy more words or rank; `margin_bytes` are kept free
+  beside the prediction. Raises ConfigError naming the smallest reachable size when no plan fits."""
   return ranked_plans(model, budget_bytes, 1, vocabulary, vocabulary_bytes, kind, layers, reserved_ids,
-                      margin_bytes)[0]
+                      margin_bytes, kernels)[0]
 
 
 def ranked_plans(model, budget_bytes, count, vocabulary=None, vocabulary_bytes=0, kind='int8', layers=None,
-                 reserved_ids=2, margin_bytes=0):
-  """Up to `count` plans that fit, one per rank, each with the most words that fit at its rank, best by the prior
-  of `plan_for_budget` first: the candidates `fit_budget(candidates=...)` trains and chooses among on dev."""
+                 reserved_ids=2, margin_bytes=0, kernels=None):
+  """Up to `count` plans that fit, one per rank and form of the matrices (whole, or factorized by `kernels`), each
+  with the most words that fit, best by the prior of `plan_for_budget` first: the candidates
+  `fit_budget(candidates=...)` trains and chooses among on dev."""
   budget_bytes = sizes.parse_budget(budget_bytes, 'budget_bytes')
+  if kernels is not None and not isinstance(kernels, kernels_lib.LowRankKernels):
+    raise ConfigError(f'{CALLER}(kernels={kernels!r}): give a lmf_tf.LowRankKernels(rank=... or reduction=...)')
   embeddings = swap.find_embeddings(model, layers, CALLER)
-  options = list(_options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids))
-  fitting = [o for o in options if o[2]['total'] + margin_bytes <= budget_bytes]
+  options = list(_options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, kernels))
+  fitting = [o for o in options if o.parts['total'] + margin_bytes <= budget_bytes]
   if not fitting:
-    smallest = min(options, key=lambda o: o[2]['total'])
+    smallest = min(options, key=lambda o: o.parts['total'])
     raise ConfigError(f'{CALLER}(budget_bytes={budget_bytes:,}): below the smallest plan for model {model.name!r}, '
-                      f'{smallest[2]["total"]:,} bytes (rank {smallest[1]}, {kind}'
-                      f'{"" if smallest[0] is None else f", {smallest[0]:,} words"}, with '
-                      f'{smallest[2]["vocabulary"]:,} bytes of vocabulary); the rest of the model does not fit')
-  by_rank = {}
+                      f'{smallest.parts["total"]:,} bytes (rank {smallest.rank}, {kind}'
+                      f'{"" if smallest.words is None else f", {smallest.words:,} words"}'
+                      f'{"" if smallest.kernels is None else ", matrices factorized"}, with '
+                      f'{smallest.parts["vocabulary"]:,} bytes of vocabulary); the rest of the model does not fit')
+  by_form = {}
   for option in sorted(fitting, key=lambda o: _capacity(o, embeddings), reverse=True):
-    by_rank.setdefault(option[1], option)  # the first of each rank is its best
+    by_form.setdefault((option.rank, option.kernels is None), option)  # the first of each form is its best
   target = None if vocabulary is None else _vocabulary_embedding(embeddings, vocabulary, reserved_ids).name
-  return [BudgetPlan(budget_bytes, words, rank, kind, parts, tuple(e.name for e in embeddings) if rank else (),
-                     target, reserved_ids, isinstance(vocabulary, HashedIds))
-          for words, rank, parts in list(by_rank.values())[:count]]
+  return [BudgetPlan(budget_bytes, o.words, o.rank, kind, o.parts, tuple(e.name for e in embeddings) if o.rank else (),
+                     target, reserved_ids, isinstance(vocabulary, HashedIds), o.kernels)
+          for o in list(by_form.values())[:count]]
 
 
 @dataclasses.dataclass
@@ -253,7 +284,7 @@ def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candida
 
 def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
                vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, reserved_ids=2, oov_id=1,
-               candidates=1, callbacks=(), verbose=1, **fit_kwargs):
+               candidates=1, kernels=None, callbacks=(), verbose=1, **fit_kwargs):
   """Plans, trains (`model.fit` with the online swap at `at_epoch`, default half of `epochs`), ships and checks.
 
   Args:
@@ -271,6 +302,10 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
       whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
       `model` itself, the others a clone of it from the same initial weights, compiled the same way; `callbacks`
       see each candidate's `fit` in turn (a `ModelCheckpoint` of yours would write each one's).
+    kernels: a `lmf_tf.LowRankKernels` (e.g. `LowRankKernels(rank=16)`): the plans weigh the dense and LSTM
+      matrices it selects factorized at its setting (swapped with the embedding at `at_epoch`, `OnlineCompression`)
+      beside whole ones; a plan factorizes them where the bytes that frees buy more words or rank, and with
+      `candidates` the two forms are trained side by side. None (default): the matrices ship whole.
   Returns:
     `BudgetResult`. Its `flatbuffer` takes the ids of the vocabulary file's order (`result.vocabulary`); its Keras
     `model` takes your ids with those of words not kept read as `oov_id` (`result.model_ids(ids)`). Raises ConfigError before training for a bad argument or a
@@ -280,7 +315,7 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
   _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data)
   _check_integer_inputs(model)
   plans = _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids,
-                         candidates)
+                         candidates, kernels)
   trainees = _trainees(model, len(plans))
   if len(plans) > 1:
     _say(f'{CALLER}: training {len(plans)} candidate plans, to ship the one most accurate on validation_data', verbose)
@@ -293,9 +328,13 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
   if len(results) == 1:
     return results[0]
   best = dataclasses.replace(max(results, key=lambda r: r.accuracy), candidates=tuple(results))
-  _say(f'{CALLER}: chose rank {best.plan.rank} ({best.accuracy:.4f} on validation_data) among '
-       + ', '.join(f'rank {r.plan.rank} ({r.accuracy:.4f})' for r in results), verbose)
+  _say(f'{CALLER}: chose {_form(best.plan)} ({best.accuracy:.4f} on validation_data) among '
+       + ', '.join(f'{_form(r.plan)} ({r.accuracy:.4f})' for r in results), verbose)
   return best
+
+
+def _form(plan):
+  return f'rank {plan.rank}' + ('' if plan.kernels is None else f' with matrices at {_kernel_setting(plan.kernels)}')
 
 
 def _check_integer_inputs(model):
@@ -328,9 +367,9 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
   _say(plan.describe(), verbose)
   x, validation_data = (_plan_ids(data, plan, oov_id) for data in (x, validation_data))
   swap_callbacks = []
-  if plan.rank is not None:
-    swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=at_epoch, layers=list(plan.embeddings),
-                                            recovery_learning_rate='restart', verbose=verbose))
+  if plan.rank is not None or plan.kernels is not None:
+    swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=at_epoch, layers=list(plan.embeddings) or None,
+                                            kernels=plan.kernels, recovery_learning_rate='restart', verbose=verbose))
   history = model.fit(x, epochs=epochs, validation_data=validation_data,
                       callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
   shipped, file_words, new_ids = _ship(model, plan, vocabulary)
@@ -346,14 +385,14 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
 
 
 def _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes, kind, layers, reserved_ids, count=1,
-                   attempts=3):
+                   kernels=None, attempts=3):
   """`ranked_plans`, each planned file exported once from a copy of the model (random weights) before any
   training: the file's operators carry the model's layer names, which the size model does not see, so where a
   copy's file is over, the plans are made again with the largest excess kept free."""
   margin = 0
   for _ in range(attempts):
     plans = ranked_plans(model, budget_bytes, count, vocabulary, vocabulary_bytes, kind, layers, reserved_ids,
-                         margin)
+                         margin, kernels)
     exported = [_exported_bytes(model, plan, layers) for plan in plans]
     over = [n - plan.predicted['total'] for n, plan in zip(exported, plans) if n > plan.budget_bytes]
     if not over:
@@ -365,7 +404,7 @@ def _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes, kind, laye
 
 def _exported_bytes(model, plan, layers):
   """Deployable bytes of `plan` exported from a copy of `model` with random weights."""
-  copy = _shipped_copy(model, plan.rank, layers)
+  copy = _shipped_copy(model, plan.rank, layers, plan.kernels)
   rng = np.random.default_rng(0)  # non-zero: the converter drops an all-zero bias, which a trained model keeps
   copy.set_weights([rng.uniform(0.5, 1.0, w.shape).astype(w.dtype) for w in copy.get_weights()])
   if plan.words is not None:
