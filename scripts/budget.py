@@ -28,6 +28,8 @@ flags.DEFINE_float('dropout', None, 'A trial of --plan with this dropout (defaul
 flags.DEFINE_float('distill_alpha', None, 'A trial of --plan distilling the recovery after the swap from the model '
                    'before it: loss = alpha CE + (1 - alpha) KD (default: no distillation).', lower_bound=0,
                    upper_bound=1)
+flags.DEFINE_string('teacher', None, 'With --distill_alpha: distil from the shipped files of this plan\'s seed-1 run '
+                    '(trained before, e.g. a larger budget\'s plan) instead of the model before the swap.')
 lmf_flags.define_int_list('seeds', '1', 'Seeds of the chosen plan (the search itself uses seed 1).', minimum=0)
 flags.DEFINE_string('results_dir', 'runs/budget', 'Where the runs\' JSON files go.')
 flags.DEFINE_string('workdir', 'checkpoints/budget', 'Where the shipped files go, a folder per run.')
@@ -40,7 +42,9 @@ def main(argv):
   from lmf_tf.text import budget_search
   if (FLAGS.budget is None) == (FLAGS.plan is None):
     raise cli.UsageError('give exactly one of --budget (search a plan) and --plan (train one plan)')
-  trial = budget_search.Trial(FLAGS.epochs, FLAGS.dropout, FLAGS.distill_alpha)
+  if FLAGS.teacher is not None and FLAGS.distill_alpha is None:
+    raise cli.UsageError('--teacher needs --distill_alpha (the weight of the labels, e.g. 0.5)')
+  trial = budget_search.Trial(FLAGS.epochs, FLAGS.dropout, FLAGS.distill_alpha, FLAGS.teacher)
   if FLAGS.plan is None and trial != budget_search.Trial():
     raise cli.UsageError('--epochs, --dropout and --distill_alpha set a trial of one --plan; the search uses the '
                          'data set\'s')

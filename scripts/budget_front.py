@@ -37,10 +37,10 @@ def main(argv):
     for budget in budgets:
       candidates[(dataset, budget)] = budget_search.search_candidates(data, budget, '--budgets')
   workdir = f'{FLAGS.workdir}/budget'
-  runner.run_plan(budget_front.candidate_runs(candidates, FLAGS.runs_dir, workdir), FLAGS.jobs, FLAGS.runs_dir,
-                  dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
-  runner.run_plan(budget_front.seed_runs(candidates, FLAGS.seeds, FLAGS.runs_dir, workdir), FLAGS.jobs,
-                  FLAGS.runs_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
+  for phase in (lambda: budget_front.candidate_runs(candidates, FLAGS.runs_dir, workdir),
+                lambda: budget_front.distilled_runs(candidates, FLAGS.runs_dir, workdir),
+                lambda: budget_front.seed_runs(candidates, FLAGS.seeds, FLAGS.runs_dir, workdir)):
+    runner.run_plan(phase(), FLAGS.jobs, FLAGS.runs_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if not FLAGS.dry_run:
     frame = budget_front.front_rows(candidates, FLAGS.seeds, FLAGS.runs_dir)
     for path in budget_front.write_front(frame, FLAGS.results_dir, budget_front.existing_rows(FLAGS.results_dir)):

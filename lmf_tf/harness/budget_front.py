@@ -1,9 +1,9 @@
 """The budget front (`make budget-front`): SST-2 and CLINC150 at budgets from 20 KB to 1 MB, 3 seeds, the plan
 chosen on dev; `results/budget_front.{csv,md,png}`.
 
-Two phases, each a plan of processes for `runner.run_all` (resumable, `-j N`): every budget's candidates on seed 1
-(`budget_search.search_candidates`; a plan shared by two budgets runs once), then the other seeds of the plan each
-budget chose on dev. The table and figure are rebuilt from the runs' JSON files.
+Three phases, each a plan of processes for `runner.run_all` (resumable, `-j N`): every budget's candidates on seed 1
+(`budget_search.search_candidates`; a plan shared by two budgets runs once) and the teachers of the small end; each
+small budget's distilled candidate; then the other seeds of the candidate each budget chose on dev. The table and figure are rebuilt from the runs' JSON files.
 """
 
 import os
@@ -26,11 +26,18 @@ COLUMNS = ('dataset', 'budget_bytes', 'plan', 'deployable_bytes', 'tflite_bytes'
            'dev_mean', 'test_mean', 'test_std', 'keras_test_mean', 'train_seconds', 'search_seconds', 'target', 'met')
 
 
-def _run(dataset, plan, seed, results_dir, workdir):
+def _run(dataset, candidate, seed, results_dir, workdir):
+  """The process of one `budget_search.Candidate` (or plan) and seed."""
+  if not isinstance(candidate, budget_search.Candidate):
+    candidate = budget_search.Candidate(candidate)
+  trial = candidate.trial
+  distill = (f'--distill_alpha={trial.distill_alpha:g}', f'--teacher={trial.teacher}') if trial.teacher else ()
   argv = (sys.executable, os.path.join(runner.REPO_ROOT, 'scripts', 'budget.py'), f'--dataset={dataset}',
-          f'--plan={plan.name}', f'--seed={seed}', f'--results_dir={results_dir}', f'--workdir={workdir}')
-  return runner.Run(name=budget_search.run_name(dataset, plan, seed), table='budget', model=plan.architecture,
-                    method='budget', reduction=0, seed=seed, argv=argv, dataset=dataset)
+          f'--plan={candidate.plan.name}', f'--seed={seed}', *distill, f'--results_dir={results_dir}',
+          f'--workdir={workdir}')
+  return runner.Run(name=budget_search.run_name(dataset, candidate.plan, seed, trial), table='budget',
+                    model=candidate.plan.architecture, method='budget', reduction=0, seed=seed, argv=argv,
+                    dataset=dataset)
 
 
 def _unique(runs):
@@ -40,43 +47,84 @@ def _unique(runs):
   return list(seen.values())
 
 
+def _small_end(candidates):
+  """The data sets with a budget below `budget_search.DISTILL_BELOW_BYTES` and a teacher."""
+  return sorted({dataset for dataset, budget_bytes in candidates
+                 if budget_bytes < budget_search.DISTILL_BELOW_BYTES and dataset in budget_search.TEACHERS})
+
+
 def candidate_runs(candidates, results_dir, workdir):
-  """Phase 1: seed 1 of every candidate of every (data set, budget); `candidates` maps those to plans."""
-  return _unique(_run(dataset, plan, 1, results_dir, workdir)
-                 for (dataset, _), plans in candidates.items() for plan in plans)
+  """Phase 1: seed 1 of every candidate of every (data set, budget) (`candidates` maps those to plans), and of the
+  teacher of each data set with a budget at the small end."""
+  teachers = [_run(d, budget_search.teacher_plan(d), 1, results_dir, workdir) for d in _small_end(candidates)]
+  return _unique([_run(dataset, plan, 1, results_dir, workdir)
+                  for (dataset, _), plans in candidates.items() for plan in plans] + teachers)
+
+
+def distilled_runs(candidates, results_dir, workdir):
+  """Phase 2: seed 1 of each small budget's distilled candidate (once its candidates and its teacher have run:
+  `budget_search.distilled_candidate`)."""
+  runs = []
+  for (dataset, budget_bytes), plans in candidates.items():
+    distilled = budget_search.distilled_candidate(results_dir, dataset, budget_bytes, plans)
+    if distilled is not None:
+      runs.append(_run(dataset, distilled, 1, results_dir, workdir))
+  return _unique(runs)
+
+
+def budget_candidates(results_dir, dataset, budget_bytes, plans):
+  """The `Candidate`s a budget chooses among: its plans, and at the small end the distilled one once known."""
+  distilled = budget_search.distilled_candidate(results_dir, dataset, budget_bytes, plans)
+  return [budget_search.Candidate(plan) for plan in plans] + ([distilled] if distilled else [])
 
 
 def seed_runs(candidates, seeds, results_dir, workdir):
-  """Phase 2: the other seeds of each budget's plan chosen on dev (those whose candidates have all run)."""
+  """Phase 3: the other seeds of each budget's candidate chosen on dev (those whose candidates have all run)."""
   runs = []
-  for (dataset, _), plans in candidates.items():
-    plan = budget_search.chosen_plan(results_dir, dataset, plans)
-    if plan is not None:
-      runs += [_run(dataset, plan, seed, results_dir, workdir) for seed in seeds if seed != 1]
+  for (dataset, budget_bytes), plans in candidates.items():
+    choice = budget_search.chosen_plan(results_dir, dataset, budget_candidates(results_dir, dataset, budget_bytes,
+                                                                               plans))
+    if choice is not None:
+      runs += [_run(dataset, choice, seed, results_dir, workdir) for seed in seeds if seed != 1]
   return _unique(runs)
+
+
+def _label(candidate):
+  teacher = candidate.trial.teacher
+  return candidate.plan.name + (f' + KD from {teacher}' if teacher else '')
+
+
+def _search_seconds(results_dir, dataset, options):
+  """Seconds of the candidates' seed-1 runs, and the teacher's when it is not one of them."""
+  runs = [c.read_run(results_dir, dataset, 1) for c in options]
+  teachers = {c.teacher() for c in options if c.teacher() is not None} - {c.plan for c in options}
+  runs += [budget_search.read_run(results_dir, dataset, t, 1) for t in teachers]
+  return round(sum(r['seconds'] for r in runs if r is not None), 1)
 
 
 def front_rows(candidates, seeds, results_dir):
   """One row per (data set, budget): the chosen plan's shipped bytes and accuracies over the seeds done."""
   rows = []
   for (dataset, budget_bytes), plans in candidates.items():
-    plan = budget_search.chosen_plan(results_dir, dataset, plans)
-    if plan is None:
+    options = budget_candidates(results_dir, dataset, budget_bytes, plans)
+    choice = budget_search.chosen_plan(results_dir, dataset, options)
+    if choice is None:
       continue
-    runs = [r for r in (budget_search.read_run(results_dir, dataset, plan, s) for s in seeds) if r is not None]
-    search = [budget_search.read_run(results_dir, dataset, p, 1) for p in plans]
+    runs = [r for r in (choice.read_run(results_dir, dataset, s) for s in seeds) if r is not None]
     test = 100 * np.array([r['test_accuracy'] for r in runs])
     target = TARGETS.get(dataset, {}).get(budget_bytes)
+    deployable = max(r['deployable_bytes'] for r in runs)
     rows.append({
-        'dataset': dataset, 'budget_bytes': budget_bytes, 'plan': plan.name,
-        'deployable_bytes': max(r['deployable_bytes'] for r in runs), 'tflite_bytes': max(r['tflite_bytes'] for r in runs),
+        'dataset': dataset, 'budget_bytes': budget_bytes, 'plan': _label(choice), 'deployable_bytes': deployable,
+        'tflite_bytes': max(r['tflite_bytes'] for r in runs),
         'vocabulary_bytes': max(r['vocabulary_bytes'] for r in runs), 'seeds': f'{len(runs)}/{len(seeds)}',
         'dev_mean': round(100 * np.mean([r['dev_accuracy'] for r in runs]), 2), 'test_mean': round(test.mean(), 2),
-        'test_std': round(test.std(ddof=1) if len(test) > 1 else 0.0, 2), 'keras_test_mean': round(100 * np.mean([r['keras_test_accuracy'] for r in runs]), 2),
+        'test_std': round(test.std(ddof=1) if len(test) > 1 else 0.0, 2),
+        'keras_test_mean': round(100 * np.mean([r['keras_test_accuracy'] for r in runs]), 2),
         'train_seconds': round(float(np.mean([r['seconds'] for r in runs])), 1),
-        'search_seconds': round(sum(r['seconds'] for r in search), 1), 'target': target,
+        'search_seconds': _search_seconds(results_dir, dataset, options), 'target': target,
         'met': None if target is None or len(runs) < len(seeds) else bool(test.mean() >= target
-                                                                             and max(r['deployable_bytes'] for r in runs) <= budget_bytes)})
+                                                                             and deployable <= budget_bytes)})
   return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

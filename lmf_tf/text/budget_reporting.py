@@ -15,7 +15,8 @@ def parts_table(run):
 
 def describe_run(run):
   """One run: its plan, accuracies (LiteRT on the shipped files; Keras beside) and bytes by part."""
-  return (f'{run["dataset"]} {run["plan"]} seed {run["seed"]}: dev {run["dev_accuracy"]:.4f}, test '
+  teacher = f' (distilled from {run["teacher"]})' if run.get('teacher') else ''
+  return (f'{run["dataset"]} {run["plan"]}{teacher} seed {run["seed"]}: dev {run["dev_accuracy"]:.4f}, test '
           f'{run["test_accuracy"]:.4f} (LiteRT on the shipped file; Keras {run["keras_test_accuracy"]:.4f}); '
           f'{run["deployable_bytes"]:,} deployable bytes = TFLite {run["tflite_bytes"]:,} + vocabulary '
           f'{run["vocabulary_bytes"]:,}; trained in {run["train_seconds"]:.0f} s\n' + parts_table(run))
@@ -25,7 +26,7 @@ def describe_outcome(outcome):
   """A budget search: the chosen plan, its runs and whether each fits."""
   tests = [run['test_accuracy'] for run in outcome.runs]
   lines = [f'budget {outcome.budget_bytes:,} bytes: chose {outcome.plan.name} on dev among '
-           f'{", ".join(p.name for p in outcome.candidates)}',
+           f'{", ".join(c.name for c in outcome.candidates)}',
            f'test accuracy {100 * np.mean(tests):.2f} ± {100 * np.std(tests):.2f} over {len(tests)} seed(s)']
   lines += [describe_run(run) for run in outcome.runs]
   return '\n'.join(lines)

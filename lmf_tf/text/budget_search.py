@@ -3,10 +3,13 @@
 The search, for one data set and budget: every architecture, rank, units and kernel rank gets the most words that
 fit (`budget_plans.candidate_plans`, predicted bytes, no training); `budget_plans.choose_candidates` keeps one per
 group (an LSTM, a bag without a hidden layer, with a small one, with a large one; on SST-2 also an LSTM and a bag
-with factorized matrices); each is trained once (seed 1) and shipped; the one whose shipped file is most accurate
-on dev is the plan, and its other seeds are trained. A plan's runs are shared by every budget that chooses it. Its
-cost is up to six training runs of small models per budget, plus the chosen plan's other seeds; budgets that share
-candidates share their runs.
+with factorized matrices); each is trained once (seed 1) and shipped. At the small end (below
+`DISTILL_BELOW_BYTES`) the best of them on dev is trained once more with distillation from the data set's teacher
+(`TEACHERS`, a large plan's shipped files, Hinton et al. 2015). The candidate whose shipped file is most accurate on
+dev is the plan, and its other seeds are trained. A plan's runs are shared by every budget that chooses it. Its
+cost is up to six training runs of small models per budget (at the small end, up to four, the distilled one and the
+teacher's, shared by the budgets), plus the chosen plan's other seeds; budgets that share candidates share their
+runs.
 """
 
 import dataclasses
@@ -16,6 +19,14 @@ import re
 from lmf_tf import io_utils
 from lmf_tf.errors import ConfigError
 from lmf_tf.text import budget_plans
+
+# The small end (docs/budget.md): below this budget the search adds one candidate, the candidate most accurate on
+# dev trained again with distillation from the data set's teacher (`Trial.teacher`), with this weight of the labels
+# (chosen on dev: CLINC150's 45 KB plan, 3 seeds, dev 85.90 at 0.5 against 85.76 at 0.2).
+DISTILL_BELOW_BYTES = 50_000
+DISTILL_ALPHA = 0.5
+# The teacher of each data set: its most accurate plan on dev among the front's seed-1 candidates (results/budget_runs).
+TEACHERS = {'sst2': 'lstm-w13825-k50-u150-int8', 'clinc150': 'bag-w5863-k32-u0-int8'}
 
 _PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)(?:-r(\d+))?-(int8|float16|float32)$')
 
@@ -36,17 +47,31 @@ def plan_from_name(name, flag='--plan'):
 @dataclasses.dataclass(frozen=True)
 class Trial:
   """Settings of one plan's run that differ from the data set's (`budget_training.train_plan`): `epochs`,
-  `dropout`, and `distill_alpha` (distillation from the model before the swap, `lmf_tf.Distillation(alpha, 2.0)`);
-  None keeps the default. Trials are for docs/budget.md's measurements, the search uses none."""
+  `dropout`, and `distill_alpha`: distillation from the model before the swap (`lmf_tf.Distillation(alpha, 2.0)`),
+  or with `teacher` (the name of a plan, e.g. a larger budget's) from the shipped files of that plan's seed-1 run,
+  all through training (`budget_training.teacher_targets`): one teacher for every seed, as a user has one large
+  model. None keeps the default. The search sets a teacher at the small end (`distilled_candidate`)."""
   epochs: int | None = None
   dropout: float | None = None
   distill_alpha: float | None = None
+  teacher: str | None = None
+
+  def __post_init__(self):
+    if self.teacher is not None and self.distill_alpha is None:
+      raise ConfigError(f'a teacher ({self.teacher}) needs distill_alpha, the weight of the labels')
 
   @property
   def suffix(self):
-    """`_e<epochs>`, `_d<dropout>`, `_kd<alpha>` for the settings it sets."""
-    return ''.join(f'_{tag}{value:g}' for tag, value in (('e', self.epochs), ('d', self.dropout),
-                                                          ('kd', self.distill_alpha)) if value is not None)
+    """`_e<epochs>`, `_d<dropout>`, `_kd<alpha>`, `_from-<teacher>` for the settings it sets."""
+    values = ''.join(f'_{tag}{value:g}' for tag, value in (('e', self.epochs), ('d', self.dropout),
+                                                            ('kd', self.distill_alpha)) if value is not None)
+    return values + (f'_from-{self.teacher}' if self.teacher else '')
+
+  def teacher_dir(self, workdir, dataset):
+    """Where the teacher's shipped files are (its seed-1 run's folder under `workdir`), or None."""
+    if self.teacher is None:
+      return None
+    return os.path.join(workdir, run_name(dataset, plan_from_name(self.teacher, '--teacher'), 1))
 
 
 def run_name(dataset, plan, seed, trial=Trial()):
@@ -63,6 +88,25 @@ def read_run(results_dir, dataset, plan, seed, trial=Trial()):
   return io_utils.read_json(path, 'budget run') if os.path.exists(path) else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """A plan the search trains, with the settings of its `trial` (none for most; distillation at the small end)."""
+  plan: budget_plans.BudgetPlan
+  trial: Trial = Trial()
+
+  @property
+  def name(self):
+    """The plan's name, then what the trial sets: `bag-w2000-k10-u64-int8_kd0.5_from-bag-w5863-k32-u0-int8`."""
+    return self.plan.name + self.trial.suffix
+
+  def read_run(self, results_dir, dataset, seed):
+    return read_run(results_dir, dataset, self.plan, seed, self.trial)
+
+  def teacher(self):
+    """The teacher's plan, or None."""
+    return None if self.trial.teacher is None else plan_from_name(self.trial.teacher)
+
+
 def search_candidates(data, budget_bytes, name='--budget'):
   """The plans the search trains for `budget_bytes` on `data` (`budget_training.BudgetData`); a budget below
   the smallest plan is refused, naming the smallest reachable size."""
@@ -73,9 +117,24 @@ def search_candidates(data, budget_bytes, name='--budget'):
   return budget_plans.choose_candidates(plans)
 
 
+def teacher_plan(dataset):
+  """The data set's teacher (`TEACHERS`), or None."""
+  return plan_from_name(TEACHERS[dataset]) if dataset in TEACHERS else None
+
+
+def distilled_candidate(results_dir, dataset, budget_bytes, plans):
+  """Below `DISTILL_BELOW_BYTES`, the plan of `plans` most accurate on dev with distillation from the data set's
+  teacher; None above it, without a teacher, or while a plan's seed-1 run is missing."""
+  if budget_bytes >= DISTILL_BELOW_BYTES or dataset not in TEACHERS:
+    return None
+  best = chosen_plan(results_dir, dataset, [Candidate(plan) for plan in plans])
+  return None if best is None else Candidate(best.plan, Trial(distill_alpha=DISTILL_ALPHA, teacher=TEACHERS[dataset]))
+
+
 def chosen_plan(results_dir, dataset, candidates):
-  """The candidate whose seed-1 shipped file is most accurate on dev, or None while one has not run."""
-  runs = [read_run(results_dir, dataset, plan, 1) for plan in candidates]
+  """The `Candidate` whose seed-1 shipped file is most accurate on dev (fewer bytes break a tie), or None while one
+  has not run."""
+  runs = [candidate.read_run(results_dir, dataset, 1) for candidate in candidates]
   if any(run is None for run in runs):
     return None
   best = max(range(len(runs)), key=lambda i: (runs[i]['dev_accuracy'], -runs[i]['deployable_bytes']))
@@ -91,14 +150,14 @@ def train_and_record(plan, data, seed, results_dir, workdir, trial=Trial()):
     return existing
   name = run_name(data.name, plan, seed, trial)
   result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, name), trial.epochs, trial.dropout,
-                                      trial.distill_alpha)
+                                      trial.distill_alpha, trial.teacher_dir(workdir, data.name))
   io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed, trial), result)
   return result
 
 
 @dataclasses.dataclass
 class BudgetOutcome:
-  """A budget search's result: the candidates' seed-1 runs, the plan chosen on dev and its runs."""
+  """A budget search's result: the `Candidate`s, the one chosen on dev (`plan`) and its runs."""
   budget_bytes: int
   candidates: list
   plan: object
@@ -106,13 +165,25 @@ class BudgetOutcome:
 
 
 def search(data, budget_bytes, seeds, results_dir, workdir, echo=print):
-  """The whole budget run for one data set in this process: the candidates on seed 1, the choice on dev, the
-  chosen plan's other `seeds`. Runs already in `results_dir` are reused."""
-  candidates = search_candidates(data, budget_bytes)
-  for plan in candidates:
-    run = train_and_record(plan, data, 1, results_dir, workdir)
-    echo(f'candidate {plan.name}: dev {run["dev_accuracy"]:.4f} (LiteRT), {run["deployable_bytes"]:,} bytes, '
-         f'{run["seconds"]:.0f} s')
-  plan = chosen_plan(results_dir, data.name, candidates)
-  runs = [train_and_record(plan, data, seed, results_dir, workdir) for seed in seeds]
-  return BudgetOutcome(budget_bytes, candidates, plan, runs)
+  """The whole budget run for one data set in this process: the candidates on seed 1 (below `DISTILL_BELOW_BYTES`,
+  then the best of them distilled from the teacher, whose seed-1 run is trained first if missing), the choice on
+  dev, the chosen candidate's other `seeds`. Runs already in `results_dir` are reused."""
+  def record(candidate, seed):
+    if candidate.teacher() is not None:
+      train_and_record(candidate.teacher(), data, 1, results_dir, workdir)
+    run = train_and_record(candidate.plan, data, seed, results_dir, workdir, candidate.trial)
+    if seed == 1:
+      echo(f'candidate {candidate.name}: dev {run["dev_accuracy"]:.4f} (LiteRT), {run["deployable_bytes"]:,} bytes, '
+           f'{run["seconds"]:.0f} s')
+    return run
+
+  plans = search_candidates(data, budget_bytes)
+  candidates = [Candidate(plan) for plan in plans]
+  for candidate in candidates:
+    record(candidate, 1)
+  distilled = distilled_candidate(results_dir, data.name, budget_bytes, plans)
+  if distilled is not None:
+    record(distilled, 1)
+    candidates.append(distilled)
+  choice = chosen_plan(results_dir, data.name, candidates)
+  return BudgetOutcome(budget_bytes, candidates, choice, [record(choice, seed) for seed in seeds])

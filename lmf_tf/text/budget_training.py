@@ -15,8 +15,10 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from lmf_tf import io_utils
+from lmf_tf.errors import ConfigError
 from lmf_tf.compression import sizes as budget
 from lmf_tf.compression import distillation, export, online, schedules
 from lmf_tf.compression import kernels as kernels_lib
@@ -91,10 +93,42 @@ def _accuracy(probs, labels):
   return float(np.mean(np.argmax(probs, axis=1) == labels))
 
 
-def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alpha=None):
+def teacher_targets(data, teacher_dir, alpha, temperature=DISTILL_TEMPERATURE):
+  """float32[n, classes]: the soft targets of the training split's n examples, in its order, from a teacher's
+  shipped files (`teacher_dir`/model.tflite run by LiteRT on the ids of its vocabulary.xz): alpha one-hot(label) +
+  (1 - alpha) softmax(log p / T), p the teacher's probabilities. Training on them with the cross-entropy is the
+  distillation loss alpha CE(y, s) + (1 - alpha) CE(p_T, s) (Hinton et al. 2015, §2, with the student at T = 1)."""
+  paths = {name: os.path.join(teacher_dir, name) for name in ('model.tflite', 'vocabulary.xz')}
+  missing = [path for path in paths.values() if not os.path.exists(path)]
+  if missing:
+    raise ConfigError(f'teacher {teacher_dir}: {", ".join(missing)} not found; train the teacher plan first '
+                      '(scripts/budget.py --plan=<teacher> --seed=<seed>)')
+  words = budget.read_vocabulary(paths['vocabulary.xz'])
+  vocabulary = input_pipeline.Vocabulary([input_pipeline.PAD_TOKEN, input_pipeline.UNK_TOKEN] + words)
+  with open(paths['model.tflite'], 'rb') as f:
+    runner = export.TfliteRunner(f.read())
+  ids, labels = _sequences(input_pipeline.encode_dataset(data.splits.train, vocabulary))
+  logits = np.log(np.clip(runner.predict(ids), 1e-7, 1.0)) / temperature
+  soft = np.exp(logits - logits.max(axis=-1, keepdims=True))
+  soft /= soft.sum(axis=-1, keepdims=True)
+  return (alpha * np.eye(data.num_classes)[labels] + (1 - alpha) * soft).astype('float32')
+
+
+def _with_targets(encoded, targets, num_classes):
+  """`encoded` splits whose labels become one-hot vectors, the training split's the soft `targets`; the loss."""
+  if targets is None:
+    return encoded, 'sparse_categorical_crossentropy'
+  one_hot = {name: split.map(lambda ids, label: (ids, tf.one_hot(label, num_classes)))
+             for name, split in encoded.items() if name != 'train'}
+  train = tf.data.Dataset.zip(encoded['train'], tf.data.Dataset.from_tensor_slices(targets))
+  return {**one_hot, 'train': train.map(lambda example, soft: (example[0], soft))}, 'categorical_crossentropy'
+
+
+def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alpha=None, teacher_dir=None):
   """Trains, ships and measures `plan` on `data` with `seed`; writes `run_dir`/model.tflite and vocabulary.xz.
   `epochs` and `dropout` default to the data set's; `distill_alpha` (None: off) distils the recovery after the
-  swap from the model before it (`lmf_tf.Distillation`, temperature `DISTILL_TEMPERATURE`).
+  swap from the model before it (`lmf_tf.Distillation`, temperature `DISTILL_TEMPERATURE`), or, with
+  `teacher_dir` (another plan's shipped files), the whole training from that teacher (`teacher_targets`).
 
   Returns a dict: the plan, dev and test accuracy of the shipped file (LiteRT), the Keras model's test accuracy,
   bytes by part (predicted and measured, `lmf_tf.budget`), the training seconds.
@@ -103,21 +137,24 @@ def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alp
   os.makedirs(run_dir, exist_ok=True)
   epochs = epochs or EPOCHS[(data.name, plan.architecture)]
   vocabulary, vocabulary_file_bytes = _vocabulary(data, plan, run_dir)
+  targets = None if teacher_dir is None else teacher_targets(data, teacher_dir, distill_alpha)
   keras.utils.set_random_seed(seed)
   encoded = {name: input_pipeline.encode_dataset(getattr(data.splits, split), vocabulary)
              for name, split in (('train', 'train'), ('dev', 'validation'), ('test', 'test'))}
+  trained, loss = _with_targets(encoded, targets, data.num_classes)
   glove = os.path.join(data.data_dir, catalog.LOCAL_DATASETS[data.name].default_embeddings)
   initial = word_vectors.read_word_vectors(glove, vocabulary, seed=seed).matrix
   model = budget_plans.build_classifier(plan, data.num_classes, width=initial.shape[1],
                                        dropout=DROPOUT[data.name] if dropout is None else dropout)
   model.get_layer('words').set_weights([initial])
   rate = schedules.CyclicallyAnnealedLearningRate(1e-5, 3e-3, 500, 0.5)
-  model.compile(keras.optimizers.Adam(rate), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  model.compile(keras.optimizers.Adam(rate), loss, metrics=['accuracy'])
   steps = input_pipeline.count_batches(encoded['train'], BATCH_SIZE)
-  train = input_pipeline.training_batches(encoded['train'], BATCH_SIZE, seed, 0, epochs)
-  _fit(model, plan, train, input_pipeline.batches(encoded['dev'], BATCH_SIZE), epochs, steps, distill_alpha)
+  train = input_pipeline.training_batches(trained['train'], BATCH_SIZE, seed, 0, epochs)
+  _fit(model, plan, train, input_pipeline.batches(trained['dev'], BATCH_SIZE), epochs, steps,
+       None if teacher_dir else distill_alpha)
   train_seconds = time.time() - start
-  keras_test = model.evaluate(input_pipeline.batches(encoded['test'], BATCH_SIZE), verbose=0)[1]
+  keras_test = model.evaluate(input_pipeline.batches(trained['test'], BATCH_SIZE), verbose=0)[1]
   shipped = export.fold_projection(model) if plan.rank else model
   flatbuffer = export.to_tflite(shipped, plan.kind, batch_size=1)
   with io_utils.atomic_path(os.path.join(run_dir, 'model.tflite')) as tmp:
@@ -128,6 +165,7 @@ def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alp
               for name, (ids, labels) in ((n, _sequences(encoded[n])) for n in ('dev', 'test'))}
   return {'plan': plan.name, **dataclasses.asdict(plan), 'seed': seed, 'dataset': data.name, 'epochs': epochs,
           'dropout': DROPOUT[data.name] if dropout is None else dropout, 'distill_alpha': distill_alpha,
+          'teacher': None if teacher_dir is None else os.path.basename(os.path.normpath(teacher_dir)),
           'dev_accuracy': accuracy['dev'], 'test_accuracy': accuracy['test'], 'keras_test_accuracy': float(keras_test),
           'predicted_bytes': budget.predict_parts(shipped, plan.kind, vocabulary_file_bytes),
           'measured_bytes': budget.measure_parts(flatbuffer, shipped, plan.kind, vocabulary_file_bytes),

@@ -111,15 +111,17 @@ def _count(dataset):
 
 
 def _bucketed(encoded, batch_size, bucket_boundaries):
+  """Padded batches of (ids, target): an int64 label, or a float[classes] vector of soft targets."""
+  target = encoded.element_spec[1]
+  padded_shapes = ([None], target.shape)
+  padding_values = (PAD_ID, tf.zeros((), target.dtype))
   if bucket_boundaries:
     return encoded.bucket_by_sequence_length(
         element_length_func=lambda ids, label: tf.shape(ids)[0],
         bucket_boundaries=list(bucket_boundaries),
         bucket_batch_sizes=[batch_size] * (len(bucket_boundaries) + 1),
-        padded_shapes=([None], []),
-        padding_values=(PAD_ID, tf.constant(0, tf.int64)))
-  return encoded.padded_batch(batch_size, padded_shapes=([None], []),
-                              padding_values=(PAD_ID, tf.constant(0, tf.int64)))
+        padded_shapes=padded_shapes, padding_values=padding_values)
+  return encoded.padded_batch(batch_size, padded_shapes=padded_shapes, padding_values=padding_values)
 
 
 def batches(encoded, batch_size, bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES):
