@@ -337,6 +337,34 @@ def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp
   assert run['measured_bytes']['embedding'] == 22 * 4 * 4  # 20 words + pad + unk, rank 4, float32 (< 1,024)
   assert 0 <= run['test_accuracy'] <= 1 and abs(run['test_accuracy'] - run['keras_test_accuracy']) <= 1 / 12
   assert budget_search.read_run(str(tmp_path / 'runs'), 'sst2', plan, 1) == run
+  # Distilled from that plan's shipped files: its soft targets mix the labels and the file's probabilities.
+  targets = budget_training.teacher_targets(data, str(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1'), 0.5)
+  assert targets.shape[1] == data.num_classes and np.allclose(targets.sum(axis=1), 1, atol=1e-5)
+  assert (targets.max(axis=1) >= 0.5).all()
+  trial = budget_search.Trial(distill_alpha=0.5, teacher=plan.name)
+  student = budget_search.plan_from_name('bag-w10-k4-u0-int8')
+  distilled = budget_search.train_and_record(student, data, 2, str(tmp_path / 'runs'), str(tmp_path / 'ck'), trial)
+  assert distilled['teacher'] == 'sst2_bag-w20-k4-u8-int8_seed1' and distilled['distill_alpha'] == 0.5
+  assert os.path.exists(tmp_path / 'runs' / 'sst2_bag-w10-k4-u0-int8_kd0.5_from-bag-w20-k4-u8-int8_seed2.json')
+  with pytest.raises(ConfigError, match=r'teacher .*model.tflite.* not found; train the teacher plan first'):
+    budget_training.teacher_targets(data, str(tmp_path / 'nowhere'), 0.5)
+
+
+def test_the_search_adds_a_distilled_candidate_at_the_small_end_only(tmp_path):
+  """Below DISTILL_BELOW_BYTES, once the candidates' seed-1 runs exist, the best on dev comes back distilled."""
+  from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_search  # pylint: disable=g-import-not-at-top
+  plans = [budget_search.plan_from_name(n) for n in ('bag-w750-k12-u0-int8', 'bag-w500-k10-u32-int8')]
+  assert budget_search.distilled_candidate(str(tmp_path), 'clinc150', 20_000, plans) is None  # not run yet
+  for plan, dev in zip(plans, (0.80, 0.78)):
+    io_utils.write_json_atomic(budget_search.run_path(str(tmp_path), 'clinc150', plan, 1),
+                               {'dev_accuracy': dev, 'deployable_bytes': 19_000})
+  distilled = budget_search.distilled_candidate(str(tmp_path), 'clinc150', 20_000, plans)
+  assert distilled.plan == plans[0] and distilled.trial.teacher == budget_search.TEACHERS['clinc150']
+  assert distilled.name == 'bag-w750-k12-u0-int8_kd0.5_from-' + budget_search.TEACHERS['clinc150']
+  assert budget_search.distilled_candidate(str(tmp_path), 'clinc150', 90_000, plans) is None
+  with pytest.raises(ConfigError, match='needs distill_alpha'):
+    budget_search.Trial(teacher='bag-w750-k12-u0-int8')
 
 
 def test_the_plan_is_checked_on_an_exported_copy_before_training():
