@@ -3,7 +3,8 @@ chosen on dev; `results/budget_front.{csv,md,png}`.
 
 Three phases, each a plan of processes for `runner.run_all` (resumable, `-j N`): every budget's candidates on seed 1
 (`budget_search.search_candidates`; a plan shared by two budgets runs once) and the teachers of the small end; each
-small budget's distilled candidate; then the other seeds of the candidate each budget chose on dev. The table and figure are rebuilt from the runs' JSON files.
+small budget's distilled candidate; then the other seeds of the candidate each budget chose on dev. The table and
+figure are rebuilt from the runs' JSON files.
 """
 
 import os
@@ -48,9 +49,8 @@ def _unique(runs):
 
 
 def _small_end(candidates):
-  """The data sets with a budget below `budget_search.DISTILL_BELOW_BYTES` and a teacher."""
-  return sorted({dataset for dataset, budget_bytes in candidates
-                 if budget_bytes < budget_search.DISTILL_BELOW_BYTES and dataset in budget_search.TEACHERS})
+  """The data sets with a budget whose search distils (`budget_search.distils`)."""
+  return sorted({dataset for dataset, budget_bytes in candidates if budget_search.distils(dataset, budget_bytes)})
 
 
 def candidate_runs(candidates, results_dir, workdir):
@@ -72,18 +72,12 @@ def distilled_runs(candidates, results_dir, workdir):
   return _unique(runs)
 
 
-def budget_candidates(results_dir, dataset, budget_bytes, plans):
-  """The `Candidate`s a budget chooses among: its plans, and at the small end the distilled one once known."""
-  distilled = budget_search.distilled_candidate(results_dir, dataset, budget_bytes, plans)
-  return [budget_search.Candidate(plan) for plan in plans] + ([distilled] if distilled else [])
-
-
 def seed_runs(candidates, seeds, results_dir, workdir):
   """Phase 3: the other seeds of each budget's candidate chosen on dev (those whose candidates have all run)."""
   runs = []
   for (dataset, budget_bytes), plans in candidates.items():
-    choice = budget_search.chosen_plan(results_dir, dataset, budget_candidates(results_dir, dataset, budget_bytes,
-                                                                               plans))
+    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, plans)
+    choice = budget_search.chosen_plan(results_dir, dataset, options)
     if choice is not None:
       runs += [_run(dataset, choice, seed, results_dir, workdir) for seed in seeds if seed != 1]
   return _unique(runs)
@@ -106,7 +100,7 @@ def front_rows(candidates, seeds, results_dir):
   """One row per (data set, budget): the chosen plan's shipped bytes and accuracies over the seeds done."""
   rows = []
   for (dataset, budget_bytes), plans in candidates.items():
-    options = budget_candidates(results_dir, dataset, budget_bytes, plans)
+    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, plans)
     choice = budget_search.chosen_plan(results_dir, dataset, options)
     if choice is None:
       continue

@@ -122,13 +122,24 @@ def teacher_plan(dataset):
   return plan_from_name(TEACHERS[dataset]) if dataset in TEACHERS else None
 
 
+def distils(dataset, budget_bytes):
+  """Whether the search of `budget_bytes` adds a distilled candidate: below `DISTILL_BELOW_BYTES`, with a teacher."""
+  return budget_bytes < DISTILL_BELOW_BYTES and dataset in TEACHERS
+
+
 def distilled_candidate(results_dir, dataset, budget_bytes, plans):
-  """Below `DISTILL_BELOW_BYTES`, the plan of `plans` most accurate on dev with distillation from the data set's
-  teacher; None above it, without a teacher, or while a plan's seed-1 run is missing."""
-  if budget_bytes >= DISTILL_BELOW_BYTES or dataset not in TEACHERS:
+  """Where the search `distils`, the plan of `plans` most accurate on dev with distillation from the data set's
+  teacher; else None, and None while a plan's seed-1 run is missing."""
+  if not distils(dataset, budget_bytes):
     return None
   best = chosen_plan(results_dir, dataset, [Candidate(plan) for plan in plans])
   return None if best is None else Candidate(best.plan, Trial(distill_alpha=DISTILL_ALPHA, teacher=TEACHERS[dataset]))
+
+
+def budget_candidates(results_dir, dataset, budget_bytes, plans):
+  """The `Candidate`s a budget chooses among: its `plans`, and where it `distils` the distilled one once known."""
+  distilled = distilled_candidate(results_dir, dataset, budget_bytes, plans)
+  return [Candidate(plan) for plan in plans] + ([distilled] if distilled else [])
 
 
 def chosen_plan(results_dir, dataset, candidates):
@@ -178,12 +189,10 @@ def search(data, budget_bytes, seeds, results_dir, workdir, echo=print):
     return run
 
   plans = search_candidates(data, budget_bytes)
-  candidates = [Candidate(plan) for plan in plans]
-  for candidate in candidates:
-    record(candidate, 1)
-  distilled = distilled_candidate(results_dir, data.name, budget_bytes, plans)
-  if distilled is not None:
+  for plan in plans:
+    record(Candidate(plan), 1)
+  candidates = budget_candidates(results_dir, data.name, budget_bytes, plans)
+  for distilled in candidates[len(plans):]:
     record(distilled, 1)
-    candidates.append(distilled)
   choice = chosen_plan(results_dir, data.name, candidates)
   return BudgetOutcome(budget_bytes, candidates, choice, [record(choice, seed) for seed in seeds])
