@@ -26,7 +26,7 @@ compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-slow sst2-lstm sst2-dan intent-lstm intent-dan sst2-budget intent-budget budget-front example reproduce reproduce-quick tables \
-	table-sst2 recovery recovery-tables dan-tuning bench-pipeline bench-inference analysis bench-scale ptb-lm \
+	table-sst2 recovery recovery-tables frequency-ranks dan-tuning bench-pipeline bench-inference analysis bench-scale ptb-lm \
 	ptb-table multi-worker-demo bench-callback clean-venv
 
 help: ## list the targets
@@ -90,6 +90,10 @@ recovery: $(STAMP) ## the recovery ablation beyond the paper (make -j2 recovery;
 recovery-tables: $(STAMP) ## rebuild results/recovery.{csv,md}, its figure, and Tables 2-3 with the chosen recipes
 	$(PY) scripts/recovery.py --tables_only
 	$(PY) scripts/reproduce.py --tables_only
+
+frequency-ranks: $(STAMP) ## frequent words at higher rank against one rank: LSTM, R = 90, SST-2 and CLINC150 (make -j2)
+	$(PY) scripts/frequency_ranks.py --jobs=$(JOBS) --results_dir=results/frequency_ranks \
+	  --workdir=checkpoints/frequency_ranks --output=results/frequency_ranks.md
 
 dan-tuning: $(STAMP) ## uncompressed DAN-RAND variants chosen on dev (make -j2 dan-tuning)
 	$(PY) scripts/dan_tuning.py --jobs=$(JOBS)

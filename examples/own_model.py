@@ -5,6 +5,7 @@ online at R = 90, then saved, reloaded and exported. Nothing of lmf_tf's data co
     python examples/own_model.py --output_dir=my_model  # keep the saved and exported files
     python examples/own_model.py --quick              # a smoke run on 1,000 sentences
     python examples/own_model.py --kernel_rank=8      # the BiLSTM's matrices at rank 8 too (LowRankKernels)
+    python examples/own_model.py --frequency_blocks=4 # the embedding's numbers spread over 4 frequency blocks
 
 Prints test accuracy and sizes before the swap and after it (docs/library.md has its output).
 """
@@ -71,6 +72,8 @@ def main():
   parser.add_argument('--quick', action='store_true', help='1,000 training sentences, 1 + 1 epochs')
   parser.add_argument('--kernel_rank', type=int, help='also factorize the BiLSTM\'s matrices at this rank at the swap '
                       '(lmf_tf.LowRankKernels); default: the embedding only')
+  parser.add_argument('--frequency_blocks', type=int, help='spread the embedding\'s numbers at R = 90 over this many '
+                      'blocks of word ids, frequent words at higher rank (lmf_tf.FrequencyRanks); default: one rank')
   parser.add_argument('--output_dir', help='keep the .keras, checkpoint and TFLite files here (default: a '
                       'temporary folder, deleted at the end)')
   args = parser.parse_args()
@@ -101,12 +104,16 @@ def run(args, folder):
 
   # Online compression: the swap happens before epoch `epochs`, then training goes on for as many epochs.
   kernels = lmf_tf.LowRankKernels(rank=args.kernel_rank) if args.kernel_rank else None
-  online = lmf_tf.OnlineCompression(reduction=90, at_epoch=epochs, recovery_learning_rate='restart', kernels=kernels)
+  # TextVectorization numbers words by frequency (0 padding, 1 out-of-vocabulary), as FrequencyRanks expects.
+  frequency = lmf_tf.FrequencyRanks(blocks=args.frequency_blocks) if args.frequency_blocks else None
+  online = lmf_tf.OnlineCompression(reduction=90, at_epoch=epochs, recovery_learning_rate='restart', kernels=kernels,
+                                    frequency=frequency)
   model.fit(train_ids, train_y, validation_data=(dev_ids, dev_y), batch_size=64, initial_epoch=epochs,
             epochs=2 * epochs, verbose=2, callbacks=[online])
-  k = model.get_layer('words').rank
-  results['after'] = {'test accuracy': model.evaluate(test_ids, test_y, verbose=0)[1],
-                      'embedding': f'{vocab_size} x {k}, {k} x 64'}
+  report = online.reports[0]
+  shape = (f'{vocab_size} x {report.rank}, {report.rank} x 64' if not report.block_ranks else
+           'blocks ' + ', '.join(f'{n}x{k}' for n, k in zip(report.block_rows, report.block_ranks)))
+  results['after'] = {'test accuracy': model.evaluate(test_ids, test_y, verbose=0)[1], 'embedding': shape}
   after_sizes, folded = sizes(model, folder, 'after')
   results['after'].update(after_sizes)
 
@@ -124,7 +131,7 @@ def run(args, folder):
   for key in results['after']:
     before, after = results['before'].get(key, ''), results['after'][key]
     show = lambda v: f'{v:.4f}' if isinstance(v, float) else (f'{v:,}' if isinstance(v, int) else v)
-    print(f'{key:28}{show(before):>18}{show(after):>26}')
+    print(f'{key:28}{show(before):>18} {show(after):>25}')
   print(f'wall time {time.time() - start:.0f} s')
   del folded
 

@@ -10,6 +10,7 @@
 Acharya, Goel, Metallinou and Dhillon, "Online Embedding Compression for Text Classification using Low Rank
 Matrix Factorization" (AAAI 2019). The top level holds the verbs most users need:
   - compress during `fit`: `OnlineCompression` (a callback), and with it the dense kernels: `LowRankKernels`;
+    frequent words at higher rank than rare ones in the same numbers: `FrequencyRanks`;
   - compress a trained model: `compress_model`;
   - fit a byte budget: `fit_budget` (the TFLite file plus the vocabulary file within N bytes);
   - export and run: `fold_projection`, `to_tflite`, `write_tflite`, `TfliteRunner` (the `litert` extra).
@@ -27,6 +28,7 @@ compressed layers loads after it. It loads nothing of the reproduction study (`l
 from lmf_tf import budget, errors, factorization, layers, quantization, recovery, schedules, size, strings
 from lmf_tf.compression.budget import fit_budget
 from lmf_tf.compression.export import TfliteRunner, fold_projection, to_tflite, write_tflite
+from lmf_tf.compression.frequency import FrequencyRanks
 from lmf_tf.compression.kernels import LowRankKernels
 from lmf_tf.compression.online import OnlineCompression
 from lmf_tf.compression.swap import compress_model
@@ -34,7 +36,7 @@ from lmf_tf.compression.swap import compress_model
 __version__ = '0.2.0'
 
 __all__ = [
-    'OnlineCompression', 'LowRankKernels',  # compress during fit
+    'OnlineCompression', 'LowRankKernels', 'FrequencyRanks',  # compress during fit
     'compress_model',  # compress a trained model
     'fit_budget',  # fit a byte budget
     'fold_projection', 'to_tflite', 'write_tflite', 'TfliteRunner',  # export and run

@@ -7,16 +7,20 @@ file that holds one loads after `import lmf_tf`.
   - `CompressibleDense`: a `keras.layers.Dense` whose kernel can be factorized in place into U_k Σ_k (M x k) and
     V_kᵀ (k x N); `CompressibleLSTM`: a `keras.layers.LSTM` whose input and recurrent matrices can each be;
     `OnlineCompression(kernels=LowRankKernels(...))` turns a plain `Dense` or `LSTM` into one.
+  - `FrequencyBlockEmbedding`: an embedding whose blocks of ids (most frequent first) each hold their own factors,
+    frequent words at higher rank (GroupReduce); `OnlineCompression(frequency=FrequencyRanks(...))` makes one.
   - `LowRankDense`, `LowRankLSTM`: a dense layer x A B + b and an LSTM whose input and recurrent matrices may each be
     factorized (Grachev et al. 2017, §3.3).
   - `TTEmbedding`, `TTDense`: tensor-train matrices (Novikov et al. 2015; Grachev et al. 2017, §3.4); their
     `cores_from(matrix)` needs the `tt` extra (`pip install '.[tt]'` in a clone, or `pip install 'tensorly>=0.9'`).
 """
 
+from lmf_tf.compression.block_embedding import FrequencyBlockEmbedding
 from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.recurrent import CompressibleLSTM
 from lmf_tf.compression.lowrank import LowRankDense, LowRankLSTM
 from lmf_tf.compression.tensor_train import TTDense, TTEmbedding
 
-__all__ = ['CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'LowRankDense', 'LowRankLSTM', 'TTDense', 'TTEmbedding']
+__all__ = ['CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'FrequencyBlockEmbedding', 'LowRankDense',
+           'LowRankLSTM', 'TTDense', 'TTEmbedding']

@@ -311,8 +311,8 @@ def compressed_bilstm(tmp_path_factory):
 # The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
 LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'CompressibleLSTMCell',
                          'CyclicalLearningRate',
-                         'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense',
-                         'TTEmbedding')
+                         'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'FrequencyBlockEmbedding', 'LowRankDense',
+                         'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense', 'TTEmbedding')
 
 
 def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(compressed_bilstm):
@@ -321,6 +321,14 @@ def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(comp
   registered when the study is imported."""
   _, path, ids, expected = compressed_bilstm
   np.save(path + '.ids.npy', ids)
+  # A second file: the embedding in frequency blocks and the BiLSTM's and output's matrices factorized.
+  keras.utils.set_random_seed(8)
+  whole = compiled(functional_bilstm())
+  swap = lmf_tf.OnlineCompression(rank=3, at_step=0, kernels=lmf_tf.LowRankKernels(rank=2),
+                                  frequency=lmf_tf.FrequencyRanks(blocks=2), verbose=0)
+  whole.fit(ids, data()[1], batch_size=32, epochs=1, verbose=0, callbacks=[swap])
+  whole.save(path + '.whole.keras')
+  whole_expected = whole.predict(ids, verbose=0)
   script = textwrap.dedent(f'''
       import sys
       import keras
@@ -340,6 +348,10 @@ def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(comp
       model = keras.saving.load_model({path!r})
       np.save({path + '.fresh.npy'!r}, model.predict(np.load({path + '.ids.npy'!r}), verbose=0))
       print(type(model.get_layer('words')).__name__, model.get_layer('words').rank)
+      whole = keras.saving.load_model({path + '.whole.keras'!r})
+      np.save({path + '.whole.npy'!r}, whole.predict(np.load({path + '.ids.npy'!r}), verbose=0))
+      print(type(whole.get_layer('words')).__name__, type(whole.get_layer('bilstm').forward_layer).__name__,
+            whole.get_layer('bilstm').forward_layer.ranks)
       functions = (keras.layers.Layer.get_build_config, keras.layers.Layer.build_from_config,
                    keras.Model.build_from_config, keras.layers.Layer.get_config, keras.Model.from_config)
       print([f.__module__.split('.')[0] + ':' + f.__qualname__ for f in functions])
@@ -354,9 +366,11 @@ def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(comp
   # lmf_tf changes no function of Keras: these are Keras's own.
   functions = ['keras:Layer.get_build_config', 'keras:Layer.build_from_config', 'keras:Model.build_from_config',
                'keras:Layer.get_config', 'keras:Model.from_config']
-  assert result.stdout.splitlines() == ['[] []', '[]', '[]', str(library), 'CompressibleEmbedding 3', str(functions),
-                                        str(sorted(library + list(study)))]
+  assert result.stdout.splitlines() == ['[] []', '[]', '[]', str(library), 'CompressibleEmbedding 3',
+                                        "FrequencyBlockEmbedding CompressibleLSTM {'kernel': 2, 'recurrent_kernel': 2}",
+                                        str(functions), str(sorted(library + list(study)))]
   np.testing.assert_allclose(np.load(path + '.fresh.npy'), expected, atol=1e-6)
+  np.testing.assert_allclose(np.load(path + '.whole.npy'), whole_expected, atol=1e-6)
 
 
 def test_keras_file_holds_no_slots_of_the_removed_matrix(tmp_path):
@@ -453,8 +467,8 @@ def test_tflite_exports_of_a_users_model_run_in_litert(compressed_bilstm, kind, 
 
 def test_the_face_holds_the_verbs_and_the_submodules_by_task():
   assert lmf_tf.__version__ and set(lmf_tf.__all__) == {
-      'OnlineCompression', 'LowRankKernels', 'compress_model', 'fit_budget', 'fold_projection', 'to_tflite', 'write_tflite',
-      'TfliteRunner', 'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size',
+      'OnlineCompression', 'LowRankKernels', 'FrequencyRanks', 'compress_model', 'fit_budget', 'fold_projection',
+      'to_tflite', 'write_tflite', 'TfliteRunner', 'budget', 'errors', 'factorization', 'layers', 'quantization', 'recovery', 'schedules', 'size',
       'strings', '__version__'}
   for module in (lmf_tf, lmf_tf.budget, lmf_tf.errors, lmf_tf.factorization, lmf_tf.layers, lmf_tf.quantization,
                  lmf_tf.recovery, lmf_tf.schedules, lmf_tf.size, lmf_tf.strings):

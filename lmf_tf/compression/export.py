@@ -123,7 +123,8 @@ def fold_projection(model):
     return model
   targets = {target.name: embedding for embedding, target in folds.values()}
   shared = {id(l) for l in model.layers if l.name not in targets and any(
-      isinstance(s, CompressibleEmbedding) and s.is_compressed for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
+      isinstance(s, keras.layers.Embedding) and getattr(s, 'is_compressed', False)  # in frequency blocks too
+      for s in l._flatten_layers(include_self=False))}  # pylint: disable=protected-access
 
   collapsed = {name for name, embedding in targets.items() if _collapses(model.get_layer(name), embedding.rank)}
 

@@ -102,6 +102,8 @@ class CompressionReport:
   reconstruction_error: float
   seconds: float
   matrix: str = 'embedding'  # or 'kernel'
+  block_rows: tuple | None = None  # frequency blocks (`FrequencyRanks`): the rows of each block, and their ranks
+  block_ranks: tuple | None = None
 
   def as_dict(self):
     return dataclasses.asdict(self)
@@ -110,7 +112,10 @@ class CompressionReport:
     """One line: the layer, V, d, k, the parameters before and after, the energy kept, the error, the time."""
     shape = (f'V={self.vocab_size} d={self.dim}' if self.matrix == 'embedding' else
              f'kernel {self.vocab_size} x {self.dim}')
-    return (f'Compressed {self.layer}: {shape} rank k={self.rank}, params '
+    rank = f'rank k={self.rank}'
+    if self.block_rows:
+      rank += f' spread over frequency blocks of {list(self.block_rows)} rows at ranks {list(self.block_ranks)}'
+    return (f'Compressed {self.layer}: {shape} {rank}, params '
             f'{self.params_before} -> {self.params_after} (R={self.reduction:.2f}%), spectral energy kept '
             f'{100 * self.energy_kept:.2f}%, ||W - W_k||_F = {self.reconstruction_error:.4f}, {self.seconds:.2f}s')
 

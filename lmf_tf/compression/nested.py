@@ -28,8 +28,10 @@ layers by name, any other layer's sublayers by attribute, list items by index: `
 import keras
 import numpy as np
 
+from lmf_tf.compression.block_embedding import FrequencyBlockEmbedding
 from lmf_tf.compression.dense import CompressibleDense
 from lmf_tf.compression.embedding import CompressibleEmbedding
+from lmf_tf.compression.frequency import BlockFactors
 from lmf_tf.compression.recurrent import CompressibleLSTM
 from lmf_tf.errors import ConfigError
 
@@ -100,8 +102,15 @@ def carrier(model, layer):
 
 def _factorized_below(layer):
   """{attribute path below `layer`: k} of its factorized embeddings, Dense and LSTM layers."""
-  return {path: found.rank if isinstance(found.rank, dict) else int(found.rank)  # an LSTM's: {matrix: k}
-          for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
+  return {path: _saved_form(found) for path, found, _ in _walk(layer) if getattr(found, 'is_compressed', False)}
+
+
+def _saved_form(layer):
+  """What a `.keras` file records of a factorized layer: k; an LSTM's {matrix: k}; an embedding in frequency
+  blocks, its {'block_rows': [...], 'block_ranks': [...]}."""
+  if isinstance(layer, FrequencyBlockEmbedding):
+    return layer.blocks
+  return layer.rank if isinstance(layer.rank, dict) else int(layer.rank)
 
 
 def restore_factorized(layer, factorized, missing_ok=False):
@@ -122,6 +131,9 @@ def restore_factorized(layer, factorized, missing_ok=False):
     if not isinstance(found, keras.layers.Embedding):
       raise ValueError(f'{layer.name}: the saved model has a factorized layer at {path!r} (rank {rank}), but the '
                        f'rebuilt layer has {type(found).__name__ if found is not None else "nothing"} there')
+    if isinstance(rank, dict) and 'block_rows' in rank:
+      restore_blocks(found, rank)
+      continue
     if getattr(found, 'rank', None) == rank:
       continue
     CompressibleEmbedding.from_embedding(found)
@@ -131,6 +143,22 @@ def restore_factorized(layer, factorized, missing_ok=False):
     found.factorize(random.uniform(-0.05, 0.05, (found.input_dim, rank)).astype(np.float32),
                     random.uniform(-0.05, 0.05, (rank, found.output_dim)).astype(np.float32))
   return pending
+
+
+def restore_blocks(layer, blocks):
+  """Gives an embedding its frequency-block form `blocks` ({'block_rows': [...], 'block_ranks': [...]}) with
+  placeholder factors (a weights file or a checkpoint then overwrites them)."""
+  if getattr(layer, 'blocks', None) == blocks:
+    return
+  FrequencyBlockEmbedding.from_embedding(layer)
+  if not layer.built:
+    layer.build()
+  random = np.random.default_rng(0)
+  rows, ranks = blocks['block_rows'], blocks['block_ranks']
+  layer.factorize(BlockFactors(tuple(rows), [random.uniform(-0.05, 0.05, (n, k)).astype(np.float32)
+                                             for n, k in zip(rows, ranks)],
+                               [random.uniform(-0.05, 0.05, (k, layer.output_dim)).astype(np.float32) for k in ranks],
+                               0.0))
 
 
 def restore_kernel_ranks(layer, ranks):

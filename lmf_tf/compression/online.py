@@ -16,8 +16,8 @@ from lmf_tf.compression.factorization import SVD_METHODS
 from lmf_tf.compression.kernels import LowRankKernels, factorize_kernels, select_kernels
 from lmf_tf.compression.rank import check_rank_value, check_reduction_value, max_useful_rank, warn_if_fraction
 from lmf_tf.compression.schedules import Restarted
-from lmf_tf.compression.swap import (carry_optimizer, check_not_tied, checked_ranks, factorize_embeddings, retrace,
-                                     select_embeddings, set_optimizer)
+from lmf_tf.compression.swap import (carry_optimizer, check_frequency, check_not_tied, checked_ranks,
+                                     factorize_embeddings, retrace, select_embeddings, set_optimizer)
 from lmf_tf.errors import ConfigError
 
 
@@ -51,6 +51,9 @@ class OnlineCompression(keras.callbacks.Callback):
     kernels: a `lmf_tf.LowRankKernels(rank=... or reduction=..., layers=...)`: at the first swap, the matrices it
       selects (by default those of every `keras.layers.Dense` and `keras.layers.LSTM` a factorization shrinks)
       become their rank-k factors too (`kernels.py`), and train on from there.
+    frequency: a `lmf_tf.FrequencyRanks(blocks=..., counts=...)`: each embedding's k (V + d) numbers are spread over
+      blocks of ids by frequency, frequent words at higher rank (GroupReduce; `frequency.py`), instead of one rank k
+      (each block's SVD is a plain one: `svd_method` does not apply).
 
   Recovery after the swap (beyond the paper; all off by default):
     recovery_learning_rate: 'restart' starts the optimizer's schedule afresh at the swap (`schedules.Restarted`);
@@ -68,8 +71,8 @@ class OnlineCompression(keras.callbacks.Callback):
   """
 
   def __init__(self, reduction=None, rank=None, at_step=None, at_epoch=None, at_dev_peak=None, layers=None,
-               kernels=None, svd_method='auto', recovery_learning_rate=None, distillation=None, gradual_factors=(),
-               gradual_every_steps=None, verbose=1):
+               kernels=None, frequency=None, svd_method='auto', recovery_learning_rate=None, distillation=None,
+               gradual_factors=(), gradual_every_steps=None, verbose=1):
     super().__init__()
     name = 'OnlineCompression'
     if kernels is not None and not isinstance(kernels, LowRankKernels):
@@ -92,6 +95,12 @@ class OnlineCompression(keras.callbacks.Callback):
     if at_dev_peak is not None and not isinstance(at_dev_peak, DevPeak):
       raise ConfigError(f'{name}(at_dev_peak={at_dev_peak!r}): give a lmf_tf.recovery.DevPeak(monitor=..., '
                         'patience=...)')
+    check_frequency(frequency, name)
+    if frequency is not None and (reduction is None and rank is None):
+      raise ConfigError(f'{name}(frequency=...): spreads the embeddings\' numbers at reduction= or rank= over '
+                        'frequency blocks; give one of them')
+    if frequency is not None and gradual_factors:
+      raise ConfigError(f'{name}: frequency= and gradual_factors= do not go together (the blocks are made once)')
     if svd_method not in SVD_METHODS:
       raise ConfigError(f'{name}(svd_method={svd_method!r}): choose one of {", ".join(SVD_METHODS)}')
     if not (recovery_learning_rate is None or recovery_learning_rate == 'restart'
@@ -102,6 +111,9 @@ class OnlineCompression(keras.callbacks.Callback):
     if distillation is not None and not isinstance(distillation, distillation_lib.Distillation):
       raise ConfigError(f'{name}(distillation={distillation!r}): give a lmf_tf.recovery.Distillation(alpha=..., '
                         'temperature=...)')
+    if distillation is not None and distillation.teacher is not None:
+      raise ConfigError(f'{name}(distillation=Distillation(teacher=...)): OnlineCompression distils from the model '
+                        'just before the swap; a teacher of your own is for lmf_tf.fit_budget(distillation=...)')
     factors = tuple(gradual_factors or ())
     if factors and (any(not f > 1 for f in factors) or list(factors) != sorted(set(factors), reverse=True)):
       raise ConfigError(f'{name}(gradual_factors={gradual_factors!r}): give decreasing factors > 1, e.g. (4, 2)')
@@ -113,7 +125,7 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'{name}: gradual_factors= and gradual_every_steps= (an integer >= 1) go together')
     self.reduction, self.rank = reduction, rank
     self.at_step, self.at_epoch, self.at_dev_peak = at_step, at_epoch, at_dev_peak
-    self.layers, self.kernels, self.svd_method = layers, kernels, svd_method
+    self.layers, self.kernels, self.frequency, self.svd_method = layers, kernels, frequency, svd_method
     self.recovery_learning_rate, self.distillation = recovery_learning_rate, distillation
     self.gradual_factors, self.gradual_every_steps = factors, gradual_every_steps
     self.verbose = verbose
@@ -192,7 +204,13 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'OnlineCompression: embedding {already[0].name!r} of model {model.name!r} is already '
                         'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
                         'uncompressed model, then restore_state()'.format(already[0].rank))
-    return embeddings, checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
+    ranks = checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
+    for layer in embeddings if self.frequency is not None else []:  # the blocks fit V: checked before any step
+      try:
+        self.frequency.block_rows(layer.input_dim), self.frequency.weights(layer.input_dim)
+      except ConfigError as e:
+        raise ConfigError(f'OnlineCompression: {e} (embedding {layer.name!r})') from None
+    return embeddings, ranks
 
   # The swap.
 
@@ -212,7 +230,7 @@ class OnlineCompression(keras.callbacks.Callback):
         elif self._teacher is not None:
           self._teacher.set_weights(model.get_weights())
       self.reports = factorize_embeddings(model, self._embeddings, self._stage_ranks[stage], self.svd_method,
-                                          'OnlineCompression')
+                                          'OnlineCompression', self.frequency)
       if stage == 0 and self.kernels is not None:
         self._select_kernels(when_built=True)
         self.reports += factorize_kernels(model, self._kernels, self.svd_method, 'OnlineCompression')
@@ -254,7 +272,8 @@ class OnlineCompression(keras.callbacks.Callback):
     """What a resumed run needs besides the checkpointed variables (JSON-able)."""
     return {'swap_steps': list(self.swap_steps), 'best': self._best, 'waited': self._waited,
             'ranks': [dict(r) for r in self._stage_ranks or []],
-            'kernel_ranks': dict(self._kernels.ranks) if self._kernels else {}}
+            'kernel_ranks': dict(self._kernels.ranks) if self._kernels else {},
+            'blocks': {l.name: l.blocks for l in self._embeddings or [] if getattr(l, 'blocks', None)}}
 
   def restore_state(self, state):
     """Puts a prepared (uncompressed) model into the form `state` records: the embeddings at the ranks of the last
@@ -270,9 +289,17 @@ class OnlineCompression(keras.callbacks.Callback):
       raise ConfigError(f'OnlineCompression: the saved run swapped to ranks {state["ranks"]} (kernels '
                         f'{state.get("kernel_ranks", {})}), these settings ask for {self._stage_ranks} (kernels '
                         f'{kernel_ranks}); resume with the settings of the saved run')
+    if bool(state.get('blocks')) != (self.frequency is not None):
+      raise ConfigError(f'OnlineCompression: the saved run {"did" if state.get("blocks") else "did not"} spread its '
+                        f'ranks over frequency blocks and these settings {"do not" if state.get("blocks") else "do"} '
+                        '(frequency=); resume with the settings of the saved run')
     model = self.model
     with model.distribute_strategy.scope():
       for layer in self._embeddings:  # the saved factors are restored with the checkpoint
+        if self.frequency is not None:
+          nested.restore_blocks(layer, state['blocks'][layer.name])
+          nested.carry(model, layer, 'OnlineCompression')
+          continue
         CompressibleEmbedding.from_embedding(layer)
         layer.factorize(*_placeholder_factors(layer, self._stage_ranks[len(self.swap_steps) - 1][layer.name]))
         nested.carry(model, layer, 'OnlineCompression')

@@ -33,9 +33,11 @@ INT8_MIN_ELEMENTS = 1024  # the converter leaves smaller weights in float32 (dyn
 # Flatbuffer bytes beyond the weights: the model's base (signature, input, output, softmax) and each layer's
 # operators; measured on TF 2.21 with tests/test_budget.py (`measure_parts`), int8 and float32 alike.
 # 'factors', 'lstm_factors': the second matrix product of a factorized matrix (`LowRankKernels`: a Dense's; each of
-# an LSTM's two, inside its while loop) and its intermediate tensor.
+# an LSTM's two, inside its while loop) and its intermediate tensor. A `FrequencyBlockEmbedding`: 'frequency_blocks'
+# once (the concatenation and the product with the stacked projection) and 'frequency_block' for each block of rank
+# > 0 (its gather, clip and mask: 6 to 8 operators; their tensors' names make it a few hundred bytes more or less).
 OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'factors': 400, 'lstm': 9_500, 'lstm_factors': 600,
-                  'bidirectional': 3_000}
+                  'bidirectional': 3_000, 'frequency_blocks': 300, 'frequency_block': 2_200}
 QUANTIZATION_BYTES_PER_CHANNEL = 12
 PREDICTION_TOLERANCE = (0.03, 1_000)  # the whole file within 3% or 1,000 bytes, whichever is larger
 
@@ -154,7 +156,9 @@ def layer_overhead_bytes(model):
     elif isinstance(layer, keras.layers.Bidirectional):
       total += OVERHEAD_BYTES['bidirectional']  # the reversed sequence and the concatenation
     elif isinstance(layer, keras.layers.Embedding):
-      total += OVERHEAD_BYTES['embedding']
+      blocks = sum(1 for k in getattr(layer, 'block_ranks', None) or () if k)
+      total += OVERHEAD_BYTES['embedding'] + (OVERHEAD_BYTES['frequency_blocks'] + OVERHEAD_BYTES['frequency_block']
+                                              * blocks if blocks else 0)
     elif isinstance(layer, keras.layers.Dense):
       total += OVERHEAD_BYTES['dense'] + OVERHEAD_BYTES['factors'] * bool(getattr(layer, 'is_compressed', False))
   return total

@@ -22,6 +22,7 @@ from absl import logging
 from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import compress_layer
+from lmf_tf.compression.frequency import FrequencyRanks, compress_in_blocks
 from lmf_tf.compression.rank import target_rank, warn_if_fraction
 from lmf_tf.errors import ConfigError
 
@@ -209,12 +210,16 @@ def retrace(model):
   model.make_predict_function(force=True)
 
 
-def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='compress_model'):
+def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='compress_model', frequency=None):
   """Factorizes each embedding of `model` in place at `ranks[name]` (a plain Embedding becomes a
-  CompressibleEmbedding first); returns the [CompressionReport]. The user's layer holding a nested one becomes a
+  CompressibleEmbedding first; with `frequency`, a `FrequencyRanks`, a FrequencyBlockEmbedding holding the same
+  numbers in frequency blocks); returns the [CompressionReport]. The user's layer holding a nested one becomes a
   `nested.FactorizedOwner`, so a `.keras` file brings it back factorized (`nested.carry`)."""
   reports = []
   for layer in embeddings:
+    if frequency is not None:
+      reports.append(compress_in_blocks(layer, ranks[layer.name], frequency))
+      continue
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
   for layer in embeddings:
@@ -222,8 +227,14 @@ def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='co
   return reports
 
 
+def check_frequency(frequency, caller):
+  """Raises ConfigError naming `caller` unless `frequency` is None or a `FrequencyRanks`."""
+  if frequency is not None and not isinstance(frequency, FrequencyRanks):
+    raise ConfigError(f'{caller}(frequency={frequency!r}): give a lmf_tf.FrequencyRanks(blocks=..., counts=...)')
+
+
 def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=None, svd_method='auto',
-                    learning_rate=None):
+                    learning_rate=None, frequency=None):
   """The online swap for a custom training loop (`tf.GradientTape`): factorizes the model's embeddings in place
   and returns `(optimizer, reports)`, the optimizer carrying the old one's step and slots (`carry_optimizer`).
 
@@ -240,34 +251,38 @@ def swap_embeddings(model, optimizer=None, reduction=None, rank=None, layers=Non
     layers: which embeddings (`select_embeddings`): names or attribute paths, a class, a predicate; default: the
       word embeddings (those with at least a tenth of the rows of the largest one).
     learning_rate: the new optimizer's rate or schedule (default: the old one's).
+    frequency: a `FrequencyRanks`: the numbers of rank k spread over frequency blocks (frequency.py).
   Returns:
     (optimizer or None, [CompressionReport]).
   """
   warn_if_fraction(reduction)
+  check_frequency(frequency, 'swap_embeddings')
   selection = select_embeddings(model, layers, 'swap_embeddings')
   ranks = checked_ranks(model, selection.chosen, reduction, rank, 'swap_embeddings')
   if selection.left_alone:
     logging.info('swap_embeddings: %s', selection.left_alone_line())
-  reports = factorize_embeddings(model, selection.chosen, ranks, svd_method, 'swap_embeddings')
+  reports = factorize_embeddings(model, selection.chosen, ranks, svd_method, 'swap_embeddings', frequency)
   if optimizer is not None:
     optimizer = carry_optimizer(optimizer, model.trainable_variables, learning_rate)
   return optimizer, reports
 
 
-def compress_model(model, reduction=None, rank=None, layers=None, svd_method='auto'):
+def compress_model(model, reduction=None, rank=None, layers=None, svd_method='auto', frequency=None):
   """Compresses the embeddings of a trained model in place (post-training LMF); returns [CompressionReport].
 
   The model can be used, saved (`.keras`, SavedModel, `save_inference_checkpoint`) and exported at once. If it is
   compiled with a built optimizer, that optimizer is replaced by one that carries the other variables' slots, so
-  `fit` continues at once and a saved file holds no slots of the removed matrix.
+  `fit` continues at once and a saved file holds no slots of the removed matrix. `frequency`: a `FrequencyRanks`
+  spreads the numbers of rank k over frequency blocks (frequency.py).
   """
   warn_if_fraction(reduction)
+  check_frequency(frequency, 'compress_model')
   selection = select_embeddings(model, layers)
   ranks = checked_ranks(model, selection.chosen, reduction, rank)
   if selection.left_alone:
     logging.info('compress_model: %s', selection.left_alone_line())
   with model.distribute_strategy.scope():
-    reports = factorize_embeddings(model, selection.chosen, ranks, svd_method)
+    reports = factorize_embeddings(model, selection.chosen, ranks, svd_method, frequency=frequency)
     optimizer = getattr(model, 'optimizer', None)
     if optimizer is not None and optimizer.built:
       set_optimizer(model, carry_optimizer(optimizer, model.trainable_variables))

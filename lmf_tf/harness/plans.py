@@ -227,3 +227,30 @@ def ptb_plan(config='small', seeds=(1,), workdir='checkpoints', results_dir='res
       runs.append(Run(compress.run_name(baseline.name), 'ptb', config, method, float(level), seed, tuple(argv),
                       requires=baseline.name, dataset='ptb'))
   return runs
+
+
+# Frequency-aware ranks against one rank (`make frequency-ranks`, results/frequency_ranks.md): the LSTM at R = 90,
+# each (data set, settings) with 3 seeds; with one rank, CLINC150's recovery recipe chosen on dev (`lrconst`) too.
+FREQUENCY_VARIANTS = (
+    ('clinc150', {'frequency_blocks': 4}), ('clinc150', {}),
+    ('clinc150', {'frequency_blocks': 4, **RECOVERY_OPTIONS['lrconst']}),
+    ('sst2', {'frequency_blocks': 4}), ('sst2', {}),
+)
+
+
+def frequency_plan(seeds=(1, 2, 3), workdir='checkpoints/frequency_ranks', results_dir='results/frequency_ranks'):
+  """Each variant's training runs, and after each the evaluation of its int8 TFLite file by LiteRT
+  (`scripts/evaluate.py --tflite=int8`, written as `<run>_int8.json`)."""
+  workdir, results_dir = os.path.abspath(workdir), os.path.abspath(results_dir)
+  runs = []
+  for dataset, settings in FREQUENCY_VARIANTS:
+    for seed in seeds:
+      run = _train_run('frequency', 'lstm', 'online', seed, 90, workdir=workdir, results_dir=results_dir,
+                       dataset=dataset, **settings)
+      shipped = f'{run.name}_int8'
+      argv = (sys.executable, os.path.join(REPO_ROOT, 'scripts', 'evaluate.py'), '--tflite=int8',
+              f'--checkpoint_dir={os.path.join(workdir, run.name, "best")}',
+              f'--output={os.path.join(results_dir, shipped + ".json")}')
+      runs += [run, Run(shipped, 'frequency', 'lstm', 'shipped_int8', 90.0, seed, argv=argv, requires=run.name,
+                        dataset=dataset, recipe=run.recipe)]
+  return runs

@@ -12,6 +12,7 @@ from absl import logging
 
 from lmf_tf import io_utils
 from lmf_tf.compression import model_size
+from lmf_tf.compression.block_embedding import FrequencyBlockEmbedding
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.errors import CheckpointNotFoundError, TrainingDivergedError
 
@@ -23,6 +24,14 @@ def embedding_rank(model):
   for layer in model._flatten_layers():
     if isinstance(layer, CompressibleEmbedding) and layer.is_compressed:
       return layer.rank
+  return None
+
+
+def embedding_blocks(model):
+  """The frequency blocks of the model's embedding ({'block_rows': [...], 'block_ranks': [...]}), or None."""
+  for layer in model._flatten_layers():
+    if isinstance(layer, FrequencyBlockEmbedding) and layer.is_compressed:
+      return layer.blocks
   return None
 
 
@@ -90,8 +99,8 @@ class EpochEvaluation(keras.callbacks.Callback):
     logs['val_accuracy'], logs['val_loss'] = record['dev_accuracy'], record['dev_loss']  # for later callbacks
     improved = self.eligible(self.model) and (self.best is None or record['dev_accuracy'] > self.best['dev_accuracy'])
     if improved:
-      size = model_size.save_inference_checkpoint(self.model, self.pending_dir, {**self.metadata,
-                                                                                  'epoch': epoch + 1, 'rank': rank})
+      size = model_size.save_inference_checkpoint(self.model, self.pending_dir, {
+          **self.metadata, 'epoch': epoch + 1, 'rank': rank, 'embedding_blocks': embedding_blocks(self.model)})
       self.best = {**record, 'checkpoint': size.as_dict()}
     logging.info(
         'epoch %3d/%d step %7d lr %.2e train_loss %.4f train_acc %.4f dev_acc %.4f test_acc %.4f rank %4s '

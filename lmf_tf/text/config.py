@@ -91,6 +91,9 @@ class TrainConfig:
   compress_at_dev_peak: bool = setting(False, 'Compress when dev accuracy stops improving (--dev_peak_patience '
                                        'epochs), from the weights of the best dev epoch so far.')
   dev_peak_patience: int = setting(1, 'Epochs without a new best dev accuracy before --compress_at_dev_peak swaps.')
+  frequency_blocks: int | None = setting(None, 'Spread the embedding\'s k (V + d) numbers over N blocks of word ids '
+                                         '(most frequent first), frequent words at higher rank (GroupReduce; '
+                                         'lmf_tf.FrequencyRanks with Zipf weights). Off when unset.')
 
   # Recovery after the swap (beyond the paper).
   recovery_lr: str = setting('continue', 'Learning rate after the swap: continue the schedule, restart it from the '
@@ -176,7 +179,8 @@ class TrainConfig:
     """{setting: value} of the identity settings that differ from the defaults of a run with the same name parts
     (data set, model, R or rank, method, optimizer, schedule, recipe and seed)."""
     config = self.resolved()
-    named = ('dataset', 'train_level', 'model', 'reduction', 'rank', 'offline', 'optimizer', 'lr_schedule', 'seed')
+    named = ('dataset', 'train_level', 'model', 'reduction', 'rank', 'offline', 'optimizer', 'lr_schedule', 'seed',
+             'frequency_blocks')
     standard = {k: v for option in config.recipe.split('-') if option for k, v in RECOVERY_OPTIONS[option].items()}
     reference = TrainConfig(**{name: getattr(config, name) for name in named}, **standard).resolved()
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(self)
@@ -185,7 +189,7 @@ class TrainConfig:
 
   @property
   def run_name(self):
-    """`<dataset>_<model>_R<R>[_<optimizer>-<schedule>][_<recipe>][_h<hash>]_seed<s>`.
+    """`<dataset>_<model>_R<R>[_<optimizer>-<schedule>][_fb<blocks>][_<recipe>][_h<hash>]_seed<s>`.
 
     R0 is uncompressed; `_k<rank>` when the rank is given directly; `offline_` before R for the baseline. A local
     data set's non-default config joins its name (`clinc150-with_oos`). Any other setting that differs from its
@@ -198,6 +202,8 @@ class TrainConfig:
       tag = 'offline_' + tag
     if (config.optimizer, config.lr_schedule) != ('adam', 'calr'):
       tag += f'_{config.optimizer}-{config.lr_schedule}'
+    if config.frequency_blocks:
+      tag += f'_fb{config.frequency_blocks}'
     if config.recipe:
       tag += f'_{config.recipe}'
     others = self.non_default_settings()
@@ -287,6 +293,14 @@ class TrainConfig:
       raise ConfigError(f'--distill_alpha must be in [0, 1], got {self.distill_alpha}')
     if self.distill_temperature <= 0:
       raise ConfigError(f'--distill_temperature must be > 0, got {self.distill_temperature}')
+    if self.frequency_blocks is not None:
+      if not self.compress:
+        raise ConfigError('--frequency_blocks spreads the ranks of an online swap: give --reduction or --rank, '
+                          'without --offline')
+      if self.frequency_blocks < 2:
+        raise ConfigError(f'--frequency_blocks={self.frequency_blocks}: give 2 or more blocks')
+      if self.gradual_factors:
+        raise ConfigError('--frequency_blocks and --gradual_factors do not go together (the blocks are made once)')
     if self.gradual_every_steps < 1:
       raise ConfigError(f'--gradual_every_steps must be >= 1, got {self.gradual_every_steps}')
     if self.gradual_factors:

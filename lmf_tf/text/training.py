@@ -15,6 +15,7 @@ from absl import logging
 
 from lmf_tf import io_utils, results
 from lmf_tf.compression import distillation, factorization, online, schedules
+from lmf_tf.compression import frequency as lmf_frequency
 from lmf_tf.compression.rank import target_rank
 from lmf_tf.errors import CheckpointNotFoundError, ConfigError, WorkerLostError
 from lmf_tf.text import callbacks as lmf_callbacks
@@ -87,6 +88,8 @@ def online_compression(config):
   return online.OnlineCompression(reduction=config.reduction, rank=config.rank, recovery_learning_rate=recovery_lr,
                                   verbose=0,  # the swap is logged, and the terminal shows the log
                                   distillation=teacher, gradual_factors=tuple(config.gradual_factor_list),
+                                  frequency=(lmf_frequency.FrequencyRanks(blocks=config.frequency_blocks)
+                                             if config.frequency_blocks else None),
                                   gradual_every_steps=config.gradual_every_steps if config.gradual_factors else None,
                                   **when)
 
