@@ -266,6 +266,35 @@ def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():
   assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
 
 
+def test_fit_budget_distils_from_the_users_teacher():
+  """distillation=Distillation(alpha=0, teacher=...): the plan learns the teacher's answers, not the labels (the
+  teacher here was trained on the flipped labels); a teacher of other outputs, or with hashed ids, is refused."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression.distillation import Distillation  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  ids, labels, words = _separable_task()
+
+  def bag(classes=2):
+    model = _bag(keras, 3000, 32, 0, classes)
+    model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+    return model
+  teacher = bag()
+  teacher.fit(ids[:384], 1 - labels[:384], epochs=8, batch_size=32, verbose=0)  # 0.71 of dev's flipped labels
+  with pytest.raises(ConfigError, match=r'^fit_budget\(distillation=...\): the teacher .* outputs 3 classes'):
+    budget.fit_budget(bag(), ids, labels, budget_bytes='30KB', vocabulary=words,
+                      distillation=Distillation(teacher=bag(3)))
+  with pytest.raises(ConfigError, match='HashedIds'):
+    budget.fit_budget(bag(), ids, labels, budget_bytes='30KB', vocabulary=budget.HashedIds(),
+                      distillation=Distillation(teacher=teacher))
+  result = budget.fit_budget(bag(), ids[:384], labels[:384], budget_bytes='30KB', epochs=4, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, verbose=0,
+                             distillation=Distillation(alpha=0.0, temperature=1.0, teacher=teacher))
+  # Below chance on the labels: it learned the teacher's flipped answers (with alpha=1.0, the labels: 0.71).
+  assert result.measured['total'] <= 30_000 and result.litert_accuracy < 0.5
+  assert 'compute_loss' not in vars(result.model)  # the term is gone after fit_budget
+
+
 @pytest.mark.slow  # each case starts TensorFlow in a subprocess; the parsers are checked in-process above
 @pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')])
 def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flag, message):

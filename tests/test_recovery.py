@@ -49,6 +49,11 @@ def test_recovery_learning_rate_restart_after_the_swap():
   assert float(model.optimizer.learning_rate) == pytest.approx(3e-3)
 
 
+def scipy_softmax(logits):
+  e = np.exp(logits - logits.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
 def test_distillation_term_is_zero_for_an_identical_teacher_and_the_label_loss_at_alpha_one():
   model, ids, labels = model_and_data()
   teacher = keras.models.clone_model(model)
@@ -58,6 +63,14 @@ def test_distillation_term_is_zero_for_an_identical_teacher_and_the_label_loss_a
   distillation.attach(model, teacher, distillation.Distillation(alpha=0.0, temperature=3.0))
   assert float(model.compute_loss(ids, labels, y_pred)) == pytest.approx(0.0, abs=1e-5)  # KL(p || p) = 0
   assert float(model.compute_loss(ids, labels, y_pred, training=False)) == pytest.approx(plain)  # evaluation
+  distillation.detach(model)
+  other = keras.models.clone_model(model)  # a teacher that answers otherwise: T² KL(teacher_T || student_T)
+  weights = model.get_weights()
+  other.set_weights(weights[:-2] + [-30.0 * weights[-2], weights[-1]])  # the output kernel reversed and sharpened
+  distillation.attach(model, other, distillation.Distillation(alpha=0.0, temperature=3.0))
+  p, q = (scipy_softmax(np.log(np.clip(np.asarray(out), 1e-7, 1.0)) / 3.0) for out in (other(ids), y_pred))
+  expected = 9.0 * np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=-1))
+  assert expected > 1e-3 and float(model.compute_loss(ids, labels, y_pred)) == pytest.approx(expected, rel=1e-4)
   distillation.detach(model)
   distillation.attach(model, teacher, distillation.Distillation(alpha=1.0))
   assert float(model.compute_loss(ids, labels, y_pred)) == pytest.approx(plain, rel=1e-6)
@@ -123,3 +136,19 @@ def test_every_recovery_option_resumes_bitwise(tiny_config, tmp_path):
   assert [h['dev_accuracy'] for h in resumed['history']] == [h['dev_accuracy'] for h in straight['history']]
   assert [h['train_loss'] for h in resumed['history']] == [h['train_loss'] for h in straight['history']]
   assert resumed['test_accuracy'] == straight['test_accuracy'] and resumed['recipe'] == 'restart-kd-gradual-devpeak'
+
+
+def test_detach_removes_the_term_from_the_traced_step():
+  """`attach` and `detach` re-trace a step `fit` made: after `detach` the training loss is the plain loss again."""
+  model, ids, labels = model_and_data()
+  model.fit(ids, labels, epochs=1, verbose=0)  # a traced step without the term
+  other = keras.models.clone_model(model)
+  weights = model.get_weights()
+  other.set_weights(weights[:-2] + [-30.0 * weights[-2], weights[-1]])
+  distillation.attach(model, other, distillation.Distillation(alpha=0.0))
+  plain = model.evaluate(ids, labels, verbose=0, return_dict=True)['loss']
+  distilled = float(model.train_on_batch(ids, labels, return_dict=True)["loss"])
+  assert abs(distilled - plain) > 0.1  # the term, not the labels
+  distillation.detach(model)
+  plain = model.evaluate(ids, labels, verbose=0, return_dict=True)['loss']
+  assert float(model.train_on_batch(ids, labels, return_dict=True)["loss"]) == pytest.approx(plain, rel=1e-4)

@@ -24,6 +24,7 @@ from absl import logging
 
 from lmf_tf.compression import export, sizes, swap
 from lmf_tf.compression import kernels as kernels_lib
+from lmf_tf.compression import distillation as distillation_lib
 from lmf_tf.compression.online import OnlineCompression
 from lmf_tf.errors import BudgetExceededError, ConfigError, LmfError
 
@@ -284,7 +285,7 @@ def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candida
 
 def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
                vocabulary_bytes=None, kind='int8', at_epoch=None, layers=None, reserved_ids=2, oov_id=1,
-               candidates=1, kernels=None, callbacks=(), verbose=1, **fit_kwargs):
+               candidates=1, kernels=None, distillation=None, callbacks=(), verbose=1, **fit_kwargs):
   """Plans, trains (`model.fit` with the online swap at `at_epoch`, default half of `epochs`), ships and checks.
 
   Args:
@@ -306,6 +307,10 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
       matrices it selects factorized at its setting (swapped with the embedding at `at_epoch`, `OnlineCompression`)
       beside whole ones; a plan factorizes them where the bytes that frees buy more words or rank, and with
       `candidates` the two forms are trained side by side. None (default): the matrices ship whole.
+    distillation: a `lmf_tf.recovery.Distillation(alpha=0.5, temperature=2.0, teacher=your_trained_model)`: every
+      plan trains on α CE(labels) + (1 − α) T² KL(teacher ‖ student) (`distillation.attach`), the teacher a larger
+      model of yours that reads the same ids (those of words the plan does not keep read as `oov_id`, as the
+      student reads them). Where it pays: at the smallest budgets (docs/budget.md). Not with `HashedIds`.
   Returns:
     `BudgetResult`. Its `flatbuffer` takes the ids of the vocabulary file's order (`result.vocabulary`); its Keras
     `model` takes your ids with those of words not kept read as `oov_id` (`result.model_ids(ids)`). Raises ConfigError before training for a bad argument or a
@@ -314,6 +319,7 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
   """
   _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data)
   _check_integer_inputs(model)
+  _check_teacher(model, distillation, vocabulary)
   plans = _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids,
                          candidates, kernels)
   trainees = _trainees(model, len(plans))
@@ -323,7 +329,7 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
     fit_kwargs['y'] = y
   train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary, kind=kind,
                at_epoch=epochs // 2 if at_epoch is None else at_epoch, oov_id=oov_id, callbacks=callbacks,
-               verbose=verbose, fit_kwargs=fit_kwargs)
+               verbose=verbose, distillation=distillation, fit_kwargs=fit_kwargs)
   results = [_train_and_ship(trainee, plan, **train) for trainee, plan in zip(trainees, plans)]
   if len(results) == 1:
     return results[0]
@@ -344,6 +350,31 @@ def _check_integer_inputs(model):
                       '(lmf_tf.strings)')
 
 
+def _check_teacher(model, distillation, vocabulary):
+  """Refuses a `distillation=` that is not a Distillation with a teacher of as many outputs as `model`."""
+  if distillation is None:
+    return
+  if not isinstance(distillation, distillation_lib.Distillation) or distillation.teacher is None:
+    raise ConfigError(f'{CALLER}(distillation={distillation!r}): give a lmf_tf.recovery.Distillation(alpha=..., '
+                      'teacher=your_trained_model)')
+  if isinstance(vocabulary, HashedIds):
+    raise ConfigError(f'{CALLER}(distillation=...): with HashedIds the plan folds the hashed ids into fewer buckets, '
+                      'which the teacher was not trained on')
+  teacher, ours = (_classes(m) for m in (distillation.teacher, model))
+  if None not in (teacher, ours) and teacher != ours:  # a subclassed model's outputs are known once it is called
+    raise ConfigError(f'{CALLER}(distillation=...): the teacher {distillation.teacher.name!r} outputs {teacher} '
+                      f'classes, model {model.name!r} {ours}: give a teacher of the same classes')
+
+
+def _classes(model):
+  """The size of a functional or Sequential model's last output axis, or None where it is not known."""
+  try:
+    shape = model.output_shape
+  except (AttributeError, ValueError):
+    return None
+  return shape[-1] if isinstance(shape, tuple) and shape else None
+
+
 def _trainees(model, count):
   """The models the plans train: `model` itself, then clones made now (before any training: the swap changes
   `model`'s layers) with its initial weights, compiled with its compile config."""
@@ -361,7 +392,7 @@ def _trainees(model, count):
 
 
 def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, at_epoch, oov_id, callbacks, verbose,
-                    fit_kwargs):
+                    distillation, fit_kwargs):
   """One plan: `model.fit` with the swap to the plan's rank, the file shipped, measured and run; a `BudgetResult`.
   Raises BudgetExceededError if the shipped bytes exceed the budget."""
   _say(plan.describe(), verbose)
@@ -370,8 +401,13 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
   if plan.rank is not None or plan.kernels is not None:
     swap_callbacks.append(OnlineCompression(rank=plan.rank, at_epoch=at_epoch, layers=list(plan.embeddings) or None,
                                             kernels=plan.kernels, recovery_learning_rate='restart', verbose=verbose))
-  history = model.fit(x, epochs=epochs, validation_data=validation_data,
-                      callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
+  if distillation is not None:
+    distillation_lib.attach(model, distillation.teacher, distillation)
+  try:
+    history = model.fit(x, epochs=epochs, validation_data=validation_data,
+                        callbacks=list(callbacks) + swap_callbacks, verbose=verbose, **fit_kwargs)
+  finally:
+    distillation_lib.detach(model)
   shipped, file_words, new_ids = _ship(model, plan, vocabulary)
   flatbuffer = export.to_tflite(shipped, kind)
   measured = sizes.measure_parts(flatbuffer, shipped, kind, plan.predicted['vocabulary'])
