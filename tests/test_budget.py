@@ -228,15 +228,22 @@ def test_fit_budget_end_to_end_on_a_user_model():
   assert 'within' in result.table()
 
 
+def _compiled_bag():
+  """A user's bag of embeddings over 3,000 ids, compiled."""
+  import keras  # pylint: disable=g-import-not-at-top
+  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(3000, 32, mask_zero=True),
+                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
+  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  return model
+
+
 def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   """candidates=2 on a bag of embeddings: the user's model and a clone from its initial weights, each shipped."""
   import keras  # pylint: disable=g-import-not-at-top
   from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   ids, labels, words = _separable_task()
-  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(3000, 32, mask_zero=True),
-                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
-  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  model = _compiled_bag()
   with pytest.raises(ConfigError, match=r'^fit_budget\(candidates=2\): choosing among plans needs validation_data'):
     budget.fit_budget(model, ids, labels, budget_bytes='30KB', vocabulary=words, candidates=2)
   result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='30KB', epochs=2, batch_size=32,
@@ -247,15 +254,31 @@ def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   assert all(c.measured['total'] <= 30_000 and c.litert_accuracy is not None for c in result.candidates)
 
 
+def test_fit_budget_plans_int4_tables_and_ships_them_within_the_budget():
+  """kind='int4_embeddings': at the same budget the plan keeps more words or rank than int8, and ships them."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import budget, sizes  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  ids, labels, words = _separable_task()
+  model = _compiled_bag()
+  int8 = budget.plan_for_budget(model, '30KB', vocabulary=words)
+  result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='30KB', epochs=2, batch_size=32,
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words, kind='int4_embeddings',
+                             verbose=0)
+  plan = result.plan
+  assert plan.kind == 'int4_embeddings' and plan.words * plan.rank > int8.words * int8.rank
+  assert result.measured['total'] <= 30_000 and result.litert_accuracy is not None
+  rows = plan.words + 2
+  assert rows * ((plan.rank + 1) // 2) in [size for _, size in sizes.constant_tensor_bytes(result.flatbuffer)]
+
+
 def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():
   """Ids that are hashed words (`HashedIds`): the plan keeps fewer buckets, ids fold into them, no file ships."""
   import keras  # pylint: disable=g-import-not-at-top
   from lmf_tf.compression import budget  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   ids, labels, _ = _separable_task()  # as if hashed: 2 + hash % 2998 (the positive words among the first 50)
-  model = keras.Sequential([keras.Input((None,), dtype='int32'), keras.layers.Embedding(3000, 32, mask_zero=True),
-                            keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(2, activation='softmax')])
-  model.compile(keras.optimizers.Adam(3e-3), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+  model = _compiled_bag()
   result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='16KB', epochs=4, batch_size=32,
                              validation_data=(ids[384:], labels[384:]), vocabulary=budget.HashedIds(), verbose=0)
   buckets = result.plan.words

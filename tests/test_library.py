@@ -311,8 +311,9 @@ def compressed_bilstm(tmp_path_factory):
 # The Keras classes that `import lmf_tf` registers (`lmf_tf>Name`); LstmRecurrenceCell is LowRankLSTM's cell.
 LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'CompressibleLSTM', 'CompressibleLSTMCell',
                          'CyclicalLearningRate',
-                         'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'FrequencyBlockEmbedding', 'LowRankDense',
-                         'LowRankLSTM', 'LstmRecurrenceCell', 'Restarted', 'TTDense', 'TTEmbedding')
+                         'CyclicallyAnnealedLearningRate', 'FactorizedOwner', 'FrequencyBlockEmbedding',
+                         'Int4AwareEmbedding', 'LowRankDense', 'LowRankLSTM', 'LstmRecurrenceCell',
+                         'PackedInt4Embedding', 'Restarted', 'TTDense', 'TTEmbedding')
 
 
 def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(compressed_bilstm):

@@ -119,7 +119,8 @@ def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes):
   """`parts` (of the model with all its rows) with the vocabulary embedding cut to `rows` of `width` and the
   vocabulary file's bytes."""
   parts = dict(parts)
-  parts['embedding'] += sizes.weight_bytes((rows, width), kind) - sizes.weight_bytes((embedding.input_dim, width), kind)
+  parts['embedding'] += (sizes.weight_bytes((rows, width), kind, 'embedding')
+                         - sizes.weight_bytes((embedding.input_dim, width), kind, 'embedding'))
   parts['vocabulary'] = vocabulary_bytes
   parts['total'] = sum(parts[p] for p in sizes.PARTS)
   return parts

@@ -1,11 +1,13 @@
 """Deployable exports of a Keras model: TensorFlow Lite (LiteRT) flatbuffers, a runner for them, and the folding of
 a factorized embedding's projection into the next layer.
 
-Three kinds, all from `tf.lite.TFLiteConverter.from_keras_model`:
+Four kinds, all from `tf.lite.TFLiteConverter.from_keras_model`:
   - 'float32': the weights as they are;
   - 'float16': weights stored as float16 (`target_spec.supported_types = [tf.float16]`), about half the size;
   - 'int8': dynamic-range quantization (`Optimize.DEFAULT`): weights stored as int8 with float scales, matrix
-    products run by int8 kernels on activations quantized on the fly, about a quarter of the size.
+    products run by int8 kernels on activations quantized on the fly, about a quarter of the size;
+  - 'int4_embeddings': 'int8', but the model's embedding tables stored as int4, two numbers a byte, unpacked by
+    built-in operators (int4.py): mixed bit widths that LiteRT runs.
 The model's inputs keep their shapes (a sequence length may vary from call to call) but the batch size is fixed at
 conversion, because the converter lowers a Keras LSTM's loop into TensorList ops whose element shape must be
 static. `TfliteRunner` runs a flatbuffer with the LiteRT interpreter (`ai_edge_litert`, the maintained successor of
@@ -28,11 +30,12 @@ import tensorflow as tf
 from absl import logging
 
 from lmf_tf import extras, io_utils
+from lmf_tf.compression import int4
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.model_size import input_specs
 from lmf_tf.errors import ConfigError
 
-KINDS = ('float32', 'float16', 'int8')
+KINDS = ('float32', 'float16', 'int8', 'int4_embeddings')
 
 # Layers whose input kernel absorbs V_kᵀ, and layers between the embedding and it that commute with x -> x V_kᵀ
 # (applied to each vector, or a weighted average of vectors). Max pooling, normalization or a non-linearity do not.
@@ -191,6 +194,8 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
   products and lookups stored as int8 with float scales, activations quantized on the fly to int8 for
   the products and kept in float32 elsewhere; about a quarter of the float32 size, inputs and outputs stay float
   (or int ids). Not full-integer quantization: check the shipped file's accuracy with `TfliteRunner`.
+  'int4_embeddings': 'int8' with the top-level embedding tables packed as int4 (`int4.with_int4_tables`; a table
+  trained by `lmf_tf.quantization.int4_aware` keeps the scales it trained with).
   A model that takes strings (an in-graph `TextVectorization`) is refused with the way to ship it
   (`lmf_tf.strings.write_string_model`, string_models.py).
   The inputs are the model's (`model.inputs`); a subclassed model takes `input_signature`, a list of
@@ -205,6 +210,8 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
     raise ConfigError(f'to_tflite: model {model.name!r} takes strings, and LiteRT\'s built-in ops cannot standardize '
                       'or split them; ship it split into the integer model, its vocabulary and its text rule with '
                       'lmf_tf.strings.write_string_model(model, directory), and run it with lmf_tf.strings.StringModelRunner')
+  if kind == 'int4_embeddings':
+    model, kind = int4.with_int4_tables(model), 'int8'
   inputs = [keras.Input(shape=shape, batch_size=batch_size, dtype=dtype, name=name) for name, shape, dtype in specs]
   outputs = model(inputs[0] if len(inputs) == 1 else inputs, training=False)
   converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs, name=model.name))

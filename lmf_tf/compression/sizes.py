@@ -12,7 +12,9 @@ reads it as stored; the embedding's rows follow the file's order.
 The size model (`predict_parts`) follows what the TFLite converter stores (checked on TF 2.21): a float32 weight
 is 4 bytes an element; with `kind='int8'` (dynamic-range quantization) a weight of at least 1,024 elements is
 stored as int8 (1 byte an element, plus a float32 scale per output channel), a smaller one stays float32;
-`float16` stores 2 bytes an element. What the weights do not explain (operators, tensor metadata, the LSTM's
+`float16` stores 2 bytes an element; `int4_embeddings` stores the embedding tables (V x k) as V ceil(k/2) bytes
+(int4.py: two numbers a byte, a float32 scale per column and the unpacking operators counted as the overhead
+'int4_table') and the rest as int8. What the weights do not explain (operators, tensor metadata, the LSTM's
 while loop) is the flatbuffer overhead, a constant per kind of layer (`OVERHEAD_BYTES`), measured on this
 converter by `tests/test_budget.py` within the tolerance `PREDICTION_TOLERANCE`.
 """
@@ -37,7 +39,7 @@ INT8_MIN_ELEMENTS = 1024  # the converter leaves smaller weights in float32 (dyn
 # once (the concatenation and the product with the stacked projection) and 'frequency_block' for each block of rank
 # > 0 (its gather, clip and mask: 6 to 8 operators; their tensors' names make it a few hundred bytes more or less).
 OVERHEAD_BYTES = {'base': 4_000, 'embedding': 200, 'dense': 300, 'factors': 400, 'lstm': 9_500, 'lstm_factors': 600,
-                  'bidirectional': 3_000, 'frequency_blocks': 300, 'frequency_block': 2_200}
+                  'bidirectional': 3_000, 'frequency_blocks': 300, 'frequency_block': 2_200, 'int4_table': 2_000}
 QUANTIZATION_BYTES_PER_CHANNEL = 12
 PREDICTION_TOLERANCE = (0.03, 1_000)  # the whole file within 3% or 1,000 bytes, whichever is larger
 
@@ -116,22 +118,34 @@ def part_of_layer(layer, output_layer):
   return 'output' if layer is output_layer else 'hidden'
 
 
-def weight_bytes(shape, kind):
-  """Bytes of the buffer the converter stores for one weight of `shape` in a TFLite file of `kind` (module
-  docstring); an int8 weight's scales and zero points are tensor metadata (`quantization_bytes`)."""
+def weight_bytes(shape, kind, part=None):
+  """Bytes of the buffer the converter stores for one weight of `shape` (of `part`) in a TFLite file of `kind`
+  (module docstring); an int8 weight's scales and zero points, and an int4 table's scales and unpacking, are
+  counted by `quantization_bytes`."""
   elements = int(np.prod(shape))
   if kind == 'float16':
     return 2 * elements
+  if is_int4(shape, kind, part):
+    return int(shape[0]) * ((int(shape[1]) + 1) // 2)
   return elements if is_int8(shape, kind) else 4 * elements
 
 
+def is_int4(shape, kind, part):
+  """Whether `kind='int4_embeddings'` stores this weight as a packed int4 table (an embedding's V x k table)."""
+  return kind == 'int4_embeddings' and part == 'embedding' and len(shape) == 2
+
+
 def is_int8(shape, kind):
-  """Whether dynamic-range quantization (`kind='int8'`) stores this weight as int8."""
-  return kind == 'int8' and len(shape) > 1 and int(np.prod(shape)) >= INT8_MIN_ELEMENTS
+  """Whether dynamic-range quantization (`kind='int8'`, or the rest of `'int4_embeddings'`) stores this weight
+  as int8."""
+  return kind in ('int8', 'int4_embeddings') and len(shape) > 1 and int(np.prod(shape)) >= INT8_MIN_ELEMENTS
 
 
-def quantization_bytes(shape, kind):
-  """Metadata of an int8 weight: a float32 scale and an int64 zero point per output channel (one for a table)."""
+def quantization_bytes(shape, kind, part=None):
+  """Metadata of an int8 weight: a float32 scale and an int64 zero point per output channel (one for a table);
+  of an int4 table: its scales and unpacking operators (`OVERHEAD_BYTES['int4_table']`)."""
+  if is_int4(shape, kind, part):
+    return OVERHEAD_BYTES['int4_table']
   if not is_int8(shape, kind):
     return 0
   return QUANTIZATION_BYTES_PER_CHANNEL * (1 if len(shape) == 2 and shape[0] > shape[1] * 8 else int(shape[-1]))
@@ -179,9 +193,9 @@ def parts_from_shapes(shapes, layer_overhead, kind, vocabulary_file_bytes=0):
   `layer_overhead` bytes of operators and the vocabulary file."""
   parts = dict.fromkeys(PARTS, 0)
   for part, shape in shapes:
-    parts[part] += weight_bytes(shape, kind)
+    parts[part] += weight_bytes(shape, kind, part)
   parts['vocabulary'] = int(vocabulary_file_bytes)
-  parts['overhead'] = layer_overhead + sum(quantization_bytes(shape, kind) for _, shape in shapes)
+  parts['overhead'] = layer_overhead + sum(quantization_bytes(shape, kind, part) for part, shape in shapes)
   parts['total'] = sum(parts[p] for p in PARTS)
   return parts
 
@@ -202,7 +216,7 @@ def measure_parts(flatbuffer, model, kind, vocabulary_file_bytes=0):
   and counts for its part; the rest of the file (operators, metadata, small constants) is the overhead. A weight
   stored otherwise than the size model says finds no buffer, and its part comes out short."""
   buffers = sorted((size for _, size in constant_tensor_bytes(flatbuffer)), reverse=True)
-  weights = sorted(((weight_bytes(tuple(w.shape), kind), part) for layer, part in _weighted_layers(model)
+  weights = sorted(((weight_bytes(tuple(w.shape), kind, part), part) for layer, part in _weighted_layers(model)
                     for w in _shipped_weights(layer)), reverse=True)
   parts = dict.fromkeys(PARTS, 0)
   for size, part in weights:

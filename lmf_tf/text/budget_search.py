@@ -28,7 +28,7 @@ DISTILL_ALPHA = 0.5
 # The teacher of each data set: its most accurate plan on dev among the front's seed-1 candidates (results/budget_runs).
 TEACHERS = {'sst2': 'lstm-w13825-k50-u150-int8', 'clinc150': 'bag-w5863-k32-u0-int8'}
 
-_PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)(?:-r(\d+))?-(int8|float16|float32)$')
+_PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)(?:-r(\d+))?-(int8|int4_embeddings|float16|float32)$')
 
 
 def plan_from_name(name, flag='--plan'):
@@ -37,7 +37,7 @@ def plan_from_name(name, flag='--plan'):
   match = _PLAN_NAME.match(name or '')
   if not match:
     raise ConfigError(f'{flag}={name!r}: expected <bag|lstm>-w<words>-k<rank>-u<units>[-r<kernel rank>]-'
-                      '<int8|float16|float32>, e.g. bag-w1000-k8-u64-int8')
+                      '<int8|int4_embeddings|float16|float32>, e.g. bag-w1000-k8-u64-int8')
   architecture, words, rank, units, kernel_rank, kind = match.groups()
   rank = None if int(rank) == budget_plans.FULL_WIDTH else int(rank)
   return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind,

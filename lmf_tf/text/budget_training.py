@@ -20,7 +20,7 @@ import tensorflow as tf
 from lmf_tf import io_utils
 from lmf_tf.errors import ConfigError
 from lmf_tf.compression import sizes as budget
-from lmf_tf.compression import distillation, export, online, schedules
+from lmf_tf.compression import distillation, export, int4, online, schedules
 from lmf_tf.compression import kernels as kernels_lib
 from lmf_tf.text import budget_plans, catalog, input_pipeline, tfds_builders, word_vectors
 
@@ -32,6 +32,7 @@ EPOCHS = {('sst2', 'bag'): 4, ('sst2', 'lstm'): 4, ('clinc150', 'bag'): 30, ('cl
 DROPOUT = {'sst2': 0.3, 'clinc150': 0.1}
 BATCH_SIZE = 64
 DISTILL_TEMPERATURE = 2.0  # of a trial's distillation (as the recovery recipe 'kd', docs/recovery.md)
+INT4_EPOCHS = 4  # of training aware of int4 tables, for a plan of kind 'int4_embeddings' (the probe's, docs/budget.md)
 
 
 @dataclasses.dataclass
@@ -124,6 +125,18 @@ def _with_targets(encoded, targets, num_classes):
   return {**one_hot, 'train': train.map(lambda example, soft: (example[0], soft))}, 'categorical_crossentropy'
 
 
+def _trained_for_int4(shipped, trained, steps, seed, loss):
+  """The shipped (folded) model trained `INT4_EPOCHS` more with its table quantized to int4 in the forward pass
+  (`lmf_tf.quantization.int4_aware`, Adam 3e-4), the best epoch on dev kept (its scales are the ones it ships)."""
+  aware = int4.int4_aware(shipped)
+  aware.compile(keras.optimizers.Adam(3e-4), loss, metrics=['accuracy'])
+  aware.fit(input_pipeline.training_batches(trained['train'], BATCH_SIZE, seed + 1, 0, INT4_EPOCHS),
+            validation_data=input_pipeline.batches(trained['dev'], BATCH_SIZE), epochs=INT4_EPOCHS,
+            steps_per_epoch=steps, verbose=0, callbacks=[keras.callbacks.EarlyStopping(
+                'val_accuracy', mode='max', patience=INT4_EPOCHS, restore_best_weights=True)])
+  return aware
+
+
 def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alpha=None, teacher_dir=None):
   """Trains, ships and measures `plan` on `data` with `seed`; writes `run_dir`/model.tflite and vocabulary.xz.
   `epochs` and `dropout` default to the data set's; `distill_alpha` (None: off) distils the recovery after the
@@ -156,6 +169,8 @@ def train_plan(plan, data, seed, run_dir, epochs=None, dropout=None, distill_alp
   train_seconds = time.time() - start
   keras_test = model.evaluate(input_pipeline.batches(trained['test'], BATCH_SIZE), verbose=0)[1]
   shipped = export.fold_projection(model) if plan.rank else model
+  if plan.kind == 'int4_embeddings':
+    shipped = _trained_for_int4(shipped, trained, steps, seed, loss)
   flatbuffer = export.to_tflite(shipped, plan.kind, batch_size=1)
   with io_utils.atomic_path(os.path.join(run_dir, 'model.tflite')) as tmp:
     with open(tmp, 'wb') as f:
