@@ -53,6 +53,10 @@ def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
   np.testing.assert_allclose(probs, expected, atol=1e-5)
   with pytest.raises(ConfigError, match='bfloat16'):
     export.to_tflite(model, 'bfloat16')
+  stripped = export.to_tflite(model, 'int8', batch_size=3, strip_names=True)  # the same model without its strings
+  assert len(stripped) < sizes['int8'] - 500 and b'serving_default' not in stripped
+  np.testing.assert_array_equal(export.TfliteRunner(stripped).predict(sequences),
+                                export.TfliteRunner(flatbuffers['int8']).predict(sequences))
 
 
 def test_export_checkpoint_and_time_inference(trained_dan, tmp_path):

@@ -93,6 +93,13 @@ def test_blocks_that_do_not_fit_are_refused_before_any_step_and_the_layer_refuse
     with pytest.raises(ConfigError, match=f"^OnlineCompression: .*{message}.*embedding 'words'"):
       model.fit(IDS, LABELS, epochs=2, callbacks=[callback], verbose=0)
     assert int(model.optimizer.iterations.numpy()) == 0  # refused in on_train_begin
+  ids = keras.Input((None,), dtype='int32')  # two embeddings: the second too small for the blocks
+  pooled = [keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(rows, DIM, name=name)(ids))
+            for name, rows in (('words', VOCAB), ('chars', 300))]
+  two = keras.Model(ids, keras.layers.Dense(3)(keras.layers.Concatenate()(pooled)))
+  with pytest.raises(ConfigError, match="^compress_model: .*past the embedding.*embedding 'chars'"):
+    lmf_tf.compress_model(two, rank=3, layers=['words', 'chars'], frequency=lmf_tf.FrequencyRanks(blocks=(400,)))
+  assert [type(l).__name__ for l in two.layers[1:3]] == ['Embedding', 'Embedding']  # neither was changed
   layer = FrequencyBlockEmbedding(10, 4, block_rows=[4, 6], block_ranks=[2, 0],
                                   weights=[np.ones((4, 2), 'float32'), np.eye(2, 4, dtype='float32')])
   np.testing.assert_allclose(layer(np.array([[0, 5]])).numpy()[0], [[1, 1, 0, 0], [0, 0, 0, 0]])

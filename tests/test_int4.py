@@ -85,6 +85,9 @@ def test_a_users_bilstm_ships_int4_tables_that_litert_runs_as_keras_does(tmp_pat
 
 def test_training_aware_of_4_bits_ships_the_table_it_trained_with(tmp_path):
   model = bilstm()
+  frozen = bilstm()
+  frozen.get_layer('words').trainable = False
+  assert not lmf_tf.quantization.int4_aware(frozen).get_layer('words').trainable  # the layer's config is kept
   aware = lmf_tf.quantization.int4_aware(model)
   assert isinstance(aware.get_layer('words'), Int4AwareEmbedding)
   np.testing.assert_array_equal(aware.get_layer('words').embeddings.numpy(), model.get_layer('words').embeddings.numpy())
@@ -116,6 +119,18 @@ def test_a_factorized_embedding_ships_int4_once_folded_and_what_stays_int8_is_na
   with pytest.raises(ConfigError, match="no top-level Embedding"):
     lmf_tf.quantization.with_int4_tables(nested)
   assert 'stays int8' in caplog.text
+
+
+def test_the_size_model_packs_the_tables_export_packs_and_no_other():
+  """A top-level table ships int4, one inside a user's layer int8: the predicted saving is the one table's."""
+  ids = keras.Input((None,), dtype='int32')
+  x = keras.layers.Concatenate()([keras.layers.Embedding(VOCAB, DIM, name='words')(ids), TokenEmbedding(name='tokens')(ids)])
+  model = keras.Model(ids, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
+  files = {kind: lmf_tf.to_tflite(model, kind) for kind in ('int8', 'int4_embeddings')}
+  predicted = {kind: sizes.predict_parts(model, kind)['total'] for kind in files}
+  saved = VOCAB * DIM - VOCAB * ((DIM + 1) // 2) - sizes.OVERHEAD_BYTES['int4_table']  # one table, not two
+  assert predicted['int8'] - predicted['int4_embeddings'] == saved + 12  # the int8 table's own scale metadata
+  assert abs(saved - (len(files['int8']) - len(files['int4_embeddings']))) <= 400
 
 
 def test_refusals_name_the_argument_and_the_model():

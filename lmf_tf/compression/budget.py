@@ -115,12 +115,12 @@ def predicted_bytes(model, rank, kind, vocabulary_bytes, layers=None, kernels=No
   return sizes.predict_parts(_shipped_copy(model, rank, layers, kernels), kind, vocabulary_bytes)
 
 
-def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes):
+def _with_rows(parts, embedding, rows, width, kind, vocabulary_bytes, packed):
   """`parts` (of the model with all its rows) with the vocabulary embedding cut to `rows` of `width` and the
-  vocabulary file's bytes."""
+  vocabulary file's bytes; `packed`: the embedding ships as an int4 table (`sizes.packed_layers`)."""
   parts = dict(parts)
-  parts['embedding'] += (sizes.weight_bytes((rows, width), kind, 'embedding')
-                         - sizes.weight_bytes((embedding.input_dim, width), kind, 'embedding'))
+  parts['embedding'] += (sizes.weight_bytes((rows, width), kind, packed)
+                         - sizes.weight_bytes((embedding.input_dim, width), kind, packed))
   parts['vocabulary'] = vocabulary_bytes
   parts['total'] = sum(parts[p] for p in sizes.PARTS)
   return parts
@@ -139,23 +139,27 @@ def _vocabulary_embedding(embeddings, vocabulary, reserved_ids):
 
 
 def _parts_by_rank(model, kind, layers, kernels=None):
-  """rank -> predicted parts (no vocabulary) of `model` shipped at that rank, from two copies: the model as it is,
-  and the model at a probe rank that is no dimension of any of its weights, whose weights with that dimension are
-  the ones the rank sizes (the factors, the kernel the projection folds into). With `kernels`, a copy at each
-  rank: whether a folded factor is made whole again (`export.fold_projection`) depends on the rank."""
+  """rank -> (predicted parts (no vocabulary), names of the layers shipped as int4 tables) of `model` shipped at
+  that rank, from two copies: the model as it is, and the model at a probe rank that is no dimension of any of its
+  weights, whose weights with that dimension are the ones the rank sizes (the factors, the kernel the projection
+  folds into). With `kernels`, a copy at each rank: whether a folded factor is made whole again
+  (`export.fold_projection`) depends on the rank."""
+  def sized(copy):
+    return sizes.predict_parts(copy, kind), sizes.packed_layers(copy, kind)
+
   if kernels is not None:
-    return lambda rank: sizes.predict_parts(_shipped_copy(model, rank, layers, kernels), kind)
+    return lambda rank: sized(_shipped_copy(model, rank, layers, kernels))
   whole = _shipped_copy(model, None, layers)
-  dims = {d for _, shape in sizes.weight_shapes(whole) for d in shape}
+  dims = {d for _, shape, _ in sizes.weight_shapes(whole) for d in shape}
   probe = next(r for r in range(2, 10_000) if r not in dims)
   copy = _shipped_copy(model, probe, layers)
-  shapes, overhead = sizes.weight_shapes(copy), sizes.layer_overhead_bytes(copy)
+  shapes, overhead = sizes.weight_shapes(copy, kind), sizes.layer_overhead_bytes(copy)
 
   def parts(rank):
     if rank is None:
-      return sizes.predict_parts(whole, kind)
-    return sizes.parts_from_shapes([(p, tuple(rank if d == probe else d for d in s)) for p, s in shapes], overhead,
-                                   kind)
+      return sized(whole)
+    return sizes.parts_from_shapes([(p, tuple(rank if d == probe else d for d in s), packed)
+                                    for p, s, packed in shapes], overhead, kind), sizes.packed_layers(copy, kind)
   return parts
 
 
@@ -183,14 +187,15 @@ def _options(model, embeddings, vocabulary, vocabulary_bytes, kind, layers, rese
   for setting in [None] + ([kernels] if kernels is not None else []):
     parts_at = _parts_by_rank(model, kind, layers, setting)
     for rank in ranks:
-      parts = parts_at(rank)
+      parts, packed = parts_at(rank)
       for words in word_counts:
         if words is None:
           yield _Option(words, rank, setting, dict(parts, vocabulary=file_bytes[None],
                                                    total=parts['total'] + file_bytes[None]))
         else:
           yield _Option(words, rank, setting, _with_rows(parts, target, words + reserved_ids,
-                                                         rank or target.output_dim, kind, file_bytes[words]))
+                                                         rank or target.output_dim, kind, file_bytes[words],
+                                                         target.name in packed))
 
 
 def _capacity(option, embeddings):
@@ -358,6 +363,9 @@ def _check_teacher(model, distillation, vocabulary):
   if not isinstance(distillation, distillation_lib.Distillation) or distillation.teacher is None:
     raise ConfigError(f'{CALLER}(distillation={distillation!r}): give a lmf_tf.recovery.Distillation(alpha=..., '
                       'teacher=your_trained_model)')
+  if distillation.teacher is model:
+    raise ConfigError(f'{CALLER}(distillation=...): the teacher is the model being fitted ({model.name!r}), whose '
+                      'term would be zero; give a separate trained model (e.g. a larger one of yours)')
   if isinstance(vocabulary, HashedIds):
     raise ConfigError(f'{CALLER}(distillation=...): with HashedIds the plan folds the hashed ids into fewer buckets, '
                       'which the teacher was not trained on')

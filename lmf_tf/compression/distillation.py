@@ -1,14 +1,17 @@
 """Knowledge distillation during the recovery after an online swap (beyond the paper).
 
-The model taken just before the swap is a frozen teacher; the compressed model (the student) trains on
+The model taken just before the swap is the teacher (run with `training=False`, no gradient reaches it); the
+compressed model (the student) trains on
 
     loss = α · CE(y, student) + (1 − α) · T² · KL(softmax(t / T) ‖ softmax(s / T)) + regularization,
 
 with t and s the teacher's and student's logits (Hinton, Vinyals and Dean 2015, §2; Lioutas et al. 2019,
 "Distilled Embedding", pair low-rank embedding factorization with distillation). The term is computed here
-(`kl_term`), not by `keras.distillation.LogitsDistillation`: with its default loss (Keras 3.13) that class applies
-`kl_divergence` to the tempered logits themselves, whose clip to [1e-7, 1] makes it zero for log-probabilities,
-so before 2026-12-05 the term was zero for a model with softmax outputs (docs/recovery.md says what that changed).
+(`kl_term`), not by `keras.distillation.LogitsDistillation`: with its default loss, the string 'kl_divergence'
+(Keras 3.13 to 3.15; it resolves to the function, not the `KLDivergence` instance its softmax branch checks for),
+that class applies `kl_divergence` to the tempered logits themselves, whose clip to [1e-7, 1] makes it zero for
+log-probabilities, so before 2026-12-05 the term was zero for a model with softmax outputs (docs/recovery.md says
+what that changed).
 
 It works on the user's own model, in place: `attach` wraps the model's `compute_loss` (which Keras's `train_step`
 calls with the batch's inputs x), so `fit` needs nothing else; evaluation (`training=False`) keeps the plain loss.

@@ -186,7 +186,7 @@ def _without_build_config(config):
   return config
 
 
-def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
+def to_tflite(model, kind='float32', batch_size=1, input_signature=None, strip_names=False):
   """Converts a Keras model to a TFLite flatbuffer (bytes) of the given `kind`, for a fixed `batch_size`.
 
   kind: 'float32' (the weights as they are); 'float16' (weights stored as float16, computed in float32); 'int8':
@@ -200,6 +200,9 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
   (`lmf_tf.strings.write_string_model`, string_models.py).
   The inputs are the model's (`model.inputs`); a subclassed model takes `input_signature`, a list of
   `(shape without the batch axis, dtype)` pairs (default: `[((None,), 'int32')]`, token ids of any length).
+  `strip_names=True` removes the file's strings (tensor names and the `serving_default` signature) with
+  TensorFlow's `flatbuffer_utils.strip_strings`: the same model in 1-7 KB fewer bytes, run by input and output
+  index (as `TfliteRunner` does), not by signature name.
   """
   if kind not in KINDS:
     raise ConfigError(f'to_tflite(kind={kind!r}): choose one of {", ".join(KINDS)}')
@@ -220,12 +223,21 @@ def to_tflite(model, kind='float32', batch_size=1, input_signature=None):
   if kind == 'float16':
     converter.target_spec.supported_types = [tf.float16]
   with contextlib.redirect_stdout(io.StringIO()):  # Keras's export prints every captured tensor
-    return converter.convert()
+    flatbuffer = converter.convert()
+  return _without_strings(flatbuffer) if strip_names else flatbuffer
 
 
-def write_tflite(model, path, kind='float32', batch_size=1, input_signature=None):
+def _without_strings(flatbuffer):
+  """`flatbuffer` without its tensor names and signatures (`tensorflow.lite.tools.flatbuffer_utils`)."""
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=g-import-not-at-top
+  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+  flatbuffer_utils.strip_strings(model)
+  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def write_tflite(model, path, kind='float32', batch_size=1, input_signature=None, strip_names=False):
   """Writes `to_tflite(...)` to `path` atomically; returns its size in bytes."""
-  flatbuffer = to_tflite(model, kind, batch_size, input_signature)
+  flatbuffer = to_tflite(model, kind, batch_size, input_signature, strip_names)
   with io_utils.atomic_path(path) as tmp:
     with open(tmp, 'wb') as f:
       f.write(flatbuffer)

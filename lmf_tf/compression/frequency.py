@@ -141,13 +141,19 @@ def allocate_ranks(singular_values, rows, dim, numbers):
     left -= rows[best] + dim
 
 
-def compress_in_blocks(layer, rank, setting, svd_method='auto'):
-  """Factorizes one built `keras.layers.Embedding` in place into frequency blocks holding the numbers of rank
-  `rank`, k (V + d) (`block_factors`); it becomes a `FrequencyBlockEmbedding`. Returns a `CompressionReport` whose
-  `rank` is k and whose `block_rows` and `block_ranks` say how the blocks share it. `svd_method` is not used (each
-  block's SVD is a plain one), kept for the signature of `factorization.compress_layer`."""
-  del svd_method
-  start = time.perf_counter()
+def check_fits(setting, embeddings, caller):
+  """Raises ConfigError naming `caller` and the embedding when `setting`'s blocks or counts do not fit one of
+  `embeddings` (before any of them is factorized)."""
+  for layer in embeddings:
+    try:
+      setting.block_rows(layer.input_dim), setting.weights(layer.input_dim)
+    except ConfigError as e:
+      raise ConfigError(f'{caller}: {e} (embedding {layer.name!r})') from None
+
+
+def planned_blocks(layer, rank, setting):
+  """(matrix, `BlockFactors`) of one built embedding at the numbers of rank `rank`, k (V + d) (`block_factors`);
+  ConfigError naming the layer when they buy no block. Changes nothing."""
   matrix = layer.full_matrix() if hasattr(layer, 'full_matrix') else np.asarray(layer.embeddings.numpy())
   vocab_size, dim = matrix.shape
   factors = block_factors(matrix, rank * (vocab_size + dim), setting)
@@ -155,6 +161,16 @@ def compress_in_blocks(layer, rank, setting, svd_method='auto'):
     raise ConfigError(f'FrequencyRanks: the {rank * (vocab_size + dim):,} numbers of rank {rank} buy no block of '
                       f'{setting.block_rows(vocab_size)} rows (a block of n rows costs n + {dim} a rank); give '
                       f'fewer rows to the first block (blocks=) or a higher rank (embedding {layer.name!r})')
+  return matrix, factors
+
+
+def compress_in_blocks(layer, rank, setting, planned=None):
+  """Factorizes one built `keras.layers.Embedding` in place into frequency blocks holding the numbers of rank
+  `rank`, k (V + d) (`planned_blocks`, or `planned` made before); it becomes a `FrequencyBlockEmbedding`. Returns a
+  `CompressionReport` whose `rank` is k and whose `block_rows` and `block_ranks` say how the blocks share it."""
+  start = time.perf_counter()
+  matrix, factors = planned or planned_blocks(layer, rank, setting)
+  vocab_size, dim = matrix.shape
   FrequencyBlockEmbedding.from_embedding(layer)
   layer.factorize(factors)
   report = CompressionReport(

@@ -118,24 +118,38 @@ class Int4AwareEmbedding(keras.layers.Embedding):
     return ops.take(table, ops.cast(ids, 'int32'), axis=0)
 
 
+def _is_graph_model(model):
+  return isinstance(model, keras.Sequential) or hasattr(model, '_nodes_by_depth')
+
+
+def _is_plain_table(layer, model):
+  """A top-level `keras.layers.Embedding` of `model` whose only weight is its V x k table."""
+  return (isinstance(layer, keras.layers.Embedding) and any(layer is l for l in model.layers)
+          and [tuple(w.shape) for w in layer.weights] == [(layer.input_dim, layer.output_dim)])
+
+
+def packed_tables(model):
+  """Names of the layers whose tables `with_int4_tables` packs: the top-level Embedding layers of a functional or
+  Sequential `model` holding a plain V x k table (the size model sizes these, and only these, as int4)."""
+  if not _is_graph_model(model):
+    return []
+  return [layer.name for layer in model.layers if _is_plain_table(layer, model)]
+
+
 def _plain_tables(model, caller):
-  """Names of the top-level Embedding layers of `model` holding one plain V x k table; warns for the others."""
-  if not isinstance(model, keras.Sequential) and not hasattr(model, '_nodes_by_depth'):
+  """`packed_tables(model)`; warns for each embedding that stays int8, refuses a model with none to pack."""
+  if not _is_graph_model(model):
     raise ConfigError(f'{caller}: model {model.name!r} is subclassed; int4 tables need a functional or Sequential '
                       'model (the copy is made with keras.models.clone_model)')
-  names = []
+  names = packed_tables(model)
   for layer in model._flatten_layers(include_self=False):  # pylint: disable=protected-access
-    if not isinstance(layer, keras.layers.Embedding):
-      continue
-    plain = layer in model.layers and [tuple(w.shape) for w in layer.weights] == [(layer.input_dim, layer.output_dim)]
-    if plain:
-      names.append(layer.name)
-    else:
+    if isinstance(layer, keras.layers.Embedding) and layer.name not in names:
       logging.warning('%s: embedding %r stays int8 (nested in another layer, factorized and not folded, or in '
                       'frequency blocks).', caller, layer.name)
   if not names:
     raise ConfigError(f'{caller}: model {model.name!r} has no top-level Embedding with a plain table to store as '
-                      'int4 (fold a factorized one first: lmf_tf.factorization.fold_projection)')
+                      'int4 (fold a factorized one first: lmf_tf.fold_projection; a table in frequency blocks or '
+                      'inside your own layer stays int8)')
   return names
 
 
@@ -171,5 +185,6 @@ def int4_aware(model):
   """A trainable copy of `model` whose top-level embedding tables are `Int4AwareEmbedding`s (the same weights):
   compile and fit it for a few epochs, then export it with `to_tflite(copy, 'int4_embeddings')`."""
   names = _plain_tables(model, 'int4_aware')
-  return _replaced(model, names, lambda l: Int4AwareEmbedding(l.input_dim, l.output_dim, mask_zero=l.mask_zero,
-                                                              name=l.name), lambda source: [source.embeddings.numpy()])
+  # Embedding's own config (trainable, initializer, regularizer, constraint, dtype policy), not a subclass's keys
+  return _replaced(model, names, lambda l: Int4AwareEmbedding.from_config(keras.layers.Embedding.get_config(l)),
+                   lambda source: [source.embeddings.numpy()])

@@ -10,6 +10,7 @@ import keras
 from absl import logging
 
 from lmf_tf.compression import distillation as distillation_lib
+from lmf_tf.compression import frequency as frequency_lib
 from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import SVD_METHODS
@@ -205,11 +206,8 @@ class OnlineCompression(keras.callbacks.Callback):
                         'compressed (rank {}); the swap happens once. To resume a run, call prepare() on the '
                         'uncompressed model, then restore_state()'.format(already[0].rank))
     ranks = checked_ranks(model, embeddings, self.reduction, self.rank, 'OnlineCompression')
-    for layer in embeddings if self.frequency is not None else []:  # the blocks fit V: checked before any step
-      try:
-        self.frequency.block_rows(layer.input_dim), self.frequency.weights(layer.input_dim)
-      except ConfigError as e:
-        raise ConfigError(f'OnlineCompression: {e} (embedding {layer.name!r})') from None
+    if self.frequency is not None:  # the blocks fit V: checked before any step
+      frequency_lib.check_fits(self.frequency, embeddings, 'OnlineCompression')
     return embeddings, ranks
 
   # The swap.

@@ -118,21 +118,25 @@ def part_of_layer(layer, output_layer):
   return 'output' if layer is output_layer else 'hidden'
 
 
-def weight_bytes(shape, kind, part=None):
-  """Bytes of the buffer the converter stores for one weight of `shape` (of `part`) in a TFLite file of `kind`
-  (module docstring); an int8 weight's scales and zero points, and an int4 table's scales and unpacking, are
-  counted by `quantization_bytes`."""
+def weight_bytes(shape, kind, packed=False):
+  """Bytes of the buffer the converter stores for one weight of `shape` in a TFLite file of `kind` (module
+  docstring); `packed`: a table that `kind='int4_embeddings'` stores as int4 (`packed_layers`). An int8 weight's
+  scales and zero points, and an int4 table's scales and unpacking, are counted by `quantization_bytes`."""
   elements = int(np.prod(shape))
   if kind == 'float16':
     return 2 * elements
-  if is_int4(shape, kind, part):
+  if packed and kind == 'int4_embeddings':
     return int(shape[0]) * ((int(shape[1]) + 1) // 2)
   return elements if is_int8(shape, kind) else 4 * elements
 
 
-def is_int4(shape, kind, part):
-  """Whether `kind='int4_embeddings'` stores this weight as a packed int4 table (an embedding's V x k table)."""
-  return kind == 'int4_embeddings' and part == 'embedding' and len(shape) == 2
+def packed_layers(model, kind):
+  """Names of the layers of `model` whose table a file of `kind` stores as int4: with `'int4_embeddings'`, those
+  `int4.with_int4_tables` packs (`int4.packed_tables`); none for any other kind."""
+  if kind != 'int4_embeddings':
+    return set()
+  from lmf_tf.compression import int4  # pylint: disable=g-import-not-at-top  (Keras)
+  return set(int4.packed_tables(model))
 
 
 def is_int8(shape, kind):
@@ -141,10 +145,10 @@ def is_int8(shape, kind):
   return kind in ('int8', 'int4_embeddings') and len(shape) > 1 and int(np.prod(shape)) >= INT8_MIN_ELEMENTS
 
 
-def quantization_bytes(shape, kind, part=None):
+def quantization_bytes(shape, kind, packed=False):
   """Metadata of an int8 weight: a float32 scale and an int64 zero point per output channel (one for a table);
-  of an int4 table: its scales and unpacking operators (`OVERHEAD_BYTES['int4_table']`)."""
-  if is_int4(shape, kind, part):
+  of an int4 table (`packed`): its scales and unpacking operators (`OVERHEAD_BYTES['int4_table']`)."""
+  if packed and kind == 'int4_embeddings':
     return OVERHEAD_BYTES['int4_table']
   if not is_int8(shape, kind):
     return 0
@@ -183,19 +187,21 @@ def _shipped_weights(layer):
   return [w for w in layer.weights if 'seed' not in w.path]
 
 
-def weight_shapes(model):
-  """[(part, shape)] of every weight `model` ships."""
-  return [(part, tuple(w.shape)) for layer, part in _weighted_layers(model) for w in _shipped_weights(layer)]
+def weight_shapes(model, kind='int8'):
+  """[(part, shape, packed)] of every weight `model` ships as `kind`; `packed`: stored as an int4 table."""
+  packed = packed_layers(model, kind)
+  return [(part, tuple(w.shape), layer.name in packed) for layer, part in _weighted_layers(model)
+          for w in _shipped_weights(layer)]
 
 
 def parts_from_shapes(shapes, layer_overhead, kind, vocabulary_file_bytes=0):
-  """Predicted bytes by part of a file holding weights of `shapes` ([(part, shape)]) as `kind`, with
-  `layer_overhead` bytes of operators and the vocabulary file."""
+  """Predicted bytes by part of a file holding weights of `shapes` ([(part, shape, packed)], `weight_shapes`) as
+  `kind`, with `layer_overhead` bytes of operators and the vocabulary file."""
   parts = dict.fromkeys(PARTS, 0)
-  for part, shape in shapes:
-    parts[part] += weight_bytes(shape, kind, part)
+  for part, shape, packed in shapes:
+    parts[part] += weight_bytes(shape, kind, packed)
   parts['vocabulary'] = int(vocabulary_file_bytes)
-  parts['overhead'] = layer_overhead + sum(quantization_bytes(shape, kind, part) for part, shape in shapes)
+  parts['overhead'] = layer_overhead + sum(quantization_bytes(shape, kind, packed) for _, shape, packed in shapes)
   parts['total'] = sum(parts[p] for p in PARTS)
   return parts
 
@@ -207,7 +213,7 @@ def predict_parts(model, kind='int8', vocabulary_file_bytes=0):
   parts come from its weights' shapes (`weight_bytes`), the overhead from its layers (`layer_overhead_bytes`) and
   its int8 weights' metadata (`quantization_bytes`).
   """
-  return parts_from_shapes(weight_shapes(model), layer_overhead_bytes(model), kind, vocabulary_file_bytes)
+  return parts_from_shapes(weight_shapes(model, kind), layer_overhead_bytes(model), kind, vocabulary_file_bytes)
 
 
 def measure_parts(flatbuffer, model, kind, vocabulary_file_bytes=0):
@@ -216,8 +222,8 @@ def measure_parts(flatbuffer, model, kind, vocabulary_file_bytes=0):
   and counts for its part; the rest of the file (operators, metadata, small constants) is the overhead. A weight
   stored otherwise than the size model says finds no buffer, and its part comes out short."""
   buffers = sorted((size for _, size in constant_tensor_bytes(flatbuffer)), reverse=True)
-  weights = sorted(((weight_bytes(tuple(w.shape), kind, part), part) for layer, part in _weighted_layers(model)
-                    for w in _shipped_weights(layer)), reverse=True)
+  weights = sorted(((weight_bytes(shape, kind, packed), part) for part, shape, packed in weight_shapes(model, kind)),
+                   reverse=True)
   parts = dict.fromkeys(PARTS, 0)
   for size, part in weights:
     if size in buffers:

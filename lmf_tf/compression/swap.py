@@ -22,7 +22,8 @@ from absl import logging
 from lmf_tf.compression import nested
 from lmf_tf.compression.embedding import CompressibleEmbedding
 from lmf_tf.compression.factorization import compress_layer
-from lmf_tf.compression.frequency import FrequencyRanks, compress_in_blocks
+from lmf_tf.compression import frequency as frequency_lib
+from lmf_tf.compression.frequency import FrequencyRanks
 from lmf_tf.compression.rank import target_rank, warn_if_fraction
 from lmf_tf.errors import ConfigError
 
@@ -215,10 +216,13 @@ def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='co
   CompressibleEmbedding first; with `frequency`, a `FrequencyRanks`, a FrequencyBlockEmbedding holding the same
   numbers in frequency blocks); returns the [CompressionReport]. The user's layer holding a nested one becomes a
   `nested.FactorizedOwner`, so a `.keras` file brings it back factorized (`nested.carry`)."""
-  reports = []
+  reports, planned = [], {}
+  if frequency is not None:  # every layer's blocks made before any layer changes: an error leaves the model as it was
+    frequency_lib.check_fits(frequency, embeddings, caller)
+    planned = {layer.name: frequency_lib.planned_blocks(layer, ranks[layer.name], frequency) for layer in embeddings}
   for layer in embeddings:
     if frequency is not None:
-      reports.append(compress_in_blocks(layer, ranks[layer.name], frequency))
+      reports.append(frequency_lib.compress_in_blocks(layer, ranks[layer.name], frequency, planned[layer.name]))
       continue
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))
