@@ -38,7 +38,7 @@ def main(argv):
       candidates[(dataset, budget)] = budget_search.search_candidates(data, budget, '--budgets')
   workdir = f'{FLAGS.workdir}/budget'
   for phase in (lambda: budget_front.candidate_runs(candidates, FLAGS.runs_dir, workdir),
-                lambda: budget_front.distilled_runs(candidates, FLAGS.runs_dir, workdir),
+                lambda: budget_front.derived_runs(candidates, FLAGS.runs_dir, workdir),
                 lambda: budget_front.seed_runs(candidates, FLAGS.seeds, FLAGS.runs_dir, workdir)):
     runner.run_plan(phase(), FLAGS.jobs, FLAGS.runs_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
   if not FLAGS.dry_run:

@@ -427,6 +427,26 @@ def test_the_search_adds_a_distilled_candidate_at_the_small_end_only(tmp_path):
     budget_search.Trial(teacher='bag-w750-k12-u0-int8')
 
 
+def test_the_search_adds_the_int4_twin_of_the_best_plan_on_dev(tmp_path):
+  """Each plan's int4 twin keeps its words at a higher rank within the budget; the search trains the best plan's."""
+  from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_plans, budget_search  # pylint: disable=g-import-not-at-top
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  plans = [budget_search.plan_from_name(n) for n in ('bag-w2000-k10-u64-int8', 'lstm-w13825-k50-u150-int8')]
+  twin = budget_plans.int4_twin(plans[0], 45_000, 150, vocabulary_bytes)
+  assert (twin.words, twin.units, twin.kind) == (2000, 64, 'int4_embeddings') and twin.rank > plans[0].rank
+  assert budget_plans.predicted_bytes(twin, 150, vocabulary_bytes)['total'] <= 45_000
+  assert budget_plans.int4_twin(plans[1], 10 ** 7, 2, vocabulary_bytes) is None  # at the full width already
+  space = budget_search.SearchSpace(tuple(plans), {plans[0].name: twin, plans[1].name: None})
+  assert budget_search.int4_candidate(str(tmp_path), 'clinc150', space) is None  # not run yet
+  for plan, dev in zip(plans, (0.86, 0.80)):
+    io_utils.write_json_atomic(budget_search.run_path(str(tmp_path), 'clinc150', plan, 1),
+                               {'dev_accuracy': dev, 'deployable_bytes': 44_000})
+  assert budget_search.int4_candidate(str(tmp_path), 'clinc150', space).plan == twin
+  names = [c.name for c in budget_search.budget_candidates(str(tmp_path), 'clinc150', 45_000, space)]
+  assert names[:3] == [plans[0].name, plans[1].name, twin.name] and names[3].endswith(budget_search.TEACHERS['clinc150'])
+
+
 def test_the_plan_is_checked_on_an_exported_copy_before_training():
   """Layer names live in the file's operators; a model with long names gets a plan whose file fits all the same."""
   import keras  # pylint: disable=g-import-not-at-top

@@ -2,8 +2,9 @@
 chosen on dev; `results/budget_front.{csv,md,png}`.
 
 Three phases, each a plan of processes for `runner.run_all` (resumable, `-j N`): every budget's candidates on seed 1
-(`budget_search.search_candidates`; a plan shared by two budgets runs once) and the teachers of the small end; each
-small budget's distilled candidate; then the other seeds of the candidate each budget chose on dev. The table and
+(`budget_search.search_candidates`; a plan shared by two budgets runs once) and the teachers of the small end; the
+candidates made from each budget's best plan (its int4 twin; at the small end, distilled); then the other seeds
+of the candidate each budget chose on dev. The table and
 figure are rebuilt from the runs' JSON files.
 """
 
@@ -58,25 +59,24 @@ def candidate_runs(candidates, results_dir, workdir):
   teacher of each data set with a budget at the small end."""
   teachers = [_run(d, budget_search.teacher_plan(d), 1, results_dir, workdir) for d in _small_end(candidates)]
   return _unique([_run(dataset, plan, 1, results_dir, workdir)
-                  for (dataset, _), plans in candidates.items() for plan in plans] + teachers)
+                  for (dataset, _), space in candidates.items() for plan in space.plans] + teachers)
 
 
-def distilled_runs(candidates, results_dir, workdir):
-  """Phase 2: seed 1 of each small budget's distilled candidate (once its candidates and its teacher have run:
-  `budget_search.distilled_candidate`)."""
+def derived_runs(candidates, results_dir, workdir):
+  """Phase 2: seed 1 of each budget's candidates made from its best plan on dev, once its plans (and teacher)
+  have run: the int4 twin, and at the small end the distilled one (`budget_search.derived_candidates`)."""
   runs = []
-  for (dataset, budget_bytes), plans in candidates.items():
-    distilled = budget_search.distilled_candidate(results_dir, dataset, budget_bytes, plans)
-    if distilled is not None:
-      runs.append(_run(dataset, distilled, 1, results_dir, workdir))
+  for (dataset, budget_bytes), space in candidates.items():
+    runs += [_run(dataset, candidate, 1, results_dir, workdir)
+             for candidate in budget_search.derived_candidates(results_dir, dataset, budget_bytes, space)]
   return _unique(runs)
 
 
 def seed_runs(candidates, seeds, results_dir, workdir):
   """Phase 3: the other seeds of each budget's candidate chosen on dev (those whose candidates have all run)."""
   runs = []
-  for (dataset, budget_bytes), plans in candidates.items():
-    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, plans)
+  for (dataset, budget_bytes), space in candidates.items():
+    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, space)
     choice = budget_search.chosen_plan(results_dir, dataset, options)
     if choice is not None:
       runs += [_run(dataset, choice, seed, results_dir, workdir) for seed in seeds if seed != 1]
@@ -99,8 +99,8 @@ def _search_seconds(results_dir, dataset, options):
 def front_rows(candidates, seeds, results_dir):
   """One row per (data set, budget): the chosen plan's shipped bytes and accuracies over the seeds done."""
   rows = []
-  for (dataset, budget_bytes), plans in candidates.items():
-    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, plans)
+  for (dataset, budget_bytes), space in candidates.items():
+    options = budget_search.budget_candidates(results_dir, dataset, budget_bytes, space)
     choice = budget_search.chosen_plan(results_dir, dataset, options)
     if choice is None:
       continue

@@ -163,6 +163,21 @@ def _most_words(plan, budget_bytes, num_classes, max_words, vocabulary_bytes):
   return dataclasses.replace(plan, words=steps[low])
 
 
+def int4_twin(plan, budget_bytes, num_classes, vocabulary_bytes):
+  """`plan` with its table shipped as int4 (kind 'int4_embeddings': half its int8 bytes, `lmf_tf.quantization`)
+  and the bytes that frees spent on rank: the same words, architecture, units and kernel rank at the largest rank of
+  `RANKS` (or the full width) that fits `budget_bytes`; None where no rank above the plan's fits. Rank rather than
+  words: on SST-2 at 180 KB rank 30 for 16 won on dev over 3 seeds, on CLINC150 at 45 KB 1,000 more words lost
+  (docs/budget.md)."""
+  def fits(rank):
+    twin = dataclasses.replace(plan, rank=rank, kind='int4_embeddings')
+    return predicted_bytes(twin, num_classes, vocabulary_bytes)['total'] <= budget_bytes
+  wider = [r for r in RANKS if (r or FULL_WIDTH) > plan.width and fits(r)]
+  if not wider:
+    return None
+  return dataclasses.replace(plan, rank=max(wider, key=lambda r: r or FULL_WIDTH), kind='int4_embeddings')
+
+
 def smallest_plan_bytes(num_classes, vocabulary_bytes):
   """The smallest deployable bytes any plan reaches: a bag of the fewest words at the smallest rank, no hidden
   layer."""

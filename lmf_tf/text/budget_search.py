@@ -3,13 +3,14 @@
 The search, for one data set and budget: every architecture, rank, units and kernel rank gets the most words that
 fit (`budget_plans.candidate_plans`, predicted bytes, no training); `budget_plans.choose_candidates` keeps one per
 group (an LSTM, a bag without a hidden layer, with a small one, with a large one; on SST-2 also an LSTM and a bag
-with factorized matrices); each is trained once (seed 1) and shipped. At the small end (below
-`DISTILL_BELOW_BYTES`) the best of them on dev is trained once more with distillation from the data set's teacher
-(`TEACHERS`, a large plan's shipped files, Hinton et al. 2015). The candidate whose shipped file is most accurate on
-dev is the plan, and its other seeds are trained. A plan's runs are shared by every budget that chooses it. Its
-cost is up to six training runs of small models per budget (at the small end, up to four, the distilled one and the
-teacher's, shared by the budgets), plus the chosen plan's other seeds; budgets that share candidates share their
-runs.
+with factorized matrices); each is trained once (seed 1) and shipped. The best of them on dev is then trained as
+its int4 twin (`budget_plans.int4_twin`: the table in 4 bits, the bytes freed spent on rank), and at the small end
+(below `DISTILL_BELOW_BYTES`) once more with distillation from the data set's teacher (`TEACHERS`, a large plan's
+shipped files, Hinton et al. 2015). The candidate whose shipped file is most accurate on dev is the plan, and its
+other seeds are trained. A plan's runs are shared by every budget that chooses it. Its cost is up to six training
+runs of small models per budget, one more for the int4 twin (at the small end, up to four, the twin, the distilled
+one and the teacher's, shared by the budgets), plus the chosen plan's other seeds; budgets that share candidates
+share their runs.
 """
 
 import dataclasses
@@ -107,14 +108,24 @@ class Candidate:
     return None if self.trial.teacher is None else plan_from_name(self.trial.teacher)
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+  """A budget's candidate plans (trained first, on seed 1) and the int4 twin of each (`budget_plans.int4_twin`,
+  None where no larger rank fits), of which the search trains the one of the best plan on dev."""
+  plans: tuple
+  int4_twins: dict  # plan name -> BudgetPlan or None
+
+
 def search_candidates(data, budget_bytes, name='--budget'):
-  """The plans the search trains for `budget_bytes` on `data` (`budget_training.BudgetData`); a budget below
-  the smallest plan is refused, naming the smallest reachable size."""
+  """The `SearchSpace` of `budget_bytes` on `data` (`budget_training.BudgetData`); a budget below the smallest
+  plan is refused, naming the smallest reachable size."""
   budget_plans.check_budget(budget_bytes, data.num_classes, data.vocabulary_bytes, name)
   kernel_ranks = budget_plans.KERNEL_RANKS_BY_DATASET.get(data.name, budget_plans.KERNEL_RANKS)
   plans = budget_plans.candidate_plans(budget_bytes, data.num_classes, len(data.words_by_frequency),
                                        data.vocabulary_bytes, kernel_ranks)
-  return budget_plans.choose_candidates(plans)
+  chosen = tuple(budget_plans.choose_candidates(plans))
+  return SearchSpace(chosen, {p.name: budget_plans.int4_twin(p, budget_bytes, data.num_classes, data.vocabulary_bytes)
+                              for p in chosen})
 
 
 def teacher_plan(dataset):
@@ -136,10 +147,25 @@ def distilled_candidate(results_dir, dataset, budget_bytes, plans):
   return None if best is None else Candidate(best.plan, Trial(distill_alpha=DISTILL_ALPHA, teacher=TEACHERS[dataset]))
 
 
-def budget_candidates(results_dir, dataset, budget_bytes, plans):
-  """The `Candidate`s a budget chooses among: its `plans`, and where it `distils` the distilled one once known."""
-  distilled = distilled_candidate(results_dir, dataset, budget_bytes, plans)
-  return [Candidate(plan) for plan in plans] + ([distilled] if distilled else [])
+def int4_candidate(results_dir, dataset, space):
+  """The int4 twin of the plan of `space` most accurate on dev (`SearchSpace`), or None: while a plan's seed-1 run
+  is missing, or where that plan has no twin."""
+  best = chosen_plan(results_dir, dataset, [Candidate(plan) for plan in space.plans])
+  twin = None if best is None else space.int4_twins.get(best.plan.name)
+  return None if twin is None else Candidate(twin)
+
+
+def derived_candidates(results_dir, dataset, budget_bytes, space):
+  """The candidates made from the best plan on dev once the plans have run: its int4 twin, and where the budget
+  `distils` the plan distilled from the teacher."""
+  derived = (int4_candidate(results_dir, dataset, space),
+             distilled_candidate(results_dir, dataset, budget_bytes, space.plans))
+  return [c for c in derived if c is not None]
+
+
+def budget_candidates(results_dir, dataset, budget_bytes, space):
+  """The `Candidate`s a budget chooses among: the plans of `space`, and those derived from the best of them."""
+  return [Candidate(plan) for plan in space.plans] + derived_candidates(results_dir, dataset, budget_bytes, space)
 
 
 def chosen_plan(results_dir, dataset, candidates):
@@ -188,11 +214,11 @@ def search(data, budget_bytes, seeds, results_dir, workdir, echo=print):
            f'{run["seconds"]:.0f} s')
     return run
 
-  plans = search_candidates(data, budget_bytes)
-  for plan in plans:
+  space = search_candidates(data, budget_bytes)
+  for plan in space.plans:
     record(Candidate(plan), 1)
-  candidates = budget_candidates(results_dir, data.name, budget_bytes, plans)
-  for distilled in candidates[len(plans):]:
-    record(distilled, 1)
+  candidates = budget_candidates(results_dir, data.name, budget_bytes, space)
+  for derived in candidates[len(space.plans):]:
+    record(derived, 1)
   choice = chosen_plan(results_dir, data.name, candidates)
   return BudgetOutcome(budget_bytes, candidates, choice, [record(choice, seed) for seed in seeds])
