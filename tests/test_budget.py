@@ -307,6 +307,11 @@ def test_fit_budget_distils_from_the_users_teacher():
   with pytest.raises(ConfigError, match=r'^fit_budget\(distillation=...\): the teacher .* outputs 3 classes'):
     budget.fit_budget(bag(), ids, labels, budget_bytes='30KB', vocabulary=words,
                       distillation=Distillation(teacher=bag(3)))
+  logits_teacher = _bag(keras, 3000, 32, 0, 2)
+  logits_teacher.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  with pytest.raises(ConfigError, match='read their outputs differently'):
+    budget.fit_budget(bag(), ids, labels, budget_bytes='30KB', vocabulary=words,
+                      distillation=Distillation(teacher=logits_teacher))
   with pytest.raises(ConfigError, match='HashedIds'):
     budget.fit_budget(bag(), ids, labels, budget_bytes='30KB', vocabulary=budget.HashedIds(),
                       distillation=Distillation(teacher=teacher))

@@ -369,6 +369,12 @@ def _check_teacher(model, distillation, vocabulary):
   if isinstance(vocabulary, HashedIds):
     raise ConfigError(f'{CALLER}(distillation=...): with HashedIds the plan folds the hashed ids into fewer buckets, '
                       'which the teacher was not trained on')
+  teacher_loss = getattr(distillation.teacher, 'loss', None)
+  if teacher_loss is not None and distillation.from_logits is None and not isinstance(teacher_loss, str):
+    if distillation_lib.outputs_are_logits(distillation.teacher) != distillation_lib.outputs_are_logits(model):
+      raise ConfigError(f'{CALLER}(distillation=...): the teacher {distillation.teacher.name!r} and model '
+                        f'{model.name!r} were compiled with losses that read their outputs differently (logits or '
+                        'probabilities); the term reads both as the model\'s: give a teacher that outputs as it does')
   teacher, ours = (_classes(m) for m in (distillation.teacher, model))
   if None not in (teacher, ours) and teacher != ours:  # a subclassed model's outputs are known once it is called
     raise ConfigError(f'{CALLER}(distillation=...): the teacher {distillation.teacher.name!r} outputs {teacher} '
