@@ -13,10 +13,9 @@ op). `fold_projection` leaves the projection as it is (folding it into the next 
 
 import keras
 import numpy as np
-from absl import logging
 from keras import ops
 
-from lmf_tf.compression.embedding import CompressibleEmbedding, retire_variable, untrack_variables
+from lmf_tf.compression.embedding import CompressibleEmbedding, drop_constraint, replacing_variables, retire_variable
 from lmf_tf.errors import ConfigError
 
 
@@ -156,17 +155,10 @@ class FrequencyBlockEmbedding(keras.layers.Embedding):
     if not self.built:
       raise ConfigError(f'embedding {self.name!r} is not built yet: build or call the model before compressing it')
     names = ['_embeddings'] if self.block_rows is None else self._variable_names()
-    if self.embeddings_constraint is not None:
-      logging.warning('%s: embeddings_constraint %s does not apply to the blocks and is dropped.', self.name,
-                      self.embeddings_constraint)
-      self.embeddings_constraint = None
-    self._tracker.unlock()
-    try:
-      old = untrack_variables(self, names)
+    drop_constraint(self, 'embeddings_constraint', 'blocks')
+    with replacing_variables(self, names) as old:
       self._set_blocks(factors.rows, factors.ranks)
       self._add_blocks()
-    finally:
-      self._tracker.lock()
     for (_, _, table, _, _), left in zip(self._blocks(), [l for l in factors.lefts if l.shape[1]]):
       table.assign(left)
     self.projection.assign(np.concatenate([r for r in factors.rights if r.shape[0]], axis=0))

@@ -154,12 +154,13 @@ def _parts_by_rank(model, kind, layers, kernels=None):
   probe = next(r for r in range(2, 10_000) if r not in dims)
   copy = _shipped_copy(model, probe, layers)
   shapes, overhead = sizes.weight_shapes(copy, kind), sizes.layer_overhead_bytes(copy)
+  whole_sized, copy_packed = sized(whole), sizes.packed_layers(copy, kind)  # the same for every rank
 
   def parts(rank):
     if rank is None:
-      return sized(whole)
+      return whole_sized
     return sizes.parts_from_shapes([(p, tuple(rank if d == probe else d for d in s), packed)
-                                    for p, s, packed in shapes], overhead, kind), sizes.packed_layers(copy, kind)
+                                    for p, s, packed in shapes], overhead, kind), copy_packed
   return parts
 
 

@@ -11,10 +11,9 @@ import types
 
 import keras
 import numpy as np
-from absl import logging
 from keras import ops
 
-from lmf_tf.compression.embedding import retire_variable, untrack_variables
+from lmf_tf.compression.embedding import drop_constraint, replacing_variables, retire_variable
 from lmf_tf.compression.rank import check_rank_value
 from lmf_tf.errors import ConfigError
 
@@ -132,20 +131,13 @@ class CompressibleDense(keras.layers.Dense):
     if tuple(left.shape) != (inputs, rank) or tuple(right.shape) != (rank, self.units):
       raise ValueError(f'{self.name}: factors {tuple(left.shape)} x {tuple(right.shape)} do not make a '
                        f'{inputs} x {self.units} kernel')
-    if self.kernel_constraint is not None:
-      logging.warning('%s: kernel_constraint %s does not apply to the factors and is dropped.', self.name,
-                      self.kernel_constraint)
-      self.kernel_constraint = None
+    drop_constraint(self, 'kernel_constraint', 'factors')
     bias = None if self.bias is None else self.bias.numpy()
-    self._tracker.unlock()
-    try:
-      # The bias is re-made after the factors (same name and value; its optimizer slots carry over).
-      old = untrack_variables(self, (['_kernel'] if self.rank is None else ['kernel_left', 'kernel_right'])
-                              + (['bias'] if self.bias is not None else []))
+    # The bias is re-made after the factors (same name and value; its optimizer slots carry over).
+    with replacing_variables(self, (['_kernel'] if self.rank is None else ['kernel_left', 'kernel_right'])
+                             + (['bias'] if self.bias is not None else [])) as old:
       self.rank = int(rank)
       self._add_factors(inputs, self.rank)
-    finally:
-      self._tracker.lock()
     self.kernel_left.assign(left)
     self.kernel_right.assign(right)
     if bias is not None:

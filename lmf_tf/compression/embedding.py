@@ -11,6 +11,8 @@ reloads it. A plain `keras.layers.Embedding` becomes a `CompressibleEmbedding` i
 changes the object's class to this subclass of it), so `isinstance(layer, keras.layers.Embedding)` still holds.
 """
 
+import contextlib
+
 import keras
 import numpy as np
 from absl import logging
@@ -120,17 +122,11 @@ class CompressibleEmbedding(keras.layers.Embedding):
     if tuple(left.shape) != (self.input_dim, rank) or tuple(right.shape) != (rank, self.output_dim):
       raise ValueError(f'{self.name}: factors {tuple(left.shape)} x {tuple(right.shape)} do not make a '
                        f'{self.input_dim} x {self.output_dim} matrix')
-    if self.embeddings_constraint is not None:
-      logging.warning('%s: embeddings_constraint %s does not apply to the factors and is dropped.', self.name,
-                      self.embeddings_constraint)
-      self.embeddings_constraint = None
-    self._tracker.unlock()
-    try:
-      old = untrack_variables(self, ['_embeddings'] if self.rank is None else ['low_rank_embeddings', 'projection'])
+    drop_constraint(self, 'embeddings_constraint', 'factors')
+    with replacing_variables(self, ['_embeddings'] if self.rank is None else ['low_rank_embeddings', 'projection']) \
+        as old:
       self.rank = int(rank)
       self._add_factors(self.rank)
-    finally:
-      self._tracker.lock()
     self.low_rank_embeddings.assign(left)
     self.projection.assign(right)
     for variable in old:
@@ -166,6 +162,26 @@ class CompressibleEmbedding(keras.layers.Embedding):
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
+
+
+def drop_constraint(layer, attribute, what):
+  """Drops `layer`'s constraint `attribute` (e.g. 'embeddings_constraint'), with a warning, where it does not apply
+  to `what` (its factors, its blocks) that replace the matrix it constrained."""
+  constraint = getattr(layer, attribute)
+  if constraint is not None:
+    logging.warning('%s: %s %s does not apply to the %s and is dropped.', layer.name, attribute, constraint, what)
+    setattr(layer, attribute, None)
+
+
+@contextlib.contextmanager
+def replacing_variables(layer, names):
+  """With `layer`'s tracker unlocked, untracks its variables `names` (`untrack_variables`) and yields them, for
+  the body to add their replacements; locks the tracker again. Empty the old ones afterwards (`retire_variable`)."""
+  layer._tracker.unlock()  # pylint: disable=protected-access
+  try:
+    yield untrack_variables(layer, names)
+  finally:
+    layer._tracker.lock()  # pylint: disable=protected-access
 
 
 def untrack_variables(layer, names):

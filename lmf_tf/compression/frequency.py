@@ -151,9 +151,20 @@ def check_fits(setting, embeddings, caller):
       raise ConfigError(f'{caller}: {e} (embedding {layer.name!r})') from None
 
 
+@dataclasses.dataclass(frozen=True)
+class PlannedBlocks:
+  """One embedding's blocks, made and not yet applied (`planned_blocks`): its matrix (float[V, d]), the rank k whose
+  numbers they hold, the `BlockFactors`, and the seconds their SVDs took."""
+  matrix: np.ndarray
+  rank: int
+  factors: BlockFactors
+  seconds: float
+
+
 def planned_blocks(layer, rank, setting):
-  """(matrix, `BlockFactors`) of one built embedding at the numbers of rank `rank`, k (V + d) (`block_factors`);
+  """The `PlannedBlocks` of one built embedding at the numbers of rank `rank`, k (V + d) (`block_factors`);
   ConfigError naming the layer when they buy no block. Changes nothing."""
+  start = time.perf_counter()
   matrix = layer.full_matrix() if hasattr(layer, 'full_matrix') else np.asarray(layer.embeddings.numpy())
   vocab_size, dim = matrix.shape
   factors = block_factors(matrix, rank * (vocab_size + dim), setting)
@@ -161,23 +172,23 @@ def planned_blocks(layer, rank, setting):
     raise ConfigError(f'FrequencyRanks: the {rank * (vocab_size + dim):,} numbers of rank {rank} buy no block of '
                       f'{setting.block_rows(vocab_size)} rows (a block of n rows costs n + {dim} a rank); give '
                       f'fewer rows to the first block (blocks=) or a higher rank (embedding {layer.name!r})')
-  return matrix, factors
+  return PlannedBlocks(matrix, rank, factors, time.perf_counter() - start)
 
 
-def compress_in_blocks(layer, rank, setting, planned=None):
-  """Factorizes one built `keras.layers.Embedding` in place into frequency blocks holding the numbers of rank
-  `rank`, k (V + d) (`planned_blocks`, or `planned` made before); it becomes a `FrequencyBlockEmbedding`. Returns a
-  `CompressionReport` whose `rank` is k and whose `block_rows` and `block_ranks` say how the blocks share it."""
+def compress_in_blocks(layer, planned):
+  """Factorizes one built `keras.layers.Embedding` in place into the frequency blocks `planned` (`planned_blocks`,
+  made for this layer); it becomes a `FrequencyBlockEmbedding`. Returns a `CompressionReport` whose `rank` is k and
+  whose `block_rows` and `block_ranks` say how the blocks share its numbers."""
   start = time.perf_counter()
-  matrix, factors = planned or planned_blocks(layer, rank, setting)
+  matrix, factors = planned.matrix, planned.factors
   vocab_size, dim = matrix.shape
   FrequencyBlockEmbedding.from_embedding(layer)
   layer.factorize(factors)
   report = CompressionReport(
-      layer=layer.name, vocab_size=vocab_size, dim=dim, rank=rank,
+      layer=layer.name, vocab_size=vocab_size, dim=dim, rank=planned.rank,
       reduction=100.0 * (1 - factors.numbers / (vocab_size * dim)), params_before=vocab_size * dim,
       params_after=factors.numbers, energy_kept=factors.energy_kept,
       reconstruction_error=float(np.sqrt(np.square(matrix - layer.full_matrix()).sum())),
-      seconds=time.perf_counter() - start, block_rows=factors.rows, block_ranks=factors.ranks)
+      seconds=planned.seconds + time.perf_counter() - start, block_rows=factors.rows, block_ranks=factors.ranks)
   logging.info('%s', report.summary())
   return report

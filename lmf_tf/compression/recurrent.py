@@ -15,7 +15,7 @@ import numpy as np
 from keras import ops
 
 from lmf_tf.compression.dense import _build_as
-from lmf_tf.compression.embedding import retire_variable, untrack_variables
+from lmf_tf.compression.embedding import replacing_variables, retire_variable
 from lmf_tf.compression.rank import check_rank_value
 from lmf_tf.errors import ConfigError
 
@@ -123,13 +123,9 @@ class CompressibleLSTMCell(keras.layers.LSTMCell):
     values = {name: variable.numpy() for name, variable in zip(names, old)}
     values.update(dict(zip(_FACTORS[matrix], (left, right))))
     input_dim = self.input_dim
-    self._tracker.unlock()
-    try:
-      untrack_variables(self, names)
+    with replacing_variables(self, names):
       self.ranks = {**self.ranks, matrix: rank}
       self._add_variables(input_dim, values)
-    finally:
-      self._tracker.lock()
     for variable in old:
       retire_variable(variable)
 

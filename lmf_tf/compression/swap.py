@@ -222,7 +222,7 @@ def factorize_embeddings(model, embeddings, ranks, svd_method='auto', caller='co
     planned = {layer.name: frequency_lib.planned_blocks(layer, ranks[layer.name], frequency) for layer in embeddings}
   for layer in embeddings:
     if frequency is not None:
-      reports.append(frequency_lib.compress_in_blocks(layer, ranks[layer.name], frequency, planned[layer.name]))
+      reports.append(frequency_lib.compress_in_blocks(layer, planned[layer.name]))
       continue
     CompressibleEmbedding.from_embedding(layer)
     reports.append(compress_layer(layer, rank=ranks[layer.name], svd_method=svd_method))

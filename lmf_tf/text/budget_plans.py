@@ -118,15 +118,15 @@ def predicted_bytes(plan, num_classes, vocabulary_bytes):
   shapes without building it (`tests/test_budget.py` checks the two agree); `vocabulary_bytes(words)` gives the
   compressed vocabulary file's bytes."""
   shapes, factored = _shipped(plan, num_classes)
-  packed = {part: part == 'embedding' for part in budget.PARTS}  # the plan's table is top-level: int4 with that kind
-  parts = {part: sum(budget.weight_bytes(s, plan.kind, packed[part]) for s in shapes.get(part, []))
+  # The plan's table is a top-level Embedding: with kind 'int4_embeddings' it ships packed (`budget.packed_layers`).
+  parts = {part: sum(budget.weight_bytes(s, plan.kind, part == 'embedding') for s in shapes.get(part, []))
            for part in budget.PARTS}
   is_lstm = plan.architecture == 'lstm'
   layers = (budget.OVERHEAD_BYTES['base'] + budget.OVERHEAD_BYTES['embedding'] +
             budget.OVERHEAD_BYTES['dense'] * (1 + bool(plan.architecture == 'bag' and plan.units)) +
             budget.OVERHEAD_BYTES['lstm'] * is_lstm + budget.OVERHEAD_BYTES['lstm_factors'] * factored['recurrent'] +
             budget.OVERHEAD_BYTES['factors'] * (factored['hidden'] + factored['output']))
-  parts['overhead'] = layers + sum(budget.quantization_bytes(s, plan.kind, packed[part])
+  parts['overhead'] = layers + sum(budget.quantization_bytes(s, plan.kind, part == 'embedding')
                                    for part, group in shapes.items() for s in group)
   parts['vocabulary'] = int(vocabulary_bytes(plan.words))
   parts['total'] = sum(parts[p] for p in budget.PARTS)

@@ -125,15 +125,15 @@ def _with_targets(encoded, targets, num_classes):
   return {**one_hot, 'train': train.map(lambda example, soft: (example[0], soft))}, 'categorical_crossentropy'
 
 
-def _trained_for_int4(shipped, trained, steps, seed, loss):
-  """The shipped (folded) model trained `INT4_EPOCHS` more with its table quantized to int4 in the forward pass
+def _trained_for_int4(shipped, trained, steps, seed, loss, epochs=INT4_EPOCHS):
+  """The shipped (folded) model trained `epochs` more with its table quantized to int4 in the forward pass
   (`lmf_tf.quantization.int4_aware`, Adam 3e-4), the best epoch on dev kept (its scales are the ones it ships)."""
   aware = int4.int4_aware(shipped)
   aware.compile(keras.optimizers.Adam(3e-4), loss, metrics=['accuracy'])
-  aware.fit(input_pipeline.training_batches(trained['train'], BATCH_SIZE, seed + 1, 0, INT4_EPOCHS),
-            validation_data=input_pipeline.batches(trained['dev'], BATCH_SIZE), epochs=INT4_EPOCHS,
+  aware.fit(input_pipeline.training_batches(trained['train'], BATCH_SIZE, seed + 1, 0, epochs),
+            validation_data=input_pipeline.batches(trained['dev'], BATCH_SIZE), epochs=epochs,
             steps_per_epoch=steps, verbose=0, callbacks=[keras.callbacks.EarlyStopping(
-                'val_accuracy', mode='max', patience=INT4_EPOCHS, restore_best_weights=True)])
+                'val_accuracy', mode='max', patience=epochs, restore_best_weights=True)])
   return aware
 
 

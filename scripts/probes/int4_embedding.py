@@ -14,116 +14,41 @@ dev / test accuracy of each.
 
 import argparse
 
-import keras
 import numpy as np
-from keras import ops
 
-from lmf_tf.compression import export
+from lmf_tf.compression import export, int4
 from lmf_tf.text import budget_search, budget_training, input_pipeline
 
 
-class PackedInt4Embedding(keras.layers.Layer):
-  """An inference-only Embedding(V, k) whose table is stored 4 bits a number: `packed` uint8[V, ceil(k/2)] holds
-  column j < ceil(k/2) in the high nibble and column ceil(k/2) + j in the low one, as q + 8 for q in [-8, 7];
-  row i of the table is (q - 8) * scale."""
-
-  def __init__(self, input_dim, output_dim, mask_zero=False, **kwargs):
-    super().__init__(**kwargs)
-    self.input_dim, self.output_dim, self.mask_zero = input_dim, output_dim, mask_zero
-    self.half = (output_dim + 1) // 2
-
-  def build(self, input_shape=None):
-    self.packed = self.add_weight(shape=(self.input_dim, self.half), dtype='uint8', trainable=False, name='packed',
-                                  initializer='zeros')
-    self.scale = self.add_weight(shape=(self.output_dim,), trainable=False, name='scale', initializer='ones')
-
-  def call(self, ids):
-    rows = ops.cast(ops.take(self.packed, ids, axis=0), 'int32')
-    high = ops.floor_divide(rows, 16)
-    values = ops.concatenate([high, rows - 16 * high], axis=-1)[..., :self.output_dim]
-    return (ops.cast(values, 'float32') - 8.0) * self.scale
-
-  def compute_mask(self, ids, mask=None):
-    return ops.not_equal(ids, 0) if self.mask_zero else None
-
-
-STDS = 2.5  # the 'std' rule: clip each column at 2.5 standard deviations (at most its largest value)
-
-
-def std_scale(table):
-  """The 'std' rule's per-column scale, in Keras ops (the same in training and in packing)."""
-  top = ops.max(ops.abs(table), axis=0)
-  return ops.maximum(ops.minimum(STDS * ops.std(table, axis=0), top), 1e-12) / 7.0
-
-
-def fake_int4(table):
-  """The table as int4 gives it back, with the gradient of the identity (straight-through)."""
-  scale = ops.stop_gradient(std_scale(table))
-  quantized = ops.clip(ops.round(table / scale), -8, 7) * scale
-  return table + ops.stop_gradient(quantized - table)
-
-
-class FakeInt4Embedding(keras.layers.Embedding):
-  """An Embedding trained as it will ship: its table quantized to int4 in the forward pass."""
-
-  def call(self, ids):
-    return ops.take(fake_int4(self.embeddings), ops.cast(ids, 'int32'), axis=0)
-
-
 def pack_int4(table, clip):
-  """(packed, scale) of a float table, per column symmetric; `clip` 'max' scales to the column's largest value,
-  'mse' to the clip (a fraction 0.2-1 of it) with the least squared error, 'std' by `std_scale`."""
-  columns, scales = table.shape[1], []
-  if clip == 'std':
-    return _packed(table, np.asarray(std_scale(table), np.float32))
-  for j in range(columns):
-    column, top = table[:, j], max(float(np.abs(table[:, j]).max()), 1e-12)
-    fractions = [1.0] if clip == 'max' else np.linspace(0.2, 1.0, 33)
-    errors = [(np.mean((np.clip(np.round(column / (f * top / 7)), -8, 7) * (f * top / 7) - column) ** 2), f * top / 7)
-              for f in fractions]
-    scales.append(min(errors)[1])
-  return _packed(table, np.asarray(scales, np.float32))
-
-
-def _packed(table, scale):
-  columns = table.shape[1]
-  q = np.clip(np.round(table / scale), -8, 7).astype(np.int32) + 8
-  half = (columns + 1) // 2
-  q = np.concatenate([q, np.full((len(q), 2 * half - columns), 8, np.int32)], axis=1)
-  return (q[:, :half] * 16 + q[:, half:]).astype(np.uint8), scale
+  """(packed, scale) of a float table, per column symmetric: `clip` 'max' scales to the column's largest value;
+  'mse' and 'std' are the library's rules (`lmf_tf.compression.int4.column_scales`)."""
+  if clip == 'max':
+    scales = np.maximum(np.abs(table).max(axis=0), 1e-12).astype(np.float32) / 7.0
+  else:
+    scales = int4.column_scales(table, clip)
+  return int4.pack(table, scales), scales
 
 
 def with_table(model, name, make, weights):
   """A copy of `model` whose layer `name` is `make(layer)` with `weights(its table)`, every other weight kept."""
-  copy = keras.models.clone_model(model, clone_function=lambda layer: make(layer) if layer.name == name
-                                  else layer.__class__.from_config(layer.get_config()))
-  for source, layer in zip(model.layers, copy.layers):
-    if layer.name == name:
-      layer.set_weights(weights(source.get_weights()[0]))
-    elif layer.weights:
-      layer.set_weights(source.get_weights())
-  return copy
+  return int4._replaced(model, [name], make, lambda source: weights(source.get_weights()[0]))  # pylint: disable=protected-access
 
 
 def with_packed_table(model, name, clip):
-  return with_table(model, name, lambda l: PackedInt4Embedding(l.input_dim, l.output_dim, l.mask_zero, name=name),
+  return with_table(model, name, lambda l: int4.PackedInt4Embedding(l.input_dim, l.output_dim, l.mask_zero, name=name),
                     lambda table: list(pack_int4(table, clip)))
 
 
-def trained_as_int4(model, name, data, vocabulary, epochs):
-  """The folded model trained `epochs` more with its table quantized in the forward pass (Adam, 3e-4)."""
-  qat = with_table(model, name, lambda l: FakeInt4Embedding(l.input_dim, l.output_dim, mask_zero=l.mask_zero,
-                                                            name=name), lambda table: [table])
-  qat.compile(keras.optimizers.Adam(3e-4), 'sparse_categorical_crossentropy', metrics=['accuracy'])
+def trained_as_int4(model, data, vocabulary, epochs):
+  """The folded model trained `epochs` more with its table quantized in the forward pass: the study's
+  `budget_training._trained_for_int4` (Adam 3e-4, the best dev epoch)."""
   encoded = {split: input_pipeline.encode_dataset(getattr(data.splits, split), vocabulary)
              for split in ('train', 'validation')}
   steps = input_pipeline.count_batches(encoded['train'], budget_training.BATCH_SIZE)
-  qat.fit(input_pipeline.training_batches(encoded['train'], budget_training.BATCH_SIZE, 1, 0, epochs),
-          validation_data=input_pipeline.batches(encoded['validation'], budget_training.BATCH_SIZE), epochs=epochs,
-          steps_per_epoch=steps, verbose=0, callbacks=[keras.callbacks.EarlyStopping(
-              'val_accuracy', mode='max', patience=epochs, restore_best_weights=True)])
-  return with_table(qat, name, lambda l: keras.layers.Embedding(l.input_dim, l.output_dim, mask_zero=l.mask_zero,
-                                                                name=name), lambda table: [table])
+  return budget_training._trained_for_int4(  # pylint: disable=protected-access
+      model, {'train': encoded['train'], 'dev': encoded['validation']}, steps, 0, 'sparse_categorical_crossentropy',
+      epochs)
 
 
 def main():
@@ -145,8 +70,8 @@ def main():
         f'test {run["test_accuracy"]:.4f}')
   models = {clip: with_packed_table(shipped['model'], 'words', clip) for clip in ('max', 'mse', 'std')}
   if args.qat_epochs:
-    trained = trained_as_int4(shipped['model'], 'words', data, vocabulary, args.qat_epochs)
-    models[f'std, {args.qat_epochs} epochs of QAT'] = with_packed_table(trained, 'words', 'std')
+    trained = trained_as_int4(shipped['model'], data, vocabulary, args.qat_epochs)
+    models[f'std, {args.qat_epochs} epochs of QAT'] = int4.with_int4_tables(trained)  # its own rule, 'std'
   for clip, model in models.items():
     flatbuffer = to_tflite(model, 'int8')
     runner = export.TfliteRunner(flatbuffer)
