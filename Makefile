@@ -14,6 +14,7 @@ export PYTHONPATH := $(CURDIR)
 R ?=
 SEED ?= 1
 SEEDS ?= 1
+VOCABULARY ?= file
 BUDGET ?=
 ARGS ?=
 DATASET ?= clinc150
@@ -25,7 +26,7 @@ JOBS ?= $(or $(patsubst -j%,%,$(filter -j%,$(MAKEFLAGS))),1)
 compress_flags = $(if $(filter-out 0,$(1)),--reduction=$(1),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-slow sst2-lstm sst2-dan intent-lstm intent-dan sst2-budget intent-budget budget-front example reproduce reproduce-quick tables \
+.PHONY: help venv test test-slow sst2-lstm sst2-dan intent-lstm intent-dan sst2-budget intent-budget budget-front budget-front-hashed example reproduce reproduce-quick tables \
 	table-sst2 recovery recovery-tables frequency-ranks dan-tuning bench-pipeline bench-inference analysis bench-scale ptb-lm \
 	ptb-table multi-worker-demo bench-callback clean-venv
 
@@ -58,14 +59,17 @@ intent-lstm: $(STAMP) ## train the LSTM on DATASET=clinc150|snips|atis|banking77
 intent-dan: $(STAMP) ## train DAN-RAND on DATASET (R, SEED, ARGS)
 	$(PY) scripts/train.py --dataset=$(DATASET) --model=dan --seed=$(SEED) $(call compress_flags,$(R)) $(ARGS)
 
-sst2-budget: $(STAMP) ## the most accurate SST-2 model whose shipped files fit BUDGET (e.g. BUDGET=90KB; SEEDS)
-	$(PY) scripts/budget.py --dataset=sst2 --budget=$(BUDGET) --seeds=$(SEEDS) $(ARGS)
+sst2-budget: $(STAMP) ## the most accurate SST-2 model whose shipped files fit BUDGET (e.g. BUDGET=90KB; SEEDS; VOCABULARY=hashed: no file)
+	$(PY) scripts/budget.py --dataset=sst2 --budget=$(BUDGET) --seeds=$(SEEDS) --vocabulary=$(VOCABULARY) $(ARGS)
 
 intent-budget: $(STAMP) ## the same for DATASET=clinc150 within BUDGET (e.g. BUDGET=45KB)
-	$(PY) scripts/budget.py --dataset=$(DATASET) --budget=$(BUDGET) --seeds=$(SEEDS) $(ARGS)
+	$(PY) scripts/budget.py --dataset=$(DATASET) --budget=$(BUDGET) --seeds=$(SEEDS) --vocabulary=$(VOCABULARY) $(ARGS)
 
 budget-front: $(STAMP) ## SST-2 and CLINC150 at 20 KB .. 1 MB, 3 seeds (make -j2 budget-front; resumable)
 	$(PY) scripts/budget_front.py --jobs=$(JOBS) $(ARGS)
+
+budget-front-hashed: $(STAMP) ## the same, words hashed (no vocabulary file), at 20, 45, 90 KB (resumable)
+	$(PY) scripts/budget_front.py --vocabulary=hashed --budgets=20KB,45KB,90KB --jobs=$(JOBS) $(ARGS)
 
 example: $(STAMP) ## the library on your own Keras model: examples/own_model.py (about 25 s)
 	$(PY) examples/own_model.py

@@ -4,6 +4,7 @@ to TFLite and run with LiteRT; prints the plan and its predicted and measured by
   python scripts/budget.py --dataset=sst2 --budget=90KB            # the search, then the chosen plan's seeds
   python scripts/budget.py --dataset=clinc150 --budget=20000 --seeds=1,2,3
   python scripts/budget.py --dataset=sst2 --plan=bag-w4000-k16-u64-int8 --seed=2    # one plan and seed
+  python scripts/budget.py --dataset=sst2 --budget=45KB --vocabulary=hashed  # words hashed: no vocabulary file
 Writes <results_dir>/<data set>_<plan>_seed<s>.json (default runs/budget/) and the shipped files (model.tflite,
 vocabulary.xz) under <workdir>/<run>/ (default checkpoints/budget/). 1 KB = 1,000 bytes.
 """
@@ -20,6 +21,9 @@ flags.DEFINE_enum('dataset', 'sst2', BUDGET_DATASETS, 'Data set (its default con
                   'in-scope).')
 flags.DEFINE_string('budget', None, 'Deployable bytes (TFLite file + vocabulary file) to fit: bytes, or KB / MB '
                     '(1 KB = 1,000 bytes), e.g. 90KB.')
+flags.DEFINE_enum('vocabulary', 'file', ('file', 'hashed'), 'What the search\'s plans ship to read words: file, the '
+                  'most frequent training words in a vocabulary file (the rest are <unk>); hashed, no file: every word '
+                  'is hashed (FarmHash, tf.strings.to_hash_bucket_fast) into the buckets the plan chooses.')
 flags.DEFINE_string('plan', None, 'Train this plan only (e.g. bag-w4000-k16-u64-int8) instead of searching.')
 flags.DEFINE_integer('seed', 1, 'The seed of --plan.', lower_bound=0)
 flags.DEFINE_integer('epochs', None, 'A trial of --plan with this many epochs (default: the data set\'s).', lower_bound=2)
@@ -42,6 +46,9 @@ def main(argv):
   from lmf_tf.text import budget_search
   if (FLAGS.budget is None) == (FLAGS.plan is None):
     raise cli.UsageError('give exactly one of --budget (search a plan) and --plan (train one plan)')
+  if FLAGS.plan is not None and FLAGS['vocabulary'].present:
+    raise cli.UsageError('--vocabulary chooses the plans of a --budget search; a --plan names its own (w<words>: a '
+                         'vocabulary file, h<buckets>: hashed)')
   if FLAGS.teacher is not None and FLAGS.distill_alpha is None:
     raise cli.UsageError('--teacher needs --distill_alpha (the weight of the labels, e.g. 0.5)')
   trial = budget_search.Trial(FLAGS.epochs, FLAGS.dropout, FLAGS.distill_alpha, FLAGS.teacher)
@@ -56,7 +63,8 @@ def main(argv):
     run = budget_search.train_and_record(plan, data, FLAGS.seed, FLAGS.results_dir, FLAGS.workdir, trial)
     print(budget_reporting.describe_run(run))
     return
-  outcome = budget_search.search(data, budget_bytes, FLAGS.seeds, FLAGS.results_dir, FLAGS.workdir)
+  outcome = budget_search.search(data, budget_bytes, FLAGS.seeds, FLAGS.results_dir, FLAGS.workdir,
+                                 hashed=FLAGS.vocabulary == 'hashed')
   print(budget_reporting.describe_outcome(outcome))
   if not all(run['deployable_bytes'] <= budget_bytes for run in outcome.runs):
     raise BudgetExceededError(f'the shipped files of {outcome.plan.name} exceed --budget={budget_bytes:,}')

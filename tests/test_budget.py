@@ -153,6 +153,7 @@ def test_plan_factorizes_the_matrices_where_their_bytes_buy_more_words():
     budget.plan_for_budget(model, '40KB', vocabulary=words, kernels=16)
 
 
+@pytest.mark.slow  # a whole fit_budget run; the plan is tested fast above, fit_budget end to end below
 def test_fit_budget_with_factorized_matrices_end_to_end():
   """A user's deep bag shipped within a budget its whole matrices do not leave room in: the swap factorizes the
   embedding and the hidden matrices, the file is within the budget and LiteRT agrees with Keras."""
@@ -332,11 +333,13 @@ def test_fit_budget_distils_from_the_users_teacher():
 
 
 @pytest.mark.slow  # each case starts TensorFlow in a subprocess; the parsers are checked in-process above
-@pytest.mark.parametrize('flag, message', [('--budget=90KiB', '--budget='), ('--plan=lstm-w10', '--plan=')])
-def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flag, message):
-  done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), flag,
+@pytest.mark.parametrize('flags, message, code', [
+    ('--budget=90KiB', '--budget=', 1), ('--plan=lstm-w10', '--plan=', 1),
+    ('--plan=bag-w10-k8-u0-int8 --vocabulary=hashed', '--vocabulary chooses', 2)])  # 2: flags that do not go together
+def test_budget_script_refuses_bad_flags_in_one_line(repo_root, tmp_path, flags, message, code):
+  done = subprocess.run([sys.executable, os.path.join(repo_root, 'scripts', 'budget.py'), *flags.split(),
                          f'--results_dir={tmp_path}/r'], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-  assert done.returncode == 1 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+  assert done.returncode == code and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
   assert not os.path.exists(tmp_path / 'r')
 
 
@@ -362,7 +365,7 @@ def test_study_plan_bytes_equal_the_size_model_of_its_keras_model(name):
   assert budget_plans.predicted_bytes(plan, 150, vocabulary_bytes) == sizes.predict_parts(
       budget_plans.build_classifier(plan, 150), plan.kind, 3 * plan.words)
   assert budget_search.plan_from_name(plan.name) == plan
-  with pytest.raises(ConfigError, match=r"^--plan='lstm-w10': expected <bag\|lstm>-w<words>"):
+  with pytest.raises(ConfigError, match=r"^--plan='lstm-w10': expected <bag\|lstm>-<w<words>\[o<oov buckets>\]\|h<hash"):
     budget_search.plan_from_name('lstm-w10')
 
 
@@ -391,6 +394,67 @@ def test_study_plans_with_factorized_matrices_are_sized_as_the_model_they_ship(n
   assert (budget_plans.predicted_bytes(plan, 150, vocabulary_bytes)['total'] < whole['total']) == smaller
 
 
+def test_hashed_study_plans_ship_no_vocabulary_and_spend_its_bytes_on_buckets():
+  from lmf_tf.text import budget_plans, budget_search  # pylint: disable=g-import-not-at-top
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  plan = budget_search.plan_from_name('bag-h1000-k8-u64-int8')
+  assert plan.hashed and plan.words == 1000 and budget_search.plan_from_name(plan.name) == plan
+  parts = budget_plans.predicted_bytes(plan, 150, vocabulary_bytes)
+  assert parts['vocabulary'] == 0 and parts == {**budget_plans.predicted_bytes(
+      dataclasses.replace(plan, hashed=False), 150, vocabulary_bytes), 'vocabulary': 0, 'total': parts['total']}
+  by_words = {(p.architecture, p.rank, p.units): p for p in budget_plans.candidate_plans(20_000, 2, 10_000,
+                                                                                       vocabulary_bytes)}
+  hashed = budget_plans.candidate_plans(20_000, 2, 10_000, vocabulary_bytes, hashed=True)
+  assert hashed and all(p.hashed for p in hashed)
+  assert all(p.words >= by_words[(p.architecture, p.rank, p.units)].words for p in hashed
+             if (p.architecture, p.rank, p.units) in by_words and not p.kernel_rank)
+  assert any(p.words > by_words[(p.architecture, p.rank, p.units)].words for p in hashed
+             if (p.architecture, p.rank, p.units) in by_words and not p.kernel_rank)
+  smallest = budget_plans.smallest_plan_bytes(2, vocabulary_bytes, hashed=True)
+  assert smallest == budget_plans.smallest_plan_bytes(2, vocabulary_bytes) - vocabulary_bytes(250)
+  with pytest.raises(ConfigError, match=r'below the smallest plan .*250 hash buckets at rank 8, int8\)$'):
+    budget_plans.check_budget(smallest - 1, 2, vocabulary_bytes, hashed=True)
+  with pytest.raises(ConfigError, match='--teacher=bag-h1000-k8-u64-int8: a teacher ships a vocabulary file'):
+    budget_search.Trial(distill_alpha=0.5, teacher=plan.name)
+
+
+def test_hashed_vocabulary_reads_every_word_into_a_bucket_named_by_its_most_frequent_word():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import input_pipeline  # pylint: disable=g-import-not-at-top
+  words = ['the', 'a', 'film', 'good', 'bad', 'movie', 'plot', 'dull']
+  vocabulary = input_pipeline.HashedVocabulary(words, 5)
+  assert len(vocabulary) == 7 and vocabulary.tokens[:2] == ['<pad>', '<unk>']
+  buckets = tf.strings.to_hash_bucket_fast(words, 5).numpy()
+  assert vocabulary.tokens[2 + buckets[0]] == 'the'  # the most frequent word of its bucket names it
+  for word, bucket in zip(words, buckets):
+    owner = vocabulary.tokens[2 + bucket]
+    assert owner == word or words.index(owner) < words.index(word)
+  ids = vocabulary.encode(tf.constant(['The film', 'an unseen word']))
+  assert ids.to_list()[0] == [2 + buckets[0], 2 + buckets[2]]
+  assert all(2 <= i < 7 for i in ids.flat_values.numpy())  # no word is out of vocabulary
+  with pytest.raises(ConfigError, match=r'HashedVocabulary\(buckets=0\)'):
+    input_pipeline.HashedVocabulary(words, 0)
+
+
+def test_out_of_vocabulary_buckets_hash_the_words_not_kept_into_rows_after_the_kept_words():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_plans, budget_search, input_pipeline  # pylint: disable=g-import-not-at-top
+  vocabulary = input_pipeline.Vocabulary(['<pad>', '<unk>', 'good', 'bad'], oov_buckets=3)
+  assert len(vocabulary) == 7
+  unseen = 4 + tf.strings.to_hash_bucket_fast(['dull', 'mesmerizing'], 3).numpy()
+  assert vocabulary.encode(tf.constant(['good dull', 'mesmerizing'])).to_list() == [[2, unseen[0]], [unseen[1]]]
+  plain = input_pipeline.Vocabulary(['<pad>', '<unk>', 'good', 'bad'])
+  assert plain.encode(tf.constant(['good dull'])).to_list() == [[2, 1]]
+  plan = budget_search.plan_from_name('bag-w1000o64-k8-u32-int8')
+  assert (plan.words, plan.oov_buckets, plan.rows) == (1000, 64, 1066) and budget_search.plan_from_name(plan.name) == plan
+  vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
+  parts = budget_plans.predicted_bytes(plan, 2, vocabulary_bytes)
+  assert parts['embedding'] == 1066 * 8 and parts['vocabulary'] == 3000
+  assert parts == sizes.predict_parts(budget_plans.build_classifier(plan, 2), 'int8', 3000)
+  with pytest.raises(ConfigError, match=r"--plan='bag-h10o5-k8-u0-int8': a plan whose words are all hashed"):
+    budget_search.plan_from_name('bag-h10o5-k8-u0-int8')
+
+
 def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path):
   """One study plan on the tiny data set: trained with the swap, the shipped files measured and run by LiteRT."""
   from lmf_tf.text import budget_search, budget_training  # pylint: disable=g-import-not-at-top
@@ -406,13 +470,25 @@ def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp
   targets = budget_training.teacher_targets(data, str(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1'), 0.5)
   assert targets.shape[1] == data.num_classes and np.allclose(targets.sum(axis=1), 1, atol=1e-5)
   assert (targets.max(axis=1) >= 0.5).all()
+  # A student whose words are hashed into 10 buckets, distilled from it: it ships no vocabulary file.
   trial = budget_search.Trial(distill_alpha=0.5, teacher=plan.name)
-  student = budget_search.plan_from_name('bag-w10-k4-u0-int8')
+  student = budget_search.plan_from_name('bag-h10-k4-u0-int8')
   distilled = budget_search.train_and_record(student, data, 2, str(tmp_path / 'runs'), str(tmp_path / 'ck'), trial)
   assert distilled['teacher'] == 'sst2_bag-w20-k4-u8-int8_seed1' and distilled['distill_alpha'] == 0.5
-  assert os.path.exists(tmp_path / 'runs' / 'sst2_bag-w10-k4-u0-int8_kd0.5_from-bag-w20-k4-u8-int8_seed2.json')
+  assert os.path.exists(tmp_path / 'runs' / 'sst2_bag-h10-k4-u0-int8_kd0.5_from-bag-w20-k4-u8-int8_seed2.json')
+  shipped = tmp_path / 'ck' / 'sst2_bag-h10-k4-u0-int8_kd0.5_from-bag-w20-k4-u8-int8_seed2'
+  assert sorted(os.listdir(shipped)) == ['model.tflite'] and distilled['vocabulary_bytes'] == 0
+  assert distilled['deployable_bytes'] == os.path.getsize(shipped / 'model.tflite')
+  assert distilled['measured_bytes']['embedding'] == 12 * 4 * 4 and 0 <= distilled['test_accuracy'] <= 1
   with pytest.raises(ConfigError, match=r'teacher .*model.tflite.* not found; train the teacher plan first'):
     budget_training.teacher_targets(data, str(tmp_path / 'nowhere'), 0.5)
+  # A clone has the teacher's JSON but not its files: they are trained again, the JSON left as it was.
+  teacher_json = budget_search.run_path(str(tmp_path / 'runs'), 'sst2', plan, 1)
+  before = (os.path.getmtime(teacher_json), open(teacher_json).read())
+  os.remove(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'model.tflite')
+  budget_search.ensure_teacher_files(data, trial, str(tmp_path / 'runs'), str(tmp_path / 'ck'))
+  assert os.path.exists(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'model.tflite')
+  assert (os.path.getmtime(teacher_json), open(teacher_json).read()) == before
 
 
 def test_the_search_adds_a_distilled_candidate_at_the_small_end_only(tmp_path):
@@ -468,3 +544,29 @@ def test_the_plan_is_checked_on_an_exported_copy_before_training():
   from lmf_tf.compression import export  # pylint: disable=g-import-not-at-top
   assert len(export.to_tflite(copy, 'int8')) <= 60_000
   assert checked.rank <= naive.rank
+
+
+def test_the_front_of_hashed_plans_is_written_beside_the_front_and_drawn_with_it(tmp_path):
+  """`make budget-front-hashed`: its rows, from the runs' JSON, go to budget_front_hashed.{csv,md}; the figure
+  draws both fronts, whichever is written last."""
+  from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+  from lmf_tf.harness import budget_front  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_search  # pylint: disable=g-import-not-at-top
+  frames = {}
+  for name, dev in (('bag-w3000-k16-u64-int8', 0.88), ('bag-h3500-k16-u64-int8', 0.86)):
+    plan = budget_search.plan_from_name(name)
+    for seed in (1, 2, 3):
+      io_utils.write_json_atomic(budget_search.run_path(str(tmp_path / 'runs'), 'clinc150', plan, seed), {
+          'dev_accuracy': dev, 'test_accuracy': dev - 0.01 * seed, 'keras_test_accuracy': dev, 'seconds': 60.0,
+          'deployable_bytes': 88_000, 'tflite_bytes': 88_000 - 6_000 * (not plan.hashed),
+          'vocabulary_bytes': 6_000 * (not plan.hashed)})
+    space = budget_search.SearchSpace((plan,), {plan.name: None})
+    frames[plan.hashed] = budget_front.front_rows({('clinc150', 90_000): space}, (1, 2, 3), str(tmp_path / 'runs'))
+  assert frames[True]['plan'].tolist() == ['bag-h3500-k16-u64-int8'] and frames[True]['test_mean'][0] == 84.0
+  assert frames[True]['vocabulary_bytes'][0] == 0 and not frames[True]['met'][0]  # 84.0 < the target, 87.5
+  budget_front.write_front(frames[True], str(tmp_path), hashed=True)
+  paths = budget_front.write_front(frames[False], str(tmp_path))
+  assert [os.path.basename(p) for p in paths] == ['budget_front.csv', 'budget_front.md', 'budget_front.png']
+  assert budget_front.read_front(str(tmp_path), hashed=True)['plan'].tolist() == ['bag-h3500-k16-u64-int8']
+  assert 'bag-h3500-k16-u64-int8' in open(tmp_path / 'budget_front_hashed.md').read()
+  assert os.path.getsize(tmp_path / 'budget_front.png') > 10_000

@@ -59,6 +59,7 @@ def test_smaller_kinds_are_smaller_and_predict_pads_the_last_batch():
                                 export.TfliteRunner(flatbuffers['int8']).predict(sequences))
 
 
+@pytest.mark.slow  # two exports at two batch sizes, timed: a benchmark
 def test_export_checkpoint_and_time_inference(trained_dan, tmp_path):
   results, _ = trained_dan
   best = results['checkpoint_dir']

@@ -277,6 +277,7 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, capsys):
   assert len(short['history']) == 1 and short['history'][0]['windows'] == 3
 
 
+@pytest.mark.slow  # a training run stopped and resumed (as the other resume tests)
 def test_interrupted_training_resumes_after_its_last_epoch(tmp_path, monkeypatch):
   write_corpus(tmp_path / 'ptb')
   _, whole = lm_training.train_lm(tiny_config(tmp_path, epochs=3, workdir=str(tmp_path / 'whole')))

@@ -1,6 +1,8 @@
 """The budget front's figure: test accuracy of the shipped files against deployable bytes (log x), one panel per
 data set, with the LSTM rows of Tables 2-3 (paper recipe, recovery recipes, 8-bit; their Keras accuracy) drawn
-beside it. Rows more than `BELOW` points under the front's lowest point are left off the scale, and counted."""
+beside it, and the front of plans whose words are hashed (no vocabulary file) where there is one, dashed. Rows of
+the tables more than `BELOW` points under the front's lowest point are left off the scale, and counted; the hashed
+front is drawn whole."""
 
 import matplotlib
 
@@ -14,8 +16,11 @@ BELOW = 8.0
 TITLES = {'sst2': 'SST-2 (binary sentiment)', 'clinc150': 'CLINC150 (150 intents, in-scope)'}
 
 
-def draw(front, reference, path):
-  """Writes the PNG to `path` atomically; returns `path`."""
+def draw(front, reference, path, hashed=None):
+  """Writes the PNG to `path` atomically; returns `path`. `hashed`: the front of plans whose words are hashed (no
+  vocabulary file), drawn dashed, or None."""
+  if front is None:
+    front, hashed = hashed, None
   datasets = [d for d in TITLES if d in set(front['dataset'])] or list(TITLES)
   fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.6), squeeze=False)
   for ax, dataset in zip(axes[0], datasets):
@@ -23,6 +28,12 @@ def draw(front, reference, path):
     ax.errorbar(rows['deployable_bytes'], rows['test_mean'], yerr=rows['test_std'], fmt='-D', color='tab:blue',
                 label='budget front: plan chosen on dev, shipped file run by LiteRT', capsize=3, zorder=3)
     floor = (rows['test_mean'].min() if len(rows) else 50.0) - BELOW
+    if hashed is not None:
+      words = hashed[hashed['dataset'] == dataset].sort_values('deployable_bytes')
+      ax.errorbar(words['deployable_bytes'], words['test_mean'], yerr=words['test_std'], fmt='--v',
+                  color='tab:purple', label='words hashed, no vocabulary file (chosen on dev, LiteRT)', capsize=3,
+                  zorder=2)
+      floor = min([floor] + [m - s - 1 for m, s in zip(words['test_mean'], words['test_std'])])  # all of it shown
     hidden = 0
     for budget in rows['budget_bytes']:
       ax.axvline(budget, color='tab:blue', lw=0.5, ls=':', alpha=0.5)

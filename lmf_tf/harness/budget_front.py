@@ -122,15 +122,23 @@ def front_rows(candidates, seeds, results_dir):
   return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def write_front(frame, results_dir, reference=None):
-  """results/budget_front.{csv,md,png}; `reference` is `existing_rows`' frame, drawn on the figure."""
-  csv_path = os.path.join(results_dir, 'budget_front.csv')
-  io_utils.write_text_atomic(csv_path, frame.to_csv(index=False))
-  md_path = os.path.join(results_dir, 'budget_front.md')
-  io_utils.write_text_atomic(md_path, front_markdown(frame))
+def write_front(frame, results_dir, reference=None, hashed=False):
+  """results/budget_front.{csv,md} (or, of plans whose words are `hashed`, budget_front_hashed.{csv,md}) and
+  results/budget_front.png, which draws both fronts there are; `reference` is `existing_rows`' frame, drawn too."""
+  stem = os.path.join(results_dir, 'budget_front_hashed' if hashed else 'budget_front')
+  io_utils.write_text_atomic(stem + '.csv', frame.to_csv(index=False))
+  io_utils.write_text_atomic(stem + '.md', front_markdown(frame))
+  fronts = {hashed: frame, not hashed: read_front(results_dir, not hashed)}
   from lmf_tf.harness import budget_figure  # pylint: disable=g-import-not-at-top  (matplotlib)
-  png_path = budget_figure.draw(frame, reference, os.path.join(results_dir, 'budget_front.png'))
-  return csv_path, md_path, png_path
+  png_path = budget_figure.draw(fronts[False], reference, os.path.join(results_dir, 'budget_front.png'),
+                                hashed=fronts[True])
+  return stem + '.csv', stem + '.md', png_path
+
+
+def read_front(results_dir, hashed=False):
+  """The front written before (`write_front`), or None."""
+  path = os.path.join(results_dir, 'budget_front_hashed.csv' if hashed else 'budget_front.csv')
+  return pd.read_csv(path) if os.path.exists(path) else None
 
 
 def front_markdown(frame):

@@ -29,13 +29,28 @@ WORDS_STEP = 250
 @dataclasses.dataclass(frozen=True)
 class BudgetPlan:
   """One way to ship a classifier: `words` kept, embedding rank `rank` (None: 50), `units`, TFLite `kind`, and the
-  rank of its dense and LSTM matrices (`kernel_rank`; None: whole), swapped online with the embedding."""
+  rank of its dense and LSTM matrices (`kernel_rank`; None: whole), swapped online with the embedding. With
+  `hashed`, `words` counts hash buckets: every word is read as 2 + FarmHash(word) % words
+  (`input_pipeline.HashedVocabulary`) and no vocabulary file ships. With `oov_buckets` b, the words not kept are
+  hashed into b rows after the kept words' instead of all reading as `<unk>` (`input_pipeline.Vocabulary`)."""
   architecture: str
   words: int
   rank: int | None
   units: int
   kind: str = 'int8'
   kernel_rank: int | None = None
+  hashed: bool = False
+  oov_buckets: int = 0
+
+  def __post_init__(self):
+    if self.hashed and self.oov_buckets:
+      raise ConfigError(f'a plan whose words are all hashed has no out-of-vocabulary buckets (oov_buckets='
+                        f'{self.oov_buckets})')
+
+  @property
+  def rows(self):
+    """The embedding's rows: padding, `<unk>`, the words (or hash buckets) and the out-of-vocabulary buckets."""
+    return self.words + 2 + self.oov_buckets
 
   @property
   def width(self):
@@ -45,20 +60,21 @@ class BudgetPlan:
   @property
   def name(self):
     kernels = f'-r{self.kernel_rank}' if self.kernel_rank else ''
-    return f'{self.architecture}-w{self.words}-k{self.rank or FULL_WIDTH}-u{self.units}{kernels}-{self.kind}'
+    words = f'h{self.words}' if self.hashed else f'w{self.words}' + (f'o{self.oov_buckets}' if self.oov_buckets else '')
+    return f'{self.architecture}-{words}-k{self.rank or FULL_WIDTH}-u{self.units}{kernels}-{self.kind}'
 
 
 def build_classifier(plan, num_classes, width=None, l2=1e-5, dropout=0.3):
   """The plan's plain Keras classifier, `int32[batch, T]` ids (0 = padding) -> `float32[batch, classes]`.
 
-  bag: Embedding(words + 2, width) -> masked average -> [Dense(units, relu)] -> softmax (a DAN, Iyyer et al.
+  bag: Embedding(rows, width) -> masked average -> [Dense(units, relu)] -> softmax (a DAN, Iyyer et al.
   2015, with one hidden layer or none); lstm: Embedding -> LSTM(units) -> softmax. `width` defaults to the
   plan's shipped width; training builds it at the full width and swaps to the rank.
   """
   import keras  # pylint: disable=g-import-not-at-top  (plans are made without TensorFlow)
   regularizer = keras.regularizers.L2(l2) if l2 else None
   ids = keras.Input((None,), dtype='int32', name='token_ids')
-  x = keras.layers.Embedding(plan.words + 2, width or plan.width, mask_zero=True, name='words')(ids)
+  x = keras.layers.Embedding(plan.rows, width or plan.width, mask_zero=True, name='words')(ids)
   x = keras.layers.Dropout(dropout, name='embedding_dropout')(x)
   if plan.architecture == 'lstm':
     x = keras.layers.LSTM(plan.units, kernel_regularizer=regularizer, name='lstm')(x)
@@ -81,7 +97,7 @@ def weight_shapes(plan, num_classes):
 def _shipped(plan, num_classes):
   """(`weight_shapes`, {part: how many of its matrices ship factorized})."""
   k, units = plan.rank, plan.units
-  shapes = {'embedding': [(plan.words + 2, plan.width)], 'recurrent': [], 'hidden': [], 'output': []}
+  shapes = {'embedding': [(plan.rows, plan.width)], 'recurrent': [], 'hidden': [], 'output': []}
   factored = dict.fromkeys(shapes, 0)
 
   def add(part, rows, columns, folded_to=None):
@@ -116,7 +132,7 @@ def _matrix_shapes(rows, columns, kernel_rank, folded_to=None):
 def predicted_bytes(plan, num_classes, vocabulary_bytes):
   """`lmf_tf.compression.sizes.predict_parts` of the plan as shipped (rank folded), computed from its weights'
   shapes without building it (`tests/test_budget.py` checks the two agree); `vocabulary_bytes(words)` gives the
-  compressed vocabulary file's bytes."""
+  compressed vocabulary file's bytes (none ships for a `hashed` plan)."""
   shapes, factored = _shipped(plan, num_classes)
   # The plan's table is a top-level Embedding: with kind 'int4_embeddings' it ships packed (`budget.packed_layers`).
   parts = {part: sum(budget.weight_bytes(s, plan.kind, part == 'embedding') for s in shapes.get(part, []))
@@ -128,22 +144,23 @@ def predicted_bytes(plan, num_classes, vocabulary_bytes):
             budget.OVERHEAD_BYTES['factors'] * (factored['hidden'] + factored['output']))
   parts['overhead'] = layers + sum(budget.quantization_bytes(s, plan.kind, part == 'embedding')
                                    for part, group in shapes.items() for s in group)
-  parts['vocabulary'] = int(vocabulary_bytes(plan.words))
+  parts['vocabulary'] = 0 if plan.hashed else int(vocabulary_bytes(plan.words))
   parts['total'] = sum(parts[p] for p in budget.PARTS)
   return parts
 
 
-def candidate_plans(budget_bytes, num_classes, max_words, vocabulary_bytes, kernel_ranks=KERNEL_RANKS):
+def candidate_plans(budget_bytes, num_classes, max_words, vocabulary_bytes, kernel_ranks=KERNEL_RANKS, hashed=False):
   """For each architecture, rank, units and kernel rank: the plan with the most words (a multiple of `WORDS_STEP`,
-  at most `max_words`) whose predicted deployable bytes fit `budget_bytes`, for each of `kernel_ranks`. Sorted by
-  architecture, rank, units, kernel rank."""
+  at most `max_words`; with `hashed`, hash buckets, at most as many as the training split has words) whose
+  predicted deployable bytes fit `budget_bytes`, for each of `kernel_ranks`. Sorted by architecture, rank, units,
+  kernel rank."""
   plans = []
   for architecture in ARCHITECTURES:
     for rank in RANKS:
       for units in UNITS[architecture]:
         for kernel_rank in kernel_ranks:
-          plan = _most_words(BudgetPlan(architecture, 0, rank, units, kernel_rank=kernel_rank), budget_bytes,
-                             num_classes, max_words, vocabulary_bytes)
+          empty = BudgetPlan(architecture, 0, rank, units, kernel_rank=kernel_rank, hashed=hashed)
+          plan = _most_words(empty, budget_bytes, num_classes, max_words, vocabulary_bytes)
           if plan is not None and (not kernel_rank or any(_shipped(plan, num_classes)[1].values())):
             plans.append(plan)  # a kernel rank that leaves every matrix whole once shipped is no other plan
   return plans
@@ -178,19 +195,21 @@ def int4_twin(plan, budget_bytes, num_classes, vocabulary_bytes):
   return dataclasses.replace(plan, rank=max(wider, key=lambda r: r or FULL_WIDTH), kind='int4_embeddings')
 
 
-def smallest_plan_bytes(num_classes, vocabulary_bytes):
-  """The smallest deployable bytes any plan reaches: a bag of the fewest words at the smallest rank, no hidden
-  layer."""
-  plan = BudgetPlan('bag', WORDS_STEP, min(r for r in RANKS if r), 0)
+def smallest_plan_bytes(num_classes, vocabulary_bytes, hashed=False):
+  """The smallest deployable bytes any plan reaches: a bag of the fewest words (or hash buckets) at the smallest
+  rank, no hidden layer."""
+  plan = BudgetPlan('bag', WORDS_STEP, min(r for r in RANKS if r), 0, hashed=hashed)
   return predicted_bytes(plan, num_classes, vocabulary_bytes)['total']
 
 
-def check_budget(budget_bytes, num_classes, vocabulary_bytes, name='--budget_bytes'):
+def check_budget(budget_bytes, num_classes, vocabulary_bytes, name='--budget_bytes', hashed=False):
   """Refuses a budget below the smallest plan, naming the smallest reachable size."""
-  smallest = smallest_plan_bytes(num_classes, vocabulary_bytes)
+  smallest = smallest_plan_bytes(num_classes, vocabulary_bytes, hashed)
   if budget_bytes < smallest:
+    words = f'{WORDS_STEP} hash buckets' if hashed else f'{WORDS_STEP} words'
     raise ConfigError(f'{name}={budget_bytes:,} bytes is below the smallest plan ({smallest:,} bytes: a bag of '
-                      f'{WORDS_STEP} words at rank {min(r for r in RANKS if r)}, int8, with its vocabulary)')
+                      f'{words} at rank {min(r for r in RANKS if r)}, int8'
+                      f'{"" if hashed else ", with its vocabulary"})')
   return smallest
 
 

@@ -19,7 +19,8 @@ def describe_run(run):
   return (f'{run["dataset"]} {run["plan"]}{teacher} seed {run["seed"]}: dev {run["dev_accuracy"]:.4f}, test '
           f'{run["test_accuracy"]:.4f} (LiteRT on the shipped file; Keras {run["keras_test_accuracy"]:.4f}); '
           f'{run["deployable_bytes"]:,} deployable bytes = TFLite {run["tflite_bytes"]:,} + vocabulary '
-          f'{run["vocabulary_bytes"]:,}; trained in {run["train_seconds"]:.0f} s\n' + parts_table(run))
+          f'{run["vocabulary_bytes"]:,}{" (words hashed: no file)" if run.get("hashed") else ""}; trained in '
+          f'{run["train_seconds"]:.0f} s\n' + parts_table(run))
 
 
 def describe_outcome(outcome):

@@ -29,20 +29,25 @@ DISTILL_ALPHA = 0.5
 # The teacher of each data set: its most accurate plan on dev among the front's seed-1 candidates (results/budget_runs).
 TEACHERS = {'sst2': 'lstm-w13825-k50-u150-int8', 'clinc150': 'bag-w5863-k32-u0-int8'}
 
-_PLAN_NAME = re.compile(r'^(bag|lstm)-w(\d+)-k(\d+)-u(\d+)(?:-r(\d+))?-(int8|int4_embeddings|float16|float32)$')
+_PLAN_NAME = re.compile(r'^(bag|lstm)-(w|h)(\d+)(?:o(\d+))?-k(\d+)-u(\d+)(?:-r(\d+))?-'
+                        r'(int8|int4_embeddings|float16|float32)$')
 
 
 def plan_from_name(name, flag='--plan'):
-  """The `BudgetPlan` of a name such as `bag-w1000-k8-u64-int8` or, with its dense and LSTM matrices at rank 16,
-  `bag-w1000-k8-u64-r16-int8` (`BudgetPlan.name`)."""
+  """The `BudgetPlan` of a name such as `bag-w1000-k8-u64-int8`, with its dense and LSTM matrices at rank 16
+  `bag-w1000-k8-u64-r16-int8`, with its words hashed into 1,000 buckets `bag-h1000-k8-u64-int8`, or with the
+  words it does not keep hashed into 64 out-of-vocabulary buckets `bag-w1000o64-k8-u64-int8` (`BudgetPlan.name`)."""
   match = _PLAN_NAME.match(name or '')
   if not match:
-    raise ConfigError(f'{flag}={name!r}: expected <bag|lstm>-w<words>-k<rank>-u<units>[-r<kernel rank>]-'
-                      '<int8|int4_embeddings|float16|float32>, e.g. bag-w1000-k8-u64-int8')
-  architecture, words, rank, units, kernel_rank, kind = match.groups()
+    raise ConfigError(f'{flag}={name!r}: expected <bag|lstm>-<w<words>[o<oov buckets>]|h<hash buckets>>-k<rank>-'
+                      'u<units>[-r<kernel rank>]-<int8|int4_embeddings|float16|float32>, e.g. bag-w1000-k8-u64-int8')
+  architecture, hashed, words, oov_buckets, rank, units, kernel_rank, kind = match.groups()
+  if hashed == 'h' and oov_buckets:
+    raise ConfigError(f'{flag}={name!r}: a plan whose words are all hashed (h<buckets>) has no out-of-vocabulary '
+                      'buckets (o<buckets>)')
   rank = None if int(rank) == budget_plans.FULL_WIDTH else int(rank)
   return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind,
-                                 int(kernel_rank) if kernel_rank else None)
+                                 int(kernel_rank) if kernel_rank else None, hashed == 'h', int(oov_buckets or 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +65,9 @@ class Trial:
   def __post_init__(self):
     if self.teacher is not None and self.distill_alpha is None:
       raise ConfigError(f'a teacher ({self.teacher}) needs distill_alpha, the weight of the labels')
+    if self.teacher is not None and plan_from_name(self.teacher, '--teacher').hashed:
+      raise ConfigError(f'--teacher={self.teacher}: a teacher ships a vocabulary file (a w<words> plan), which '
+                        'its soft targets are read through; a hashed one is not supported')
 
   @property
   def suffix(self):
@@ -116,13 +124,14 @@ class SearchSpace:
   int4_twins: dict  # plan name -> BudgetPlan or None
 
 
-def search_candidates(data, budget_bytes, name='--budget'):
-  """The `SearchSpace` of `budget_bytes` on `data` (`budget_training.BudgetData`); a budget below the smallest
-  plan is refused, naming the smallest reachable size."""
-  budget_plans.check_budget(budget_bytes, data.num_classes, data.vocabulary_bytes, name)
+def search_candidates(data, budget_bytes, name='--budget', hashed=False):
+  """The `SearchSpace` of `budget_bytes` on `data` (`budget_training.BudgetData`), of plans whose words are
+  `hashed` into buckets (no vocabulary file) or kept in a vocabulary file; a budget below the smallest plan is
+  refused, naming the smallest reachable size."""
+  budget_plans.check_budget(budget_bytes, data.num_classes, data.vocabulary_bytes, name, hashed)
   kernel_ranks = budget_plans.KERNEL_RANKS_BY_DATASET.get(data.name, budget_plans.KERNEL_RANKS)
   plans = budget_plans.candidate_plans(budget_bytes, data.num_classes, len(data.words_by_frequency),
-                                       data.vocabulary_bytes, kernel_ranks)
+                                       data.vocabulary_bytes, kernel_ranks, hashed)
   chosen = tuple(budget_plans.choose_candidates(plans))
   return SearchSpace(chosen, {p.name: budget_plans.int4_twin(p, budget_bytes, data.num_classes, data.vocabulary_bytes)
                               for p in chosen})
@@ -180,16 +189,31 @@ def chosen_plan(results_dir, dataset, candidates):
 
 def train_and_record(plan, data, seed, results_dir, workdir, trial=Trial()):
   """Trains one plan and seed (`budget_training.train_plan`, with the data set's settings but those `trial` sets)
-  and writes its results JSON, unless it exists."""
+  and writes its results JSON, unless it exists. A trial's teacher whose JSON is there but whose shipped files are
+  not (a fresh clone has `results/` but not the workdir) is trained again first (`ensure_teacher_files`)."""
   from lmf_tf.text import budget_training  # pylint: disable=g-import-not-at-top  (TensorFlow)
   existing = read_run(results_dir, data.name, plan, seed, trial)
   if existing is not None:
     return existing
+  ensure_teacher_files(data, trial, results_dir, workdir)
   name = run_name(data.name, plan, seed, trial)
   result = budget_training.train_plan(plan, data, seed, os.path.join(workdir, name), trial.epochs, trial.dropout,
                                       trial.distill_alpha, trial.teacher_dir(workdir, data.name))
   io_utils.write_json_atomic(run_path(results_dir, data.name, plan, seed, trial), result)
   return result
+
+
+def ensure_teacher_files(data, trial, results_dir, workdir):
+  """The shipped files of `trial`'s teacher (its seed-1 run under `workdir`), trained when missing; its results
+  JSON is written only where there is none."""
+  from lmf_tf.text import budget_training  # pylint: disable=g-import-not-at-top  (TensorFlow)
+  teacher_dir = trial.teacher_dir(workdir, data.name)
+  if teacher_dir is None or all(os.path.exists(os.path.join(teacher_dir, name)) for name in budget_training.SHIPPED):
+    return
+  teacher = plan_from_name(trial.teacher, '--teacher')
+  result = budget_training.train_plan(teacher, data, 1, teacher_dir)
+  if read_run(results_dir, data.name, teacher, 1) is None:
+    io_utils.write_json_atomic(run_path(results_dir, data.name, teacher, 1), result)
 
 
 @dataclasses.dataclass
@@ -201,10 +225,11 @@ class BudgetOutcome:
   runs: list
 
 
-def search(data, budget_bytes, seeds, results_dir, workdir, echo=print):
+def search(data, budget_bytes, seeds, results_dir, workdir, echo=print, hashed=False):
   """The whole budget run for one data set in this process: the candidates on seed 1 (below `DISTILL_BELOW_BYTES`,
   then the best of them distilled from the teacher, whose seed-1 run is trained first if missing), the choice on
-  dev, the chosen candidate's other `seeds`. Runs already in `results_dir` are reused."""
+  dev, the chosen candidate's other `seeds`. Runs already in `results_dir` are reused. With `hashed`, every
+  candidate hashes its words into buckets and ships no vocabulary file (`search_candidates`)."""
   def record(candidate, seed):
     if candidate.teacher() is not None:
       train_and_record(candidate.teacher(), data, 1, results_dir, workdir)
@@ -214,7 +239,7 @@ def search(data, budget_bytes, seeds, results_dir, workdir, echo=print):
            f'{run["seconds"]:.0f} s')
     return run
 
-  space = search_candidates(data, budget_bytes)
+  space = search_candidates(data, budget_bytes, hashed=hashed)
   for plan in space.plans:
     record(Candidate(plan), 1)
   candidates = budget_candidates(results_dir, data.name, budget_bytes, space)

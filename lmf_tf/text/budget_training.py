@@ -5,7 +5,7 @@ embedding from the 50-d GloVe vectors, trains with `lmf_tf.OnlineCompression` sw
 rank after half the epochs (with the learning-rate restart, the recovery recipe of docs/recovery.md), keeps the
 best epoch on dev after the swap, folds the projection into the next layer, exports the TFLite file of the plan's
 kind, and runs that file with LiteRT on dev and test. Sizes are the files written: the flatbuffer and the
-xz-compressed vocabulary (`lmf_tf.budget.write_vocabulary`).
+xz-compressed vocabulary (`lmf_tf.budget.write_vocabulary`; none for a plan whose words are hashed).
 """
 
 import collections
@@ -32,6 +32,7 @@ EPOCHS = {('sst2', 'bag'): 4, ('sst2', 'lstm'): 4, ('clinc150', 'bag'): 30, ('cl
 DROPOUT = {'sst2': 0.3, 'clinc150': 0.1}
 BATCH_SIZE = 64
 DISTILL_TEMPERATURE = 2.0  # of a trial's distillation (as the recovery recipe 'kd', docs/recovery.md)
+SHIPPED = ('model.tflite', 'vocabulary.xz')  # the files a run ships (a hashed plan: no vocabulary.xz)
 INT4_EPOCHS = 4  # of training aware of int4 tables, for a plan of kind 'int4_embeddings' (the probe's, docs/budget.md)
 
 
@@ -64,10 +65,14 @@ def load_data(dataset, data_dir=catalog.DATA_DIR, tfds_dir=catalog.DEFAULT_TFDS_
 
 
 def _vocabulary(data, plan, run_dir):
-  """Writes the plan's vocabulary file; the `input_pipeline.Vocabulary` in its order, and its bytes."""
+  """Writes the plan's vocabulary file; the `input_pipeline.Vocabulary` in its order, and its bytes. A `hashed`
+  plan writes none: its `input_pipeline.HashedVocabulary` hashes the words into the plan's buckets (0 bytes)."""
+  if plan.hashed:
+    return input_pipeline.HashedVocabulary(data.words_by_frequency.tolist(), plan.words), 0
   path = os.path.join(run_dir, 'vocabulary.xz')
   words = budget.write_vocabulary(data.words_by_frequency[:plan.words].tolist(), path)
-  return input_pipeline.Vocabulary([input_pipeline.PAD_TOKEN, input_pipeline.UNK_TOKEN] + words), os.path.getsize(path)
+  tokens = [input_pipeline.PAD_TOKEN, input_pipeline.UNK_TOKEN] + words
+  return input_pipeline.Vocabulary(tokens, plan.oov_buckets), os.path.getsize(path)
 
 
 def _sequences(encoded):
@@ -99,7 +104,7 @@ def teacher_targets(data, teacher_dir, alpha, temperature=DISTILL_TEMPERATURE):
   shipped files (`teacher_dir`/model.tflite run by LiteRT on the ids of its vocabulary.xz): alpha one-hot(label) +
   (1 - alpha) softmax(log p / T), p the teacher's probabilities. Training on them with the cross-entropy is the
   distillation loss alpha CE(y, s) + (1 - alpha) CE(p_T, s) (Hinton et al. 2015, §2, with the student at T = 1)."""
-  paths = {name: os.path.join(teacher_dir, name) for name in ('model.tflite', 'vocabulary.xz')}
+  paths = {name: os.path.join(teacher_dir, name) for name in SHIPPED}
   missing = [path for path in paths.values() if not os.path.exists(path)]
   if missing:
     raise ConfigError(f'teacher {teacher_dir}: {", ".join(missing)} not found; train the teacher plan first '

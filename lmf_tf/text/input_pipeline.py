@@ -37,14 +37,20 @@ def tokenize(texts):
 class Vocabulary:
   """Token <-> id mapping built from the training data only (Acharya et al. 2019, §5.2).
 
-  `tokens[i]` is the token with id i; `tokens[0] = '<pad>'`, `tokens[1] = '<unk>'`.
+  `tokens[i]` is the token with id i; `tokens[0] = '<pad>'`, `tokens[1] = '<unk>'`. With `oov_buckets` b > 0 a
+  token not in the vocabulary is not `<unk>` but one of b out-of-vocabulary buckets, id len(tokens) + FarmHash
+  Fingerprint64(token) % b (`tf.lookup.StaticVocabularyTable`; the same hash as `tf.strings.to_hash_bucket_fast`),
+  so rare words keep some of their meaning without a row each; `len` counts the buckets.
   """
 
-  def __init__(self, tokens):
+  def __init__(self, tokens, oov_buckets=0):
     tokens = list(tokens)
     if tokens[:2] != [PAD_TOKEN, UNK_TOKEN]:
       raise ValueError(f'a vocabulary starts with {PAD_TOKEN!r}, {UNK_TOKEN!r}, not {tokens[:2]}')
+    if oov_buckets < 0:
+      raise ConfigError(f'Vocabulary(oov_buckets={oov_buckets}): expected 0 (unknown words are <unk>) or more')
     self.tokens = tokens
+    self.oov_buckets = int(oov_buckets)
     self._table = None
 
   @classmethod
@@ -57,7 +63,7 @@ class Vocabulary:
     return cls([PAD_TOKEN, UNK_TOKEN] + [w.decode('utf-8') for w in words])
 
   def __len__(self):
-    return len(self.tokens)
+    return len(self.tokens) + self.oov_buckets
 
   def as_text(self):
     """The vocabulary file's text: one token per line, in id order."""
@@ -86,13 +92,47 @@ class Vocabulary:
     return self._table
 
   def _make_table(self):
+    if self.oov_buckets:  # the table holds every token, so the buckets' ids follow them; '<pad>' reads as '<unk>'
+      ids = tf.constant([UNK_ID, UNK_ID] + list(range(2, len(self.tokens))), tf.int64)
+      return tf.lookup.StaticVocabularyTable(tf.lookup.KeyValueTensorInitializer(tf.constant(self.tokens), ids),
+                                             self.oov_buckets, lookup_key_dtype=tf.string)
     words = tf.constant(self.tokens[2:])
     ids = tf.range(2, len(self.tokens), dtype=tf.int32)
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(words, ids), UNK_ID)
 
   def encode(self, texts):
     """`tf.string[batch]` -> `tf.RaggedTensor` of int32 ids, `[batch, (length)]`."""
-    return tf.ragged.map_flat_values(self.table.lookup, tokenize(texts))
+    lookup = lambda tokens: tf.cast(self.table.lookup(tokens), tf.int32)
+    return tf.ragged.map_flat_values(lookup, tokenize(texts))
+
+
+class HashedVocabulary:
+  """Words hashed into `buckets` ids instead of looked up: id = 2 + FarmHash Fingerprint64(word) % buckets
+  (`tf.strings.to_hash_bucket_fast`), so no vocabulary file ships and no word is out of vocabulary; words that
+  collide share a row (the hashing trick, Weinberger et al. 2009). Reads like a `Vocabulary` where the pipeline
+  and `word_vectors.read_word_vectors` read one: `encode`, `len` (buckets + 2) and `tokens`, where each bucket's
+  token is the most frequent of the training words it holds (so the bucket starts from that word's pre-trained
+  vector), or `<bucket i>` for a bucket no training word falls in.
+  """
+
+  def __init__(self, words_by_frequency, buckets):
+    """`words_by_frequency`: the training words, most frequent first; `buckets`: how many ids words hash to."""
+    if buckets < 1:
+      raise ConfigError(f'HashedVocabulary(buckets={buckets}): expected at least one bucket')
+    self.buckets = int(buckets)
+    words = list(words_by_frequency)
+    owners = {}
+    for word, bucket in zip(words, tf.strings.to_hash_bucket_fast(words, self.buckets).numpy() if words else ()):
+      owners.setdefault(int(bucket), word)
+    self.tokens = [PAD_TOKEN, UNK_TOKEN] + [owners.get(b, f'<bucket {b}>') for b in range(self.buckets)]
+
+  def __len__(self):
+    return len(self.tokens)
+
+  def encode(self, texts):
+    """`tf.string[batch]` -> `tf.RaggedTensor` of int32 ids in [2, buckets + 2), `[batch, (length)]`."""
+    hashed = lambda tokens: 2 + tf.cast(tf.strings.to_hash_bucket_fast(tokens, self.buckets), tf.int32)
+    return tf.ragged.map_flat_values(hashed, tokenize(texts))
 
 
 def encode_dataset(text_dataset, vocabulary, max_length=None):
