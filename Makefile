@@ -42,7 +42,7 @@ $(STAMP): requirements.lock setup.py
 	touch $@
 
 test: $(STAMP) ## the test suite without the tests marked slow, on TEST_WORKERS processes (docs/tests.md)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist load tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 test-slow: $(STAMP) ## the slow tests: training runs, killed and resumed runs, distributed training, the wheel (CI too)
 	$(PY) -m pytest -q -m slow tests

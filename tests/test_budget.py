@@ -238,6 +238,7 @@ def _compiled_bag():
   return model
 
 
+@pytest.mark.slow  # several plans trained; fit_budget end to end stays fast
 def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   """candidates=2 on a bag of embeddings: the user's model and a clone from its initial weights, each shipped."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -290,6 +291,7 @@ def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():
   assert result.litert_accuracy > 0.6 and abs(result.litert_accuracy - result.keras_accuracy) <= 0.02
 
 
+@pytest.mark.slow  # two models trained, a teacher and fit_budget
 def test_fit_budget_distils_from_the_users_teacher():
   """distillation=Distillation(alpha=0, teacher=...): the plan learns the teacher's answers, not the labels (the
   teacher here was trained on the flipped labels); a teacher of other outputs, or with hashed ids, is refused."""
@@ -365,7 +367,8 @@ def test_study_plan_bytes_equal_the_size_model_of_its_keras_model(name):
   assert budget_plans.predicted_bytes(plan, 150, vocabulary_bytes) == sizes.predict_parts(
       budget_plans.build_classifier(plan, 150), plan.kind, 3 * plan.words)
   assert budget_search.plan_from_name(plan.name) == plan
-  with pytest.raises(ConfigError, match=r"^--plan='lstm-w10': expected <bag\|lstm>-<w<words>\[o<oov buckets>\]\|h<hash"):
+  expected = r"^--plan='lstm-w10': expected <bag\|lstm>-<w<words>\[o<oov buckets>\]\|h<hash"
+  with pytest.raises(ConfigError, match=expected):
     budget_search.plan_from_name('lstm-w10')
 
 
@@ -402,14 +405,13 @@ def test_hashed_study_plans_ship_no_vocabulary_and_spend_its_bytes_on_buckets():
   parts = budget_plans.predicted_bytes(plan, 150, vocabulary_bytes)
   assert parts['vocabulary'] == 0 and parts == {**budget_plans.predicted_bytes(
       dataclasses.replace(plan, hashed=False), 150, vocabulary_bytes), 'vocabulary': 0, 'total': parts['total']}
-  by_words = {(p.architecture, p.rank, p.units): p for p in budget_plans.candidate_plans(20_000, 2, 10_000,
-                                                                                       vocabulary_bytes)}
+  key = lambda p: (p.architecture, p.rank, p.units, p.kernel_rank)  # pylint: disable=unnecessary-lambda-assignment
+  by_words = {key(p): p for p in budget_plans.candidate_plans(20_000, 2, 10_000, vocabulary_bytes)}
   hashed = budget_plans.candidate_plans(20_000, 2, 10_000, vocabulary_bytes, hashed=True)
   assert hashed and all(p.hashed for p in hashed)
-  assert all(p.words >= by_words[(p.architecture, p.rank, p.units)].words for p in hashed
-             if (p.architecture, p.rank, p.units) in by_words and not p.kernel_rank)
-  assert any(p.words > by_words[(p.architecture, p.rank, p.units)].words for p in hashed
-             if (p.architecture, p.rank, p.units) in by_words and not p.kernel_rank)
+  pairs = [(p, by_words[key(p)]) for p in hashed if key(p) in by_words]
+  assert len(pairs) >= len(by_words) and all(h.words >= w.words for h, w in pairs)
+  assert sum(h.words > w.words for h, w in pairs) >= len(pairs) // 2  # the file's bytes buy buckets (in steps of 250)
   smallest = budget_plans.smallest_plan_bytes(2, vocabulary_bytes, hashed=True)
   assert smallest == budget_plans.smallest_plan_bytes(2, vocabulary_bytes) - vocabulary_bytes(250)
   with pytest.raises(ConfigError, match=r'below the smallest plan .*250 hash buckets at rank 8, int8\)$'):
@@ -446,16 +448,22 @@ def test_out_of_vocabulary_buckets_hash_the_words_not_kept_into_rows_after_the_k
   plain = input_pipeline.Vocabulary(['<pad>', '<unk>', 'good', 'bad'])
   assert plain.encode(tf.constant(['good dull'])).to_list() == [[2, 1]]
   plan = budget_search.plan_from_name('bag-w1000o64-k8-u32-int8')
-  assert (plan.words, plan.oov_buckets, plan.rows) == (1000, 64, 1066) and budget_search.plan_from_name(plan.name) == plan
+  assert (plan.words, plan.oov_buckets, plan.rows) == (1000, 64, 1066)
+  assert budget_search.plan_from_name(plan.name) == plan
   vocabulary_bytes = lambda words: 3 * words  # pylint: disable=unnecessary-lambda-assignment
   parts = budget_plans.predicted_bytes(plan, 2, vocabulary_bytes)
   assert parts['embedding'] == 1066 * 8 and parts['vocabulary'] == 3000
   assert parts == sizes.predict_parts(budget_plans.build_classifier(plan, 2), 'int8', 3000)
   with pytest.raises(ConfigError, match=r"--plan='bag-h10o5-k8-u0-int8': a plan whose words are all hashed"):
     budget_search.plan_from_name('bag-h10o5-k8-u0-int8')
+  for zero in ('bag-h0-k8-u0-int8', 'bag-w1000o0-k8-u0-int8', 'bag-w0-k8-u0-int8'):
+    with pytest.raises(ConfigError, match=f"--plan='{zero}': words, hash buckets, out-of-vocabulary buckets"):
+      budget_search.plan_from_name(zero)
+  with pytest.raises(ConfigError, match=r'--teacher=bag-w1000o64-k8-u32-int8: a teacher ships a vocabulary file'):
+    budget_search.Trial(distill_alpha=0.5, teacher=plan.name)
 
 
-def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path):
+def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path, monkeypatch):
   """One study plan on the tiny data set: trained with the swap, the shipped files measured and run by LiteRT."""
   from lmf_tf.text import budget_search, budget_training  # pylint: disable=g-import-not-at-top
   data = budget_training.load_data('sst2', str(tiny_data_source), shared_tfds)
@@ -480,14 +488,19 @@ def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp
   assert sorted(os.listdir(shipped)) == ['model.tflite'] and distilled['vocabulary_bytes'] == 0
   assert distilled['deployable_bytes'] == os.path.getsize(shipped / 'model.tflite')
   assert distilled['measured_bytes']['embedding'] == 12 * 4 * 4 and 0 <= distilled['test_accuracy'] <= 1
-  with pytest.raises(ConfigError, match=r'teacher .*model.tflite.* not found; train the teacher plan first'):
+  with pytest.raises(ConfigError, match=r"teacher .*model.tflite.* not found; train the teacher plan's seed 1 into"):
     budget_training.teacher_targets(data, str(tmp_path / 'nowhere'), 0.5)
-  # A clone has the teacher's JSON but not its files: they are trained again, the JSON left as it was.
+  # A clone has the teacher's JSON but not its files: they are trained again (seed 1, into its folder), the JSON
+  # left as it was.
   teacher_json = budget_search.run_path(str(tmp_path / 'runs'), 'sst2', plan, 1)
   before = (os.path.getmtime(teacher_json), open(teacher_json).read())
+  calls = []
+  monkeypatch.setattr(budget_training, 'train_plan', lambda *args: calls.append(args) or {'trained': True})
+  budget_search.ensure_teacher_files(data, trial, str(tmp_path / 'runs'), str(tmp_path / 'ck'))  # files there
+  assert not calls
   os.remove(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'model.tflite')
   budget_search.ensure_teacher_files(data, trial, str(tmp_path / 'runs'), str(tmp_path / 'ck'))
-  assert os.path.exists(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1' / 'model.tflite')
+  assert [(p, s, d) for p, _, s, d in calls] == [(plan, 1, str(tmp_path / 'ck' / 'sst2_bag-w20-k4-u8-int8_seed1'))]
   assert (os.path.getmtime(teacher_json), open(teacher_json).read()) == before
 
 
@@ -546,7 +559,7 @@ def test_the_plan_is_checked_on_an_exported_copy_before_training():
   assert checked.rank <= naive.rank
 
 
-def test_the_front_of_hashed_plans_is_written_beside_the_front_and_drawn_with_it(tmp_path):
+def test_the_front_of_hashed_plans_is_written_beside_the_front_and_drawn_with_it(tmp_path, monkeypatch):
   """`make budget-front-hashed`: its rows, from the runs' JSON, go to budget_front_hashed.{csv,md}; the figure
   draws both fronts, whichever is written last."""
   from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
@@ -564,9 +577,29 @@ def test_the_front_of_hashed_plans_is_written_beside_the_front_and_drawn_with_it
     frames[plan.hashed] = budget_front.front_rows({('clinc150', 90_000): space}, (1, 2, 3), str(tmp_path / 'runs'))
   assert frames[True]['plan'].tolist() == ['bag-h3500-k16-u64-int8'] and frames[True]['test_mean'][0] == 84.0
   assert frames[True]['vocabulary_bytes'][0] == 0 and not frames[True]['met'][0]  # 84.0 < the target, 87.5
+  from lmf_tf.harness import budget_figure  # pylint: disable=g-import-not-at-top
+  drawn = []
+  draw = budget_figure.draw
+  monkeypatch.setattr(budget_figure, 'draw',
+                      lambda *args, **kwargs: drawn.append((args, kwargs)) or draw(*args, **kwargs))
   budget_front.write_front(frames[True], str(tmp_path), hashed=True)
+  assert drawn[0][0][0] is None and drawn[0][1]['hashed'] is frames[True]  # the hashed front alone so far
   paths = budget_front.write_front(frames[False], str(tmp_path))
+  assert drawn[1][0][0] is frames[False] and list(drawn[1][1]['hashed']['plan']) == ['bag-h3500-k16-u64-int8']
   assert [os.path.basename(p) for p in paths] == ['budget_front.csv', 'budget_front.md', 'budget_front.png']
   assert budget_front.read_front(str(tmp_path), hashed=True)['plan'].tolist() == ['bag-h3500-k16-u64-int8']
   assert 'bag-h3500-k16-u64-int8' in open(tmp_path / 'budget_front_hashed.md').read()
   assert os.path.getsize(tmp_path / 'budget_front.png') > 10_000
+
+
+def test_the_front_makes_each_small_end_teachers_files_once_in_its_own_process(monkeypatch):
+  """Two distilled runs of one data set (20 and 45 KB) must not both train its teacher: the front does it first."""
+  from lmf_tf.harness import budget_front  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_search  # pylint: disable=g-import-not-at-top
+  calls = []
+  monkeypatch.setattr(budget_search, 'ensure_teacher_files', lambda data, trial, *dirs: calls.append((data, trial)))
+  space = budget_search.SearchSpace((), {})
+  candidates = {('clinc150', 20_000): space, ('clinc150', 45_000): space, ('clinc150', 90_000): space,
+                ('sst2', 90_000): space}
+  budget_front.ensure_teachers(candidates, {'clinc150': 'clinc data', 'sst2': 'sst data'}, 'runs', 'ck')
+  assert [(d, t.teacher) for d, t in calls] == [('clinc data', budget_search.TEACHERS['clinc150'])]

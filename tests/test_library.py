@@ -316,6 +316,7 @@ LIBRARY_KERAS_CLASSES = ('CompressibleDense', 'CompressibleEmbedding', 'Compress
                          'PackedInt4Embedding', 'Restarted', 'TTDense', 'TTEmbedding')
 
 
+@pytest.mark.slow  # a fresh process starting TensorFlow
 def test_a_fresh_process_imports_keras_then_lmf_tf_and_loads_the_keras_file(compressed_bilstm):
   """`import keras` loads nothing of lmf_tf; `import lmf_tf` registers the library's Keras classes and loads no
   module of the study and no package that Keras had not loaded; the `.keras` file loads; the study's classes are

@@ -246,6 +246,7 @@ def test_one_training_step_changes_every_weight_and_stays_finite():
   assert int(optimizer.iterations) == 1
 
 
+@pytest.mark.slow  # a whole training run of the LM script
 def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, capsys):
   write_corpus(tmp_path / 'ptb')
   config = tiny_config(tmp_path)

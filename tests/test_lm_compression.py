@@ -163,12 +163,15 @@ def baseline(tmp_path_factory):
   return tmp_path, results
 
 
+SLOW = pytest.mark.slow  # each case compresses and fine-tunes: two stay in the fast set, the rest run with the slow
+
+
 @pytest.mark.parametrize('settings, storage', [
     (dict(method='lowrank', reduction=50), 'dense'),
-    (dict(method='lowrank', softmax_rank=3, matrices=('softmax',)), 'dense'),
+    pytest.param(dict(method='lowrank', softmax_rank=3, matrices=('softmax',)), 'dense', marks=SLOW),
     (dict(method='prune', sparsity=0.9), 'sparse'),
-    (dict(method='quantize', bits=8), 'quantized'),
-    (dict(method='tt', tt_rank=2, tt_cores=2), 'dense')])
+    pytest.param(dict(method='quantize', bits=8), 'quantized', marks=SLOW),
+    pytest.param(dict(method='tt', tt_rank=2, tt_cores=2), 'dense', marks=SLOW)])
 def test_compress_lm_end_to_end(baseline, settings, storage):
   tmp_path, base = baseline
   config = lm_config.LmCompressionConfig(

@@ -17,17 +17,17 @@ TITLES = {'sst2': 'SST-2 (binary sentiment)', 'clinc150': 'CLINC150 (150 intents
 
 
 def draw(front, reference, path, hashed=None):
-  """Writes the PNG to `path` atomically; returns `path`. `hashed`: the front of plans whose words are hashed (no
-  vocabulary file), drawn dashed, or None."""
-  if front is None:
-    front, hashed = hashed, None
-  datasets = [d for d in TITLES if d in set(front['dataset'])] or list(TITLES)
+  """Writes the PNG to `path` atomically; returns `path`. `front`: the front of plans with a vocabulary file, or
+  None; `hashed`: the front of plans whose words are hashed (no vocabulary file), drawn dashed, or None."""
+  drawn = [f for f in (front, hashed) if f is not None]
+  datasets = [d for d in TITLES if any(d in set(f['dataset']) for f in drawn)] or list(TITLES)
   fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 4.6), squeeze=False)
   for ax, dataset in zip(axes[0], datasets):
-    rows = front[front['dataset'] == dataset].sort_values('deployable_bytes')
-    ax.errorbar(rows['deployable_bytes'], rows['test_mean'], yerr=rows['test_std'], fmt='-D', color='tab:blue',
-                label='budget front: plan chosen on dev, shipped file run by LiteRT', capsize=3, zorder=3)
-    floor = (rows['test_mean'].min() if len(rows) else 50.0) - BELOW
+    rows = front[front['dataset'] == dataset].sort_values('deployable_bytes') if front is not None else None
+    if rows is not None:
+      ax.errorbar(rows['deployable_bytes'], rows['test_mean'], yerr=rows['test_std'], fmt='-D', color='tab:blue',
+                  label='budget front: plan chosen on dev, shipped file run by LiteRT', capsize=3, zorder=3)
+    floor = (rows['test_mean'].min() if rows is not None and len(rows) else 50.0) - BELOW
     if hashed is not None:
       words = hashed[hashed['dataset'] == dataset].sort_values('deployable_bytes')
       ax.errorbar(words['deployable_bytes'], words['test_mean'], yerr=words['test_std'], fmt='--v',
@@ -35,7 +35,7 @@ def draw(front, reference, path, hashed=None):
                   zorder=2)
       floor = min([floor] + [m - s - 1 for m, s in zip(words['test_mean'], words['test_std'])])  # all of it shown
     hidden = 0
-    for budget in rows['budget_bytes']:
+    for budget in (rows if rows is not None else words)['budget_bytes']:
       ax.axvline(budget, color='tab:blue', lw=0.5, ls=':', alpha=0.5)
     if reference is not None and len(reference):
       for group, (marker, color) in MARKERS.items():

@@ -62,6 +62,15 @@ def candidate_runs(candidates, results_dir, workdir):
                   for (dataset, _), space in candidates.items() for plan in space.plans] + teachers)
 
 
+def ensure_teachers(candidates, data, results_dir, workdir):
+  """The shipped files of the teacher of each data set with a budget at the small end, trained in this process where
+  its run's JSON is there but its files are not (`budget_search.ensure_teacher_files`); `data` maps data sets to
+  their `budget_training.BudgetData`."""
+  for dataset in _small_end(candidates):
+    trial = budget_search.Trial(distill_alpha=budget_search.DISTILL_ALPHA, teacher=budget_search.TEACHERS[dataset])
+    budget_search.ensure_teacher_files(data[dataset], trial, results_dir, workdir)
+
+
 def derived_runs(candidates, results_dir, workdir):
   """Phase 2: seed 1 of each budget's candidates made from its best plan on dev, once its plans (and teacher)
   have run: the int4 twin, and at the small end the distilled one (`budget_search.derived_candidates`)."""

@@ -45,6 +45,8 @@ def plan_from_name(name, flag='--plan'):
   if hashed == 'h' and oov_buckets:
     raise ConfigError(f'{flag}={name!r}: a plan whose words are all hashed (h<buckets>) has no out-of-vocabulary '
                       'buckets (o<buckets>)')
+  if int(words) == 0 or oov_buckets == '0' or int(rank) == 0:
+    raise ConfigError(f'{flag}={name!r}: words, hash buckets, out-of-vocabulary buckets and rank are at least 1')
   rank = None if int(rank) == budget_plans.FULL_WIDTH else int(rank)
   return budget_plans.BudgetPlan(architecture, int(words), rank, int(units), kind,
                                  int(kernel_rank) if kernel_rank else None, hashed == 'h', int(oov_buckets or 0))
@@ -65,9 +67,11 @@ class Trial:
   def __post_init__(self):
     if self.teacher is not None and self.distill_alpha is None:
       raise ConfigError(f'a teacher ({self.teacher}) needs distill_alpha, the weight of the labels')
-    if self.teacher is not None and plan_from_name(self.teacher, '--teacher').hashed:
-      raise ConfigError(f'--teacher={self.teacher}: a teacher ships a vocabulary file (a w<words> plan), which '
-                        'its soft targets are read through; a hashed one is not supported')
+    teacher = None if self.teacher is None else plan_from_name(self.teacher, '--teacher')
+    if teacher is not None and (teacher.hashed or teacher.oov_buckets):
+      raise ConfigError(f'--teacher={self.teacher}: a teacher ships a vocabulary file (a w<words> plan without '
+                        'o<buckets>), which its soft targets are read through; hashed words or buckets are not '
+                        'supported')
 
   @property
   def suffix(self):

@@ -107,8 +107,8 @@ def teacher_targets(data, teacher_dir, alpha, temperature=DISTILL_TEMPERATURE):
   paths = {name: os.path.join(teacher_dir, name) for name in SHIPPED}
   missing = [path for path in paths.values() if not os.path.exists(path)]
   if missing:
-    raise ConfigError(f'teacher {teacher_dir}: {", ".join(missing)} not found; train the teacher plan first '
-                      '(scripts/budget.py --plan=<teacher> --seed=<seed>)')
+    raise ConfigError(f'teacher {teacher_dir}: {", ".join(missing)} not found; train the teacher plan\'s seed 1 '
+                      'into it first (budget_search.ensure_teacher_files, which a distilled run calls)')
   words = budget.read_vocabulary(paths['vocabulary.xz'])
   vocabulary = input_pipeline.Vocabulary([input_pipeline.PAD_TOKEN, input_pipeline.UNK_TOKEN] + words)
   with open(paths['model.tflite'], 'rb') as f:

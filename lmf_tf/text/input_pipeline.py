@@ -77,11 +77,12 @@ class Vocabulary:
     io_utils.write_text_atomic(path, self.as_text())
 
   @classmethod
-  def load(cls, path):
+  def load(cls, path, oov_buckets=0):
+    """The vocabulary `save` wrote; the file holds the tokens only, so give the `oov_buckets` it was built with."""
     if not os.path.exists(path):
       raise FileNotFoundError(f'vocabulary file {path} is missing')
     with open(path, encoding='utf-8') as f:
-      return cls(line.rstrip('\n') for line in f)
+      return cls((line.rstrip('\n') for line in f), oov_buckets)
 
   @property
   def table(self):
