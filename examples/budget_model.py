@@ -5,6 +5,7 @@ TextVectorization, nothing of lmf_tf's data code) shipped within a byte budget, 
     python examples/budget_model.py --budget=60KB --output_dir=shipped   # keep model.tflite and vocabulary.xz
     python examples/budget_model.py --candidates=3   # train the best plans of 3 ranks, ship the best on dev
     python examples/budget_model.py --hashed         # words hashed into buckets: no vocabulary file ships
+    python examples/budget_model.py --kinds=int8,int4_embeddings   # a plan of each kind, the best on dev shipped
 
 Prints the plan, the bytes by part (predicted and measured) and the test accuracy of the shipped file run by LiteRT
 beside the Keras model's (docs/budget.md has its output).
@@ -53,6 +54,8 @@ def main():
   parser.add_argument('--budget', default='90KB', help='deployable bytes: TFLite file + vocabulary file')
   parser.add_argument('--epochs', type=int, default=6)
   parser.add_argument('--candidates', type=int, default=1, help='plans to train, the best on dev shipped')
+  parser.add_argument('--kinds', default='int8', help='TFLite kinds to choose among on dev, comma-separated: '
+                      'int8, int4_embeddings (4-bit embedding tables), float16, float32')
   parser.add_argument('--seed', type=int, default=1)
   parser.add_argument('--hashed', action='store_true', help='hash the words (tf.strings.to_hash_bucket_fast)')
   parser.add_argument('--output_dir', help='keep model.tflite and vocabulary.xz here (default: a temporary folder)')
@@ -100,9 +103,10 @@ def with_a_vocabulary(args, splits):
   model = build_model(vectorize.vocabulary_size())
   result = lmf_tf.fit_budget(model, train_ids, y=train_y, budget_bytes=args.budget, epochs=args.epochs,
                              batch_size=64, validation_data=(dev_ids, dev_y), vocabulary=words,
-                             candidates=args.candidates, verbose=0)
-  for candidate in result.candidates:  # with --candidates > 1: every plan trained, chosen by dev
-    print(f'candidate: rank {candidate.plan.rank}, {candidate.plan.words:,} words: dev {candidate.accuracy:.4f}')
+                             candidates=args.candidates, kind=tuple(args.kinds.split(',')), verbose=0)
+  for candidate in result.candidates:  # with --candidates > 1 or several --kinds: every plan trained, chosen by dev
+    print(f'candidate: rank {candidate.plan.rank}, {candidate.plan.words:,} words, {candidate.plan.kind}: dev '
+          f'{candidate.accuracy:.4f}')
   print(result.plan.describe())
   print(result.table())
   with tempfile.TemporaryDirectory() as scratch:

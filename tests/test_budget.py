@@ -256,22 +256,29 @@ def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   assert all(c.measured['total'] <= 30_000 and c.litert_accuracy is not None for c in result.candidates)
 
 
-def test_fit_budget_plans_int4_tables_and_ships_them_within_the_budget():
-  """kind='int4_embeddings': at the same budget the plan keeps more words or rank than int8, and ships them."""
+def test_fit_budget_chooses_between_int8_and_int4_tables_on_validation_data():
+  """kind=('int8', 'int4_embeddings'): a plan of each kind trained, the int4 one keeping more words or rank at the
+  same budget and shipping its table packed, both within the budget; the more accurate on validation ships."""
   import keras  # pylint: disable=g-import-not-at-top
   from lmf_tf.compression import budget, sizes  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(0)
   ids, labels, words = _separable_task()
   model = _compiled_bag()
-  int8 = budget.plan_for_budget(model, '30KB', vocabulary=words)
+  for kind, message in ((('int8', 'int8'), r"kind=\('int8', 'int8'\)\): give one of"), ('int3', 'give one of'),
+                        (('int8', 'int4_embeddings'), 'choosing among kinds needs validation_data')):
+    with pytest.raises(ConfigError, match=message):
+      budget.fit_budget(model, ids, labels, budget_bytes='30KB', vocabulary=words, kind=kind)
   result = budget.fit_budget(model, ids[:384], labels[:384], budget_bytes='30KB', epochs=2, batch_size=32,
-                             validation_data=(ids[384:], labels[384:]), vocabulary=words, kind='int4_embeddings',
-                             verbose=0)
-  plan = result.plan
-  assert plan.kind == 'int4_embeddings' and plan.words * plan.rank > int8.words * int8.rank
-  assert result.measured['total'] <= 30_000 and result.litert_accuracy is not None
-  rows = plan.words + 2
-  assert rows * ((plan.rank + 1) // 2) in [size for _, size in sizes.constant_tensor_bytes(result.flatbuffer)]
+                             validation_data=(ids[384:], labels[384:]), vocabulary=words,
+                             kind=('int8', 'int4_embeddings'), verbose=0)
+  int8, int4 = result.candidates
+  assert (int8.plan.kind, int4.plan.kind) == ('int8', 'int4_embeddings')
+  assert int4.plan.words * int4.plan.rank > int8.plan.words * int8.plan.rank
+  assert all(r.measured['total'] <= 30_000 and r.litert_accuracy is not None for r in result.candidates)
+  assert result.accuracy == max(r.accuracy for r in result.candidates)
+  assert result.plan in (int8.plan, int4.plan) and result.flatbuffer in (int8.flatbuffer, int4.flatbuffer)
+  rows = int4.plan.words + 2
+  assert rows * ((int4.plan.rank + 1) // 2) in [size for _, size in sizes.constant_tensor_bytes(int4.flatbuffer)]
 
 
 def test_fit_budget_on_hashed_ids_ships_no_vocabulary_and_chooses_the_buckets():

@@ -1,5 +1,5 @@
 """Fit a user's Keras model into a byte budget: plan the embedding rank that fits, train with the online swap,
-ship the int8 TFLite file, and check the shipped bytes (issue: ship under a byte budget).
+ship the TFLite file (int8 by default; `kind`), and check the shipped bytes (issue: ship under a byte budget).
 
     result = lmf_tf.fit_budget(model, train, budget_bytes='90KB', epochs=6, validation_data=dev,
                                vocabulary=words)       # the words your vocabulary file ships, or vocabulary_bytes=
@@ -11,7 +11,8 @@ compressed to rank k, its projection folded into the next layer, the rows of the
 as `kind`), fits the budget together with the vocabulary file; among those that fit, the one with the most words
 times width (width counted up to 16). A budget below the smallest plan is refused before any training, naming the
 smallest reachable size. With `candidates=n`, the best plans of n ranks are trained and the one whose shipped
-file is most accurate on the validation data is returned. The study's search (`lmf_tf.text.budget_search`) also
+file is most accurate on the validation data is returned; with several kinds (`kind=('int8', 'int4_embeddings')`)
+each kind's plans are candidates. The study's search (`lmf_tf.text.budget_search`) also
 changes the architecture and its widths.
 """
 
@@ -277,7 +278,14 @@ class BudgetResult:
     return sizes.BudgetCheck(self.plan.budget_bytes, self.plan.predicted, self.measured).table()
 
 
-def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data):
+def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data, kind):
+  """Refuses bad arguments in one line naming them; the kinds to plan (a tuple)."""
+  kinds = (kind,) if isinstance(kind, str) else tuple(kind) if isinstance(kind, (tuple, list)) else ()
+  if not kinds or len(set(kinds)) != len(kinds) or any(k not in export.KINDS for k in kinds):
+    raise ConfigError(f'{CALLER}(kind={kind!r}): give one of {", ".join(export.KINDS)}, or a tuple of them to '
+                      'choose among, e.g. ("int8", "int4_embeddings")')
+  if len(kinds) > 1 and validation_data is None:
+    raise ConfigError(f'{CALLER}(kind={kind!r}): choosing among kinds needs validation_data= (dev)')
   if budget_bytes is None:
     raise ConfigError(f'{CALLER}: give budget_bytes= (e.g. 90000 or "90KB")')
   if (vocabulary is None) == (vocabulary_bytes is None):
@@ -288,6 +296,7 @@ def _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candida
       raise ConfigError(f'{CALLER}({name}={value!r}): must be an integer >= 1')
   if candidates > 1 and validation_data is None:
     raise ConfigError(f'{CALLER}(candidates={candidates}): choosing among plans needs validation_data= (dev)')
+  return kinds
 
 
 def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_data=None, vocabulary=None,
@@ -306,6 +315,9 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
       `oov_id` in training and in the shipped model; its compressed file counts (`lmf_tf.budget.write_vocabulary`).
       Or `HashedIds()` when your ids are hashed words: no file ships and the plan chooses the buckets. Or
       `vocabulary_bytes`: the bytes of your vocabulary file as you ship it, the model's rows kept as they are.
+    kind: the TFLite kind shipped ('int8', 'int4_embeddings': the embedding tables in 4 bits, the rest int8; or
+      'float16', 'float32'), or a tuple of kinds to choose among, e.g. ('int8', 'int4_embeddings'): each kind's
+      plans are trained as candidates (`candidates` of each) and the one most accurate on `validation_data` ships.
     candidates: how many plans to train (`ranked_plans`: the best by the prior at as many ranks), choosing the one
       whose shipped file is most accurate on `validation_data`; each costs a training run. The first trains
       `model` itself, the others a clone of it from the same initial weights, compiled the same way; `callbacks`
@@ -324,17 +336,17 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
     budget below the smallest plan, `BudgetExceededError` if the shipped bytes exceed the budget (the size model's
     error is beyond its tolerance).
   """
-  _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data)
+  kinds = _check_arguments(budget_bytes, vocabulary, vocabulary_bytes, epochs, candidates, validation_data, kind)
   _check_integer_inputs(model)
   _check_teacher(model, distillation, vocabulary)
-  plans = _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0, kind, layers, reserved_ids,
-                         candidates, kernels)
+  plans = [plan for each in kinds for plan in _checked_plans(model, budget_bytes, vocabulary, vocabulary_bytes or 0,
+                                                             each, layers, reserved_ids, candidates, kernels)]
   trainees = _trainees(model, len(plans))
   if len(plans) > 1:
     _say(f'{CALLER}: training {len(plans)} candidate plans, to ship the one most accurate on validation_data', verbose)
   if y is not None:
     fit_kwargs['y'] = y
-  train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary, kind=kind,
+  train = dict(x=x, epochs=epochs, validation_data=validation_data, vocabulary=vocabulary,
                at_epoch=epochs // 2 if at_epoch is None else at_epoch, oov_id=oov_id, callbacks=callbacks,
                verbose=verbose, distillation=distillation, fit_kwargs=fit_kwargs)
   results = [_train_and_ship(trainee, plan, **train) for trainee, plan in zip(trainees, plans)]
@@ -347,7 +359,8 @@ def fit_budget(model, x=None, y=None, budget_bytes=None, epochs=1, validation_da
 
 
 def _form(plan):
-  return f'rank {plan.rank}' + ('' if plan.kernels is None else f' with matrices at {_kernel_setting(plan.kernels)}')
+  return (f'rank {plan.rank}' + ('' if plan.kernels is None else f' with matrices at {_kernel_setting(plan.kernels)}')
+          + f' {plan.kind}')
 
 
 def _check_integer_inputs(model):
@@ -407,7 +420,7 @@ def _trainees(model, count):
   return [model] + clones
 
 
-def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, at_epoch, oov_id, callbacks, verbose,
+def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, at_epoch, oov_id, callbacks, verbose,
                     distillation, fit_kwargs):
   """One plan: `model.fit` with the swap to the plan's rank, the file shipped, measured and run; a `BudgetResult`.
   Raises BudgetExceededError if the shipped bytes exceed the budget."""
@@ -425,8 +438,8 @@ def _train_and_ship(model, plan, x, epochs, validation_data, vocabulary, kind, a
   finally:
     distillation_lib.detach(model)
   shipped, file_words, new_ids = _ship(model, plan, vocabulary)
-  flatbuffer = export.to_tflite(shipped, kind)
-  measured = sizes.measure_parts(flatbuffer, shipped, kind, plan.predicted['vocabulary'])
+  flatbuffer = export.to_tflite(shipped, plan.kind)
+  measured = sizes.measure_parts(flatbuffer, shipped, plan.kind, plan.predicted['vocabulary'])
   litert, keras_accuracy = _accuracies(model, flatbuffer, validation_data, new_ids)
   result = BudgetResult(plan, flatbuffer, file_words, measured, history, litert, keras_accuracy, model)
   _say(result.table(), verbose)
