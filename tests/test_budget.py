@@ -256,6 +256,7 @@ def test_fit_budget_trains_candidates_and_ships_the_best_on_validation_data():
   assert all(c.measured['total'] <= 30_000 and c.litert_accuracy is not None for c in result.candidates)
 
 
+@pytest.mark.slow  # two plans trained (as the other candidates test)
 def test_fit_budget_chooses_between_int8_and_int4_tables_on_validation_data():
   """kind=('int8', 'int4_embeddings'): a plan of each kind trained, the int4 one keeping more words or rank at the
   same budget and shipping its table packed, both within the budget; the more accurate on validation ships."""
@@ -470,6 +471,7 @@ def test_out_of_vocabulary_buckets_hash_the_words_not_kept_into_rows_after_the_k
     budget_search.Trial(distill_alpha=0.5, teacher=plan.name)
 
 
+@pytest.mark.slow  # three study plans trained; their sizes are tested fast
 def test_study_plan_trains_ships_and_measures(tiny_data_source, shared_tfds, tmp_path, monkeypatch):
   """One study plan on the tiny data set: trained with the swap, the shipped files measured and run by LiteRT."""
   from lmf_tf.text import budget_search, budget_training  # pylint: disable=g-import-not-at-top
@@ -548,6 +550,7 @@ def test_the_search_adds_the_int4_twin_of_the_best_plan_on_dev(tmp_path):
   assert names[:3] == [plans[0].name, plans[1].name, twin.name] and names[3].endswith(budget_search.TEACHERS['clinc150'])
 
 
+@pytest.mark.slow  # exports a BiLSTM; the size model is tested fast per part
 def test_the_plan_is_checked_on_an_exported_copy_before_training():
   """Layer names live in the file's operators; a model with long names gets a plan whose file fits all the same."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -610,3 +613,27 @@ def test_the_front_makes_each_small_end_teachers_files_once_in_its_own_process(m
                 ('sst2', 90_000): space}
   budget_front.ensure_teachers(candidates, {'clinc150': 'clinc data', 'sst2': 'sst data'}, 'runs', 'ck')
   assert [(d, t.teacher) for d, t in calls] == [('clinc data', budget_search.TEACHERS['clinc150'])]
+
+
+def test_the_search_weighs_each_candidate_once_and_trains_the_choices_seeds(tmp_path, monkeypatch):
+  """`budget_search.search` (scripts/budget.py --budget): seed 1 of every candidate, then the best plan's int4 twin,
+  the choice on dev, the chosen one's seeds; each candidate said once. Training is faked: dev by the plan's rank."""
+  import types  # pylint: disable=g-import-not-at-top
+  from lmf_tf import io_utils  # pylint: disable=g-import-not-at-top
+  from lmf_tf.text import budget_search  # pylint: disable=g-import-not-at-top
+
+  def fake_train(plan, data, seed, results_dir, workdir, trial=budget_search.Trial()):
+    run = {'dev_accuracy': (plan.rank or 50) / 100, 'deployable_bytes': 80_000, 'seconds': 1.0, 'seed': seed}
+    io_utils.write_json_atomic(budget_search.run_path(results_dir, data.name, plan, seed, trial), run)
+    return run
+  monkeypatch.setattr(budget_search, 'train_and_record', fake_train)
+  data = types.SimpleNamespace(name='clinc150', num_classes=150, vocabulary_bytes=lambda words: 3 * words,
+                               words_by_frequency=np.arange(3000))
+  said = []
+  outcome = budget_search.search(data, 90_000, [1, 2], str(tmp_path), str(tmp_path / 'ck'), echo=said.append,
+                                 hashed=True)
+  space = budget_search.search_candidates(data, 90_000, hashed=True)
+  assert len(said) == len(outcome.candidates) == len(space.plans) + 1  # the plans and the best one's int4 twin
+  assert all(c.plan.hashed for c in outcome.candidates)
+  assert outcome.plan.plan.rank == max(c.plan.rank or 50 for c in outcome.candidates)
+  assert [r['seed'] for r in outcome.runs] == [1, 2]

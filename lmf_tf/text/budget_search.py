@@ -237,17 +237,18 @@ def search(data, budget_bytes, seeds, results_dir, workdir, echo=print, hashed=F
   def record(candidate, seed):
     if candidate.teacher() is not None:
       train_and_record(candidate.teacher(), data, 1, results_dir, workdir)
-    run = train_and_record(candidate.plan, data, seed, results_dir, workdir, candidate.trial)
-    if seed == 1:
-      echo(f'candidate {candidate.name}: dev {run["dev_accuracy"]:.4f} (LiteRT), {run["deployable_bytes"]:,} bytes, '
-           f'{run["seconds"]:.0f} s')
-    return run
+    return train_and_record(candidate.plan, data, seed, results_dir, workdir, candidate.trial)
+
+  def weigh(candidate):  # its seed 1, said once
+    run = record(candidate, 1)
+    echo(f'candidate {candidate.name}: dev {run["dev_accuracy"]:.4f} (LiteRT), {run["deployable_bytes"]:,} bytes, '
+         f'{run["seconds"]:.0f} s')
 
   space = search_candidates(data, budget_bytes, hashed=hashed)
   for plan in space.plans:
-    record(Candidate(plan), 1)
+    weigh(Candidate(plan))
   candidates = budget_candidates(results_dir, data.name, budget_bytes, space)
   for derived in candidates[len(space.plans):]:
-    record(derived, 1)
+    weigh(derived)
   choice = chosen_plan(results_dir, data.name, candidates)
   return BudgetOutcome(budget_bytes, candidates, choice, [record(choice, seed) for seed in seeds])

@@ -92,7 +92,7 @@ def _fit(model, plan, train, dev, epochs, steps_per_epoch, distill_alpha=None):
     callbacks.insert(0, online.OnlineCompression(rank=plan.rank, at_epoch=swap_epoch, kernels=kernels, verbose=0,
                                                  recovery_learning_rate='restart', distillation=teacher))
   model.fit(train, validation_data=dev, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-            verbose=0)
+            verbose=0, shuffle=False)  # the batches are shuffled (seeded) by the pipeline; Keras warns otherwise
 
 
 def _accuracy(probs, labels):
@@ -137,7 +137,7 @@ def _trained_for_int4(shipped, trained, steps, seed, loss, epochs=INT4_EPOCHS):
   aware.compile(keras.optimizers.Adam(3e-4), loss, metrics=['accuracy'])
   aware.fit(input_pipeline.training_batches(trained['train'], BATCH_SIZE, seed + 1, 0, epochs),
             validation_data=input_pipeline.batches(trained['dev'], BATCH_SIZE), epochs=epochs,
-            steps_per_epoch=steps, verbose=0, callbacks=[keras.callbacks.EarlyStopping(
+            steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[keras.callbacks.EarlyStopping(
                 'val_accuracy', mode='max', patience=epochs, restore_best_weights=True)])
   return aware
 
