@@ -186,3 +186,35 @@ def test_compression_scale_benchmark_on_a_small_vocabulary():
   # 30 near-equal singular values of a N(0, 1) matrix: about 2/30, well below half.
   assert {'gram_seconds', 'svd_seconds', 'swap_seconds', 'swap_peak_extra_bytes'} <= set(row)
   assert 0.05 < row['energy_kept'] < 0.15
+
+
+def test_a_compressed_layer_refuses_a_file_with_another_number_of_saved_variables():
+  """`load_own_variables` of the factorized embedding, dense layer and frequency blocks: one ValueError naming the
+  layer, nothing assigned; the same store as saved loads back."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import lmf_tf  # pylint: disable=g-import-not-at-top
+  from lmf_tf.compression import kernels  # pylint: disable=g-import-not-at-top
+  def model(name):
+    ids = keras.Input((None,), dtype='int32')
+    x = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(300, 16, name=f'{name}_words')(ids))
+    x = keras.layers.Dense(32, activation='relu', name=f'{name}_hidden')(x)
+    return keras.Model(ids, keras.layers.Dense(2, name=f'{name}_out')(x))
+  plain, blocks = model('plain'), model('blocks')
+  lmf_tf.compress_model(plain, rank=4)
+  kernels.factorize_kernels(plain, kernels.select_kernels(plain, lmf_tf.LowRankKernels(rank=3)))
+  lmf_tf.compress_model(blocks, rank=4, frequency=lmf_tf.FrequencyRanks(blocks=2))
+  for layer, message in ((plain.get_layer('plain_words'), r"embedding 'plain_words' of rank 4 expects 2 saved "
+                                                           r'variables \(factors\), found 1'),
+                         (plain.get_layer('plain_hidden'), r"dense layer 'plain_hidden' of rank 3 expects 3 saved "
+                                                           r'variables \(factors and bias\), found 1'),
+                         (blocks.get_layer('blocks_words'), r"embedding 'blocks_words' in blocks .* expects \d+ saved "
+                                                            r'variables, found 1')):
+    store = {}
+    layer.save_own_variables(store)
+    before = [np.array(w) for w in layer.weights]
+    with pytest.raises(ValueError, match=message):
+      layer.load_own_variables({'0': store['0']})
+    assert all(np.array_equal(w, b) for w, b in zip(layer.weights, before))
+    store = {k: np.full(np.shape(v), 0.5, 'float32') for k, v in store.items()}
+    layer.load_own_variables(store)
+    assert all(np.allclose(w, 0.5) for w in layer.weights) and any(not np.allclose(b, 0.5) for b in before)

@@ -15,7 +15,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from lmf_tf.compression.embedding import CompressibleEmbedding, drop_constraint, replacing_variables, retire_variable
+from lmf_tf.compression.embedding import (CompressibleEmbedding, drop_constraint, load_variables,
+                                          replacing_variables, retire_variable, save_variables)
 from lmf_tf.errors import ConfigError
 
 
@@ -180,17 +181,13 @@ class FrequencyBlockEmbedding(keras.layers.Embedding):
   def save_own_variables(self, store):
     if self.block_rows is None:
       return super().save_own_variables(store)
-    for i, variable in enumerate(self._block_variables()):
-      store[str(i)] = variable
+    save_variables(store, self._block_variables())
 
   def load_own_variables(self, store):
     if self.block_rows is None:
       return super().load_own_variables(store)
-    if len(store.keys()) != len(self._block_variables()):
-      raise ValueError(f'embedding {self.name!r} in blocks {self.block_rows} of ranks {self.block_ranks} expects '
-                       f'{len(self._block_variables())} saved variables, found {len(store.keys())}')
-    for i, variable in enumerate(self._block_variables()):
-      variable.assign(store[str(i)])
+    load_variables(store, self._block_variables(),
+                   f'embedding {self.name!r} in blocks {self.block_rows} of ranks {self.block_ranks}')
 
   def get_config(self):
     return {**super().get_config(), 'block_rows': list(self.block_rows) if self.block_rows else None,

@@ -13,7 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from lmf_tf.compression.embedding import drop_constraint, replacing_variables, retire_variable
+from lmf_tf.compression.embedding import (drop_constraint, load_variables, replacing_variables, retire_variable,
+                                          save_variables)
 from lmf_tf.compression.rank import check_rank_value
 from lmf_tf.errors import ConfigError
 
@@ -164,18 +165,12 @@ class CompressibleDense(keras.layers.Dense):
   def save_own_variables(self, store):
     if self.rank is None:
       return super().save_own_variables(store)
-    for i, variable in enumerate(self._factors()):
-      store[str(i)] = variable
+    save_variables(store, self._factors())
 
   def load_own_variables(self, store):
     if self.rank is None:
       return super().load_own_variables(store)
-    factors = self._factors()
-    if len(store.keys()) != len(factors):
-      raise ValueError(f'dense layer {self.name!r} of rank {self.rank} expects {len(factors)} saved variables '
-                       f'(factors and bias), found {len(store.keys())}')
-    for i, variable in enumerate(factors):
-      variable.assign(store[str(i)])
+    load_variables(store, self._factors(), f'dense layer {self.name!r} of rank {self.rank}', ' (factors and bias)')
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}

@@ -148,20 +148,31 @@ class CompressibleEmbedding(keras.layers.Embedding):
   def save_own_variables(self, store):
     if self.rank is None:
       return super().save_own_variables(store)
-    store['0'] = self.low_rank_embeddings
-    store['1'] = self.projection
+    save_variables(store, [self.low_rank_embeddings, self.projection])
 
   def load_own_variables(self, store):
     if self.rank is None:
       return super().load_own_variables(store)
-    if len(store.keys()) != 2:
-      raise ValueError(f'embedding {self.name!r} of rank {self.rank} expects 2 saved variables (factors), found '
-                       f'{len(store.keys())}')
-    self.low_rank_embeddings.assign(store['0'])
-    self.projection.assign(store['1'])
+    load_variables(store, [self.low_rank_embeddings, self.projection],
+                   f'embedding {self.name!r} of rank {self.rank}', ' (factors)')
 
   def get_config(self):
     return {**super().get_config(), 'rank': self.rank}
+
+
+def save_variables(store, variables):
+  """A compressed layer's `save_own_variables`: its `variables` (factors, blocks, bias) under '0', '1', ..."""
+  for i, variable in enumerate(variables):
+    store[str(i)] = variable
+
+
+def load_variables(store, variables, what, contents=''):
+  """A compressed layer's `load_own_variables`: `variables` from '0', '1', ...; a ValueError naming `what` (the
+  layer) and `contents` where the file holds another number of them."""
+  if len(store.keys()) != len(variables):
+    raise ValueError(f'{what} expects {len(variables)} saved variables{contents}, found {len(store.keys())}')
+  for i, variable in enumerate(variables):
+    variable.assign(store[str(i)])
 
 
 def drop_constraint(layer, attribute, what):
