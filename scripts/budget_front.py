@@ -41,13 +41,15 @@ def main(argv):
     for budget in budgets:
       candidates[(dataset, budget)] = budget_search.search_candidates(data[dataset], budget, '--budgets', hashed)
   workdir = f'{FLAGS.workdir}/budget'
-  training = not (FLAGS.dry_run or FLAGS.tables_only)
-  for phase in (lambda: budget_front.candidate_runs(candidates, FLAGS.runs_dir, workdir),
-                lambda: budget_front.derived_runs(candidates, FLAGS.runs_dir, workdir),
-                lambda: budget_front.seed_runs(candidates, FLAGS.seeds, FLAGS.runs_dir, workdir)):
-    runner.run_plan(phase(), FLAGS.jobs, FLAGS.runs_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
-    if training:  # the teachers' files, once, before two distilled runs could both train one (a fresh clone)
-      budget_front.ensure_teachers(candidates, data, FLAGS.runs_dir, workdir)
+
+  def run(runs):
+    runner.run_plan(runs, FLAGS.jobs, FLAGS.runs_dir, dry_run=FLAGS.dry_run, tables_only=FLAGS.tables_only)
+
+  run(budget_front.candidate_runs(candidates, FLAGS.runs_dir, workdir))
+  if not (FLAGS.dry_run or FLAGS.tables_only):  # the teachers' files, once, before two distilled runs could both
+    budget_front.ensure_teachers(candidates, data, FLAGS.runs_dir, workdir)  # train one (a fresh clone)
+  run(budget_front.derived_runs(candidates, FLAGS.runs_dir, workdir))
+  run(budget_front.seed_runs(candidates, FLAGS.seeds, FLAGS.runs_dir, workdir))
   if not FLAGS.dry_run:
     frame = budget_front.front_rows(candidates, FLAGS.seeds, FLAGS.runs_dir)
     reference = budget_front.existing_rows(FLAGS.results_dir)

@@ -211,10 +211,10 @@ def test_a_compressed_layer_refuses_a_file_with_another_number_of_saved_variable
                                                             r'variables, found 1')):
     store = {}
     layer.save_own_variables(store)
-    before = [np.array(w) for w in layer.weights]
+    before = [w.numpy() for w in layer.weights]
     with pytest.raises(ValueError, match=message):
       layer.load_own_variables({'0': store['0']})
-    assert all(np.array_equal(w, b) for w, b in zip(layer.weights, before))
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(layer.weights, before))
     store = {k: np.full(np.shape(v), 0.5, 'float32') for k, v in store.items()}
     layer.load_own_variables(store)
-    assert all(np.allclose(w, 0.5) for w in layer.weights) and any(not np.allclose(b, 0.5) for b in before)
+    assert all(np.allclose(w.numpy(), 0.5) for w in layer.weights) and any(not np.allclose(b, 0.5) for b in before)
